@@ -1,0 +1,33 @@
+"""The test suite: every notebook in nbs/ is one test, run top to bottom by nbdev's `test_nb`.
+
+Cells flagged with a word in `tst_flags` (settings.ini) are skipped unless named in `$SEGSYN_FLAGS`
+(e.g. SEGSYN_FLAGS="slow gpu"). Run from the project root: `pytest -n 2 nbs/_test.py` (a worker per core).
+The file name starts with `_` so that nbdev and Quarto leave it out of the docs.
+"""
+import os
+# share the cores among xdist workers; this must happen before torch is imported
+_n = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1') or 1)
+if _n > 1: os.environ.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1) // _n)))
+os.environ.setdefault('MPLBACKEND', 'Agg')
+from pathlib import Path
+import pytest
+
+NBS = Path(__file__).resolve().parent
+ROOT = NBS.parent
+NOTEBOOKS = sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith('_'))
+
+def _skip_flags():
+    from nbdev.config import get_config
+    flags = get_config(ROOT).get('tst_flags', '') or ''
+    return flags.split() if isinstance(flags, str) else list(flags)
+
+def test_found_notebooks():
+    "Fails when nothing would be tested, so a broken glob can't pass silently"
+    assert NOTEBOOKS, f"no notebooks found in {NBS}"
+
+@pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook(nb):
+    from nbdev.test import test_nb
+    ok, secs = test_nb(nb, skip_flags=_skip_flags(), force_flags=os.environ.get('SEGSYN_FLAGS', '').split(),
+                       basepath=ROOT, showerr=True)
+    assert ok, f"{nb.name} failed: the failing cell and its traceback are printed above"
