@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# data_setup.sh: prepare segsyn's datasets under $SEGSYN_DATA (or ./data), each in its official layout.
+# Run `./data_setup.sh --help` for the datasets and the variables it reads.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+Usage: ./data_setup.sh [--root DIR] DATASET [DATASET ...]
+
+Prepares datasets for segsyn, each in its official on-disk layout, under DIR
+(default: $SEGSYN_DATA, else ./data). Downloads resume, are checksum-verified and
+extract atomically (into a temporary folder moved into place at the end), so a dataset
+folder that exists is complete; a second run verifies and skips.
+
+Datasets:
+  --synthetic [N]  the embedded default: N synthetic street frames (default 200 train,
+                   N/4 val) in the Cityscapes layout, at DIR/synthetic_streets. No network.
+  cityscapes       gtFine + leftImg8bit (trainvaltest), at DIR/cityscapes/{gtFine,leftImg8bit}.
+                   Needs an account: set CITYSCAPES_USERNAME and CITYSCAPES_PASSWORD.
+                   (~11 GB)
+  voc              PASCAL VOC 2012 trainval, at DIR/VOCdevkit/VOC2012. (~2 GB)
+  coco-stuff       COCO 2017 images + stuffthingmaps in the SPADE layout, at
+                   DIR/coco_stuff/{train,val}_{img,label}. (~20 GB) Instance maps
+                   (train_inst/val_inst) are not made: use the --no_instance option.
+  ade20k           ADE20K SceneParsing (ADEChallengeData2016), at DIR/ADEChallengeData2016. (~1 GB)
+
+Options:
+  --root DIR       where datasets go (beats $SEGSYN_DATA)
+  -h, --help       this help
+
+Variables:
+  SEGSYN_DATA              dataset root when --root is not given (default ./data)
+  SEGSYN_DOWNLOADS         where archives are kept (default DIR/.downloads); partial
+                           downloads (*.part) resume from here
+  CITYSCAPES_USERNAME      cityscapes-dataset.com account, for `cityscapes`
+  CITYSCAPES_PASSWORD
+  SEGSYN_URL_<ARCHIVE>     override an archive's URL (a mirror, or a local server in tests);
+  SEGSYN_MD5_<ARCHIVE>     and its expected md5. <ARCHIVE> is one of: CITYSCAPES_GTFINE,
+                           CITYSCAPES_LEFTIMG8BIT, VOC2012, COCO_TRAIN2017, COCO_VAL2017,
+                           COCO_STUFFTHINGMAPS, ADE20K.
+                           Archives without a published md5 (Cityscapes, stuffthingmaps,
+                           ADE20K) are pinned on first download: their sha256 is recorded
+                           next to the archive and checked on every later run.
+
+Exit status is non-zero on any error, with a one-line message saying what to do.
+EOF
+}
+
+die() { echo "data_setup.sh: error: $*" >&2; exit 1; }
+say() { echo "data_setup.sh: $*"; }
+
+# --- downloading ------------------------------------------------------------------------------------
+# fetch KEY URL MD5 [CURL_ARGS...]: download into $DL/<basename>, resumably, and verify it.
+fetch() {
+  local key=$1 url=$2 md5=$3; shift 3
+  local uvar="SEGSYN_URL_$key" mvar="SEGSYN_MD5_$key"
+  url=${!uvar:-$url}; md5=${!mvar:-$md5}
+  local f="$DL/$(basename "${url%%\?*}")"
+  [ "$key" = CITYSCAPES_GTFINE ] && f="$DL/gtFine_trainvaltest.zip"
+  [ "$key" = CITYSCAPES_LEFTIMG8BIT ] && f="$DL/leftImg8bit_trainvaltest.zip"
+  if [ -f "$f" ] && verify "$f" "$md5" quiet; then say "$(basename "$f"): present and verified"; FETCHED=$f; return; fi
+  [ -f "$f" ] && die "$f is corrupt (checksum mismatch); delete it and run again"
+  check_space "$url" "$@"
+  say "downloading $url"
+  local rc=0 quiet=-sS
+  [ -t 2 ] && quiet=--progress-bar
+  curl $quiet -fL --retry 3 --connect-timeout 20 -C - -o "$f.part" "$@" "$url" || rc=$?
+  if [ $rc -eq 33 ] || [ $rc -eq 36 ]; then       # server can't resume: start over
+    rm -f "$f.part"; rc=0; curl $quiet -fL --retry 3 --connect-timeout 20 -o "$f.part" "$@" "$url" || rc=$?
+  fi
+  case $rc in
+    0) ;;
+    6|7|28) die "cannot reach $url (no network? curl exit $rc); the partial file $f.part is kept and resumes next run" ;;
+    22) die "the server refused $url (HTTP error; check the URL or your credentials)" ;;
+    23) die "could not write $f.part (disk full? $(df -h "$DL" | awk 'NR==2{print $4}') free in $DL)" ;;
+    *) die "download of $url failed (curl exit $rc); run again to resume" ;;
+  esac
+  if ! verify "$f.part" "$md5"; then rm -f "$f.part"; die "checksum mismatch for $(basename "$f") from $url: the file was deleted; run again (or fix SEGSYN_URL_$key)"; fi
+  mv "$f.part" "$f"
+  [ -n "$md5" ] || sha256sum "$f" | cut -d' ' -f1 > "$f.sha256"
+  FETCHED=$f
+}
+
+# verify FILE MD5 [quiet]: against the md5 when one is known, else against the sha256 pinned at the
+# first download (an archive with neither is accepted, and pinned by `fetch`).
+verify() {
+  local f=$1 want=$2 got pin="${1%.part}.sha256"
+  if [ -n "$want" ]; then got=$(md5sum "$f" | cut -d' ' -f1)
+  elif [ -f "$pin" ]; then want=$(cat "$pin"); got=$(sha256sum "$f" | cut -d' ' -f1)
+  else return 0; fi
+  [ "$got" = "$want" ] && return 0
+  [ "${3:-}" = quiet ] || echo "data_setup.sh: $(basename "$f"): checksum $got, expected $want" >&2
+  return 1
+}
+
+# check_space URL: fail early when the archive would not fit (when the server says its size)
+check_space() {
+  local url=$1; shift
+  local size free
+  size=$(curl -sIL --connect-timeout 20 "$@" "$url" 2>/dev/null | tr -d '\r' | awk 'tolower($1)=="content-length:"{n=$2} END{print n+0}') || size=0
+  free=$(( $(df -Pk "$DL" | awk 'NR==2{print $4}') * 1024 ))
+  if [ "${size:-0}" -gt 0 ] && [ $(( size * 2 )) -gt "$free" ]; then
+    die "not enough disk space in $DL: the archive is $((size/1048576)) MB and needs about twice that to download and extract; $((free/1048576)) MB free"
+  fi
+}
+
+# --- extracting -------------------------------------------------------------------------------------
+# stage NAME: a fresh temporary folder next to the target, removed on exit unless installed
+stage() { STAGE=$(mktemp -d "$ROOT/.tmp.$1.XXXXXX"); STAGES+=("$STAGE"); }
+cleanup() { local s; for s in "${STAGES[@]:-}"; do if [ -n "$s" ]; then rm -rf "$s"; fi; done; return 0; }
+
+unpack() {   # unpack ARCHIVE DIR
+  case $1 in
+    *.zip) python3 -m zipfile -e "$1" "$2" || die "could not extract $1 (corrupt archive?); delete it and run again" ;;
+    *.tar|*.tar.gz|*.tgz) tar -xf "$1" -C "$2" || die "could not extract $1 (corrupt archive?); delete it and run again" ;;
+    *) die "unknown archive type: $1" ;;
+  esac
+}
+
+# install SRC DEST: move a complete folder into place and mark it complete
+install_dir() {
+  touch "$1/.segsyn_complete"; mkdir -p "$(dirname "$2")"; mv "$1" "$2"
+  say "ready: $2"
+}
+
+# done_already DEST: true when DEST was completed by an earlier run; error when DEST is foreign
+done_already() {
+  [ -f "$1/.segsyn_complete" ] && { say "$1 already prepared; skipping"; return 0; }
+  [ -e "$1" ] && die "$1 exists but was not completed by data_setup.sh (no .segsyn_complete): move it away and run again"
+  return 1
+}
+
+# --- datasets ---------------------------------------------------------------------------------------
+do_synthetic() {
+  local n=$1 dest="$ROOT/synthetic_streets"
+  done_already "$dest" && return
+  stage synthetic
+  python3 -m segsyn.cli data --synthetic "$n" --root "$STAGE/out" || die "the synthetic generator failed (is segsyn installed? pip install -e .)"
+  install_dir "$STAGE/out" "$dest"
+}
+
+do_cityscapes() {
+  local dest="$ROOT/cityscapes"
+  done_already "$dest" && return
+  [ -n "${CITYSCAPES_USERNAME:-}" ] && [ -n "${CITYSCAPES_PASSWORD:-}" ] || \
+    die "cityscapes needs an account: register at cityscapes-dataset.com, then set CITYSCAPES_USERNAME and CITYSCAPES_PASSWORD"
+  local jar; jar=$(mktemp); STAGES+=("$jar")
+  local login=${SEGSYN_URL_CITYSCAPES_LOGIN:-https://www.cityscapes-dataset.com/login/}
+  curl -fsS --connect-timeout 20 -c "$jar" -o /dev/null --data-urlencode "username=$CITYSCAPES_USERNAME" \
+    --data-urlencode "password=$CITYSCAPES_PASSWORD" -d submit=Login "$login" || die "cityscapes login failed at $login (no network or wrong credentials)"
+  stage cityscapes
+  fetch CITYSCAPES_GTFINE "https://www.cityscapes-dataset.com/file-handling/?packageID=1" "" -b "$jar"; unpack "$FETCHED" "$STAGE"
+  fetch CITYSCAPES_LEFTIMG8BIT "https://www.cityscapes-dataset.com/file-handling/?packageID=3" "" -b "$jar"; unpack "$FETCHED" "$STAGE"
+  [ -d "$STAGE/gtFine" ] && [ -d "$STAGE/leftImg8bit" ] || die "the Cityscapes archives did not contain gtFine/ and leftImg8bit/"
+  install_dir "$STAGE" "$dest"
+}
+
+do_voc() {
+  local dest="$ROOT/VOCdevkit/VOC2012"
+  done_already "$dest" && return
+  fetch VOC2012 "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar" 6cd6e144f989b92b3379bac3b3de84fd
+  stage voc; unpack "$FETCHED" "$STAGE"
+  [ -d "$STAGE/VOCdevkit/VOC2012/SegmentationClass" ] || die "$FETCHED has no VOCdevkit/VOC2012/SegmentationClass"
+  install_dir "$STAGE/VOCdevkit/VOC2012" "$dest"
+}
+
+do_coco_stuff() {
+  local dest="$ROOT/coco_stuff"
+  done_already "$dest" && return
+  stage coco; local s=$STAGE; mkdir -p "$s/out"
+  fetch COCO_TRAIN2017 http://images.cocodataset.org/zips/train2017.zip cced6f7f71b7629ddf16f17bbcfab6b2; unpack "$FETCHED" "$s"
+  fetch COCO_VAL2017 http://images.cocodataset.org/zips/val2017.zip 442b8da7639aecaf257c1dceb8ba8c80; unpack "$FETCHED" "$s"
+  mv "$s/train2017" "$s/out/train_img"; mv "$s/val2017" "$s/out/val_img"
+  fetch COCO_STUFFTHINGMAPS http://calvin.inf.ed.ac.uk/wp-content/uploads/data/cocostuffdataset/stuffthingmaps_trainval2017.zip ""
+  unpack "$FETCHED" "$s"
+  mv "$s/train2017" "$s/out/train_label"; mv "$s/val2017" "$s/out/val_label"
+  install_dir "$s/out" "$dest"
+}
+
+do_ade20k() {
+  local dest="$ROOT/ADEChallengeData2016"
+  done_already "$dest" && return
+  fetch ADE20K http://data.csail.mit.edu/places/ADEchallenge/ADEChallengeData2016.zip ""
+  stage ade20k; unpack "$FETCHED" "$STAGE"
+  [ -d "$STAGE/ADEChallengeData2016/annotations" ] || die "$FETCHED has no ADEChallengeData2016/annotations"
+  install_dir "$STAGE/ADEChallengeData2016" "$dest"
+}
+
+# --- main -------------------------------------------------------------------------------------------
+ROOT=${SEGSYN_DATA:-./data}
+STAGES=()
+TODO=()
+[ $# -gt 0 ] || die "name at least one dataset: --synthetic [N], cityscapes, voc, coco-stuff or ade20k (see --help)"
+while [ $# -gt 0 ]; do
+  case $1 in
+    -h|--help) usage; exit 0 ;;
+    --root) [ $# -ge 2 ] || die "--root needs a folder"; ROOT=$2; shift 2 ;;
+    --synthetic)
+      if [ $# -ge 2 ] && [[ $2 =~ ^[0-9]+$ ]]; then TODO+=("synthetic:$2"); shift 2; else TODO+=("synthetic:200"); shift; fi ;;
+    cityscapes|voc|coco-stuff|ade20k) TODO+=("$1"); shift ;;
+    *) die "unknown dataset or option '$1'; known: --synthetic [N], cityscapes, voc, coco-stuff, ade20k (see --help)" ;;
+  esac
+done
+mkdir -p "$ROOT" || die "cannot create the dataset root $ROOT"
+ROOT=$(cd "$ROOT" && pwd)
+DL=${SEGSYN_DOWNLOADS:-$ROOT/.downloads}; mkdir -p "$DL"
+trap cleanup EXIT
+for t in "${TODO[@]}"; do
+  case $t in
+    synthetic:*) do_synthetic "${t#synthetic:}" ;;
+    cityscapes) do_cityscapes ;;
+    voc) do_voc ;;
+    coco-stuff) do_coco_stuff ;;
+    ade20k) do_ade20k ;;
+  esac
+done
