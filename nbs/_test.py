@@ -19,11 +19,15 @@ NOTEBOOKS = sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith('_'))
 def _skip_flags():
     from nbdev.config import get_config
     flags = get_config(ROOT).get('tst_flags', '') or ''
-    return flags.split() if isinstance(flags, str) else list(flags)
+    return flags.replace('|', ' ').split() if isinstance(flags, str) else list(flags)
 
 def test_found_notebooks():
     "Fails when nothing would be tested, so a broken glob can't pass silently"
     assert NOTEBOOKS, f"no notebooks found in {NBS}"
+
+def test_slow_cells_are_skipped():
+    "The full-size cells (`#| slow`, `#| gpu`) must be skipped by default: they download weights and run for hours"
+    assert {'slow', 'gpu'} <= set(_skip_flags()), f"tst_flags in settings.ini is {_skip_flags()}"
 
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook(nb):
