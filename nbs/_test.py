@@ -12,6 +12,9 @@ os.environ.setdefault('MPLBACKEND', 'Agg')
 from pathlib import Path
 import pytest
 
+# third-party deprecation notices (e.g. torchvision 0.29's codecs) would bury the summary; errors still fail
+pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning')
+
 NBS = Path(__file__).resolve().parent
 ROOT = NBS.parent
 NOTEBOOKS = sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith('_'))
