@@ -38,3 +38,33 @@ def test_notebook(nb):
     ok, secs = test_nb(nb, skip_flags=_skip_flags(), force_flags=os.environ.get('SEGSYN_FLAGS', '').split(),
                        basepath=ROOT, showerr=True)
     assert ok, f"{nb.name} failed: the failing cell and its traceback are printed above"
+
+
+def _md(nb):
+    import json
+    return [''.join(c['source']) for c in json.loads(nb.read_text())['cells'] if c['cell_type'] == 'markdown']
+
+def _code(nb):
+    import json
+    return [''.join(c['source']) for c in json.loads(nb.read_text())['cells'] if c['cell_type'] == 'code']
+
+@pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_course_page(nb):
+    "Every notebook: an Open-in-Colab badge to itself, a hidden Colab install cell, and working links to other notebooks"
+    import re
+    md = '\n'.join(_md(nb))
+    assert f'colab.research.google.com/github/segsyn/segsyn/blob/main/nbs/{nb.name}' in md, f"{nb.name}: no Colab badge for itself"
+    assert any('#| hide' in c and "'google.colab' in sys.modules" in c and 'pip' in c for c in _code(nb)), f"{nb.name}: no Colab install cell"
+    for target in re.findall(r'\]\(([\w.-]+\.ipynb)\)', md):
+        assert (NBS/target).exists(), f"{nb.name} links to {target}, which does not exist"
+
+def test_course_order():
+    "Each chapter links back to the previous one and on to the next, in the order of the sidebar"
+    import yaml
+    order = [e for e in yaml.safe_load((NBS/'sidebar.yml').read_text())['website']['sidebar']['contents']]
+    order = [e if isinstance(e, str) else e['href'] for e in order]
+    assert sorted(order) == sorted(p.name for p in NOTEBOOKS), f"sidebar.yml lists {order}"
+    for prev, cur in zip(order, order[1:]):
+        last = _md(NBS/cur)[-1]
+        assert f'({prev})' in last, f"{cur}'s last cell does not link back to {prev}"
+        assert f'({cur})' in _md(NBS/prev)[-1], f"{prev}'s last cell does not link on to {cur}"
