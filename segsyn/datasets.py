@@ -23,8 +23,8 @@ from .core import SegsynError, data_root, sample_data, by_profile, seed_everythi
 
 # %% auto #0
 __all__ = ['CITYSCAPES', 'VOC', 'COCO_STUFF', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DatasetError', 'Label', 'LabelTable', 'check_ids',
-           'show_legend', 'voc_palette', 'read_image', 'read_mask', 'rgb_to_ids', 'SegDataset', 'Cityscapes',
-           'CityscapesLabelMaps', 'VOCSegmentation', 'ImageMaskFolder', 'COCOStuff', 'Pix2PixCityscapes',
+           'show_legend', 'voc_palette', 'read_image', 'read_mask', 'rgb_to_ids', 'nearest_colour', 'SegDataset',
+           'Cityscapes', 'CityscapesLabelMaps', 'VOCSegmentation', 'ImageMaskFolder', 'COCOStuff', 'Pix2PixCityscapes',
            'street_frame', 'make_synthetic_streets', 'seg_transforms', 'fcn_recipe', 'spade_recipe', 'to_uint8_image',
            'colorize', 'overlay', 'show_batch', 'make_loader', 'PreResized', 'loader_benchmark', 'colour_baseline']
 
@@ -238,7 +238,7 @@ def read_mask(path:str|Path) -> torch.Tensor:
     if m.dtype == torch.uint16: m = m.to(torch.int32)
     return m[0] if m.shape[0] == 1 else m
 
-# %% ../nbs/00_datasets.ipynb #d84dd08f
+# %% ../nbs/00_datasets.ipynb #adf01c9a
 @torch.no_grad()
 def rgb_to_ids(rgb:torch.Tensor, # uint8 3×H×W colour label image
                colors:torch.Tensor, # K×3 uint8 palette
@@ -246,12 +246,17 @@ def rgb_to_ids(rgb:torch.Tensor, # uint8 3×H×W colour label image
                tol:float=40., # max distance (0–441) to the nearest colour; farther pixels are unknown
                ignore_index:int=255):
     "Colour label image → ids by nearest palette colour; returns (ids H×W int64, number of unknown pixels)"
-    x = rgb.reshape(3, -1).T.float(); pal = colors.float()
-    d = torch.cdist(x, pal)                                   # (HW, K) distances, chunk-free: K is small
-    dist, idx = d.min(1)
+    dist, idx = nearest_colour(rgb, colors)
     ids = torch.arange(len(colors)) if ids is None else ids
-    out = torch.where(dist <= tol, ids[idx], torch.tensor(ignore_index)).reshape(rgb.shape[1:])
+    out = torch.where(dist <= tol, ids[idx], torch.tensor(ignore_index))
     return out.long(), int((dist > tol).sum())
+
+@torch.no_grad()
+def nearest_colour(rgb:torch.Tensor, colors:torch.Tensor):
+    "Distance to, and index of, the nearest of `colors` (K×3) for every pixel of a 3×H×W image: (H×W, H×W)"
+    d = torch.cdist(rgb.reshape(3, -1).T.float(), colors.float())      # (HW, K): K is small, no chunking needed
+    dist, idx = d.min(1)
+    return dist.reshape(rgb.shape[1:]), idx.reshape(rgb.shape[1:])
 
 # %% ../nbs/00_datasets.ipynb #038db6b8
 def _to_float(img, mask, *rest):
@@ -433,7 +438,7 @@ class COCOStuff(SegDataset):
             items.append((p, lab/f'{p.stem}.png', ins/f'{p.stem}.png' if (ins/f'{p.stem}.png').exists() else None))
         super().__init__(items, transform=transform, instance=instance)
 
-# %% ../nbs/00_datasets.ipynb #4c874246
+# %% ../nbs/00_datasets.ipynb #398c2f0d
 class Pix2PixCityscapes(SegDataset):
     "pix2pix's side-by-side Cityscapes (photo | colour label per JPEG): yields (image, trainIds mask)"
     table = CITYSCAPES
@@ -455,13 +460,14 @@ class Pix2PixCityscapes(SegDataset):
         img, rgb = both[..., :w // 2], both[..., w // 2:]
         rows = [l for l in self.table.labels if l.id >= 0]                 # every label colour, void ones too
         pal = torch.tensor([l.color for l in rows], dtype=torch.uint8)
-        m, n = rgb_to_ids(rgb, pal, self.table.lut[[l.id for l in rows]].long(), tol=self.tol)
-        self.unknown[f.name] = n
-        far = rgb_to_ids(rgb, pal, tol=20)[1] / m.numel()     # a label map is flat colour: few pixels far from the palette
+        dist, idx = nearest_colour(rgb, pal)
+        m = torch.where(dist <= self.tol, self.table.lut[[l.id for l in rows]][idx], torch.tensor(255, dtype=torch.uint8))
+        self.unknown[f.name] = n = int((dist > self.tol).sum())
+        far = float((dist > 20).float().mean())                # a label map is flat colour: few pixels far from the palette
         if far > 0.4:
             raise DatasetError(f"{f}: {far:.0%} of the right half is far from every {self.table.name} colour, so it is not a colour "
                                "label map. Are the halves swapped (the photo must be on the left), or is this not a photo|label pair?")
-        return img, m.to(torch.uint8)
+        return img, m
 
 # %% ../nbs/00_datasets.ipynb #6f1c2db6
 def _smooth_noise(rng, H, W, cell):

@@ -11,8 +11,8 @@ import torchvision
 from .core import SegsynError
 
 # %% auto #0
-__all__ = ['FCN_RECIPES', 'bilinear_kernel', 'upsampler', 'ModelInputError', 'check_input', 'pad_to', 'FCN32s', 'fcn32_resnet34',
-           'FCN8s', 'fcn8s_vgg16']
+__all__ = ['FCN_RECIPES', 'bilinear_kernel', 'upsampler', 'ModelInputError', 'check_input', 'pad_to', 'torchvision_model',
+           'FCN32s', 'fcn32_resnet34', 'FCN8s', 'fcn8s_vgg16']
 
 # %% ../nbs/02_fcn.ipynb #c453dcc5
 def bilinear_kernel(channels:int, # in = out channels (each upsampled on its own)
@@ -48,16 +48,19 @@ def pad_to(x:torch.Tensor, m:int):
     H, W = x.shape[-2:]
     return F.pad(x, (0, -W % m, 0, -H % m)), (H, W)
 
-# %% ../nbs/02_fcn.ipynb #a916543e
+# %% ../nbs/02_fcn.ipynb #2784bcf5
+def torchvision_model(name:str, # a torchvision.models builder, e.g. 'resnet34', 'vgg19_bn', 'densenet121'
+                      pretrained:bool=False, # its default (ImageNet) weights, downloaded once into torch.hub's cache
+                      **kw): # passed to the builder (e.g. replace_stride_with_dilation)
+    "A torchvision model, with a clear error (what to do) when its weights cannot be fetched"
+    try: return getattr(torchvision.models, name)(weights='DEFAULT' if pretrained else None, **kw)
+    except Exception as e:
+        raise SegsynError(f"could not fetch the ImageNet weights of {name} ({type(e).__name__}: {e}). Check the network, "
+                          "or put the file in torch.hub's cache (~/.cache/torch/hub/checkpoints), or use pretrained=False") from e
+
 def _resnet_trunk(arch:str, pretrained:bool):
     "A torchvision ResNet without avgpool/fc (ImageNet weights when `pretrained`)"
-    fn = getattr(torchvision.models, arch)
-    weights = 'DEFAULT' if pretrained else None
-    try: m = fn(weights=weights)
-    except Exception as e:
-        raise SegsynError(f"could not fetch the ImageNet weights of {arch} ({type(e).__name__}: {e}). Check the network, "
-                          "or put the file in torch.hub's cache (~/.cache/torch/hub/checkpoints), or use pretrained=False") from e
-    return nn.Sequential(*list(m.children())[:-2])
+    return nn.Sequential(*list(torchvision_model(arch, pretrained).children())[:-2])
 
 class FCN32s(nn.Module):
     "FCN-32s: a ResNet trunk, a 1×1 class scorer and one ×32 learnable bilinear upsampling"
@@ -79,14 +82,14 @@ def fcn32_resnet34(num_classes:int=21, # output classes
     "FCN-32s on ResNet-34 (the seed recipe's model)"
     return FCN32s(num_classes, 'resnet34', pretrained, **kw)
 
-# %% ../nbs/02_fcn.ipynb #e1c21ebd
+# %% ../nbs/02_fcn.ipynb #4b425b1c
 class FCN8s(nn.Module):
     "FCN-8s: VGG16 blocks, convolutionalised fc6/fc7, scores fused from pool5, pool4 and pool3"
     stride = 32
     def __init__(self, num_classes:int=21, pretrained:bool=False,
                  fc_dim:int=4096): # width of fc6/fc7 (4096 in the paper; smaller for quick experiments)
         super().__init__()
-        vgg = _vgg16(pretrained)
+        vgg = torchvision_model('vgg16', pretrained)
         f = vgg.features
         self.pool3, self.pool4, self.pool5 = f[:17], f[17:24], f[24:]
         self.fc = nn.Sequential(nn.Conv2d(512, fc_dim, 7, padding=3), nn.ReLU(True), nn.Dropout2d(),
@@ -103,12 +106,6 @@ class FCN8s(nn.Module):
         s = self.up2(self.score_fr(self.fc(p5))) + self.score_pool4(p4)        # stride 16
         s = self.up2_pool4(s) + self.score_pool3(p3)                          # stride 8
         return self.up8(s)[..., :H, :W]
-
-def _vgg16(pretrained):
-    "torchvision's VGG16 (ImageNet weights when `pretrained`), with a clear error when they cannot be fetched"
-    try: return torchvision.models.vgg16(weights='DEFAULT' if pretrained else None)
-    except Exception as e:
-        raise SegsynError(f"could not fetch the ImageNet weights of vgg16 ({type(e).__name__}: {e}); check the network or use pretrained=False") from e
 
 @torch.no_grad()
 def _convolutionalise(classifier, fc):
