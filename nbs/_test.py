@@ -32,8 +32,16 @@ def test_slow_cells_are_skipped():
     "The full-size cells (`#| slow`, `#| gpu`) must be skipped by default: they download weights and run for hours"
     assert {'slow', 'gpu'} <= set(_skip_flags()), f"tst_flags in settings.ini is {_skip_flags()}"
 
+@pytest.fixture
+def own_tmp(tmp_path, monkeypatch):
+    "Each notebook's temporary files (datasets, checkpoints: GBs for the model comparisons) go to a folder removed afterwards"
+    import tempfile, shutil
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook(nb):
+def test_notebook(nb, own_tmp):
     from nbdev.test import test_nb
     ok, secs = test_nb(nb, skip_flags=_skip_flags(), force_flags=os.environ.get('SEGSYN_FLAGS', '').split(),
                        basepath=ROOT, showerr=True)
