@@ -29,7 +29,7 @@ def main(root:Path):
             if 'title:' not in fm: errors.append(f"{p.name}: no title (the first markdown cell must be '# title' + '> subtitle')")
             for c in nb.cells:
                 if c.cell_type == 'markdown':
-                    for t in re.findall(r'\]\(([\w.-]+\.ipynb)\)', c.source):
+                    for t in re.findall(r'\]\(([\w./-]+\.(?:ipynb|png|jpg|gif))\)', c.source):
                         if not (root/'nbs'/t).exists(): errors.append(f"{p.name}: broken link to {t}")
             html, _ = exp.from_notebook_node(nb)
             (out/p.with_suffix('.html').name).write_text(html)

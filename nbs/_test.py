@@ -63,7 +63,7 @@ def test_course_page(nb):
     md = '\n'.join(_md(nb))
     assert f'colab.research.google.com/github/segsyn/segsyn/blob/main/nbs/{nb.name}' in md, f"{nb.name}: no Colab badge for itself"
     assert any('#| hide' in c and "'google.colab' in sys.modules" in c and 'pip' in c for c in _code(nb)), f"{nb.name}: no Colab install cell"
-    for target in re.findall(r'\]\(([\w.-]+\.ipynb)\)', md):
+    for target in re.findall(r'\]\(([\w./-]+\.(?:ipynb|png|jpg|gif))\)', md):
         assert (NBS/target).exists(), f"{nb.name} links to {target}, which does not exist"
 
 def test_course_order():

@@ -66,7 +66,7 @@ def _loaders(a, target='trainIds', spade=False):
     if spade: return [Cityscapes(root, s, target='labelIds', transform=spade_recipe(a.size, train=s == 'train'), instance=True) for s in ('train', 'val')]
     return [PreResized(Cityscapes(root, s), a.size, transform=seg_transforms(s == 'train')) for s in ('train', 'val')]
 
-# %% ../nbs/11_cli.ipynb #47113716
+# %% ../nbs/11_cli.ipynb #ad5b41b2
 def cmd_train(a):
     "segsyn train --model ARCH|spade --root DIR: train on a Cityscapes-layout dataset; writes model.pt and metrics.json (torchrun: DDP)"
     rank, world, dev = init_distributed()
@@ -83,7 +83,8 @@ def cmd_train(a):
     else:
         tr, va = _loaders(a)
         model = build_segmenter(a.model, 19, pretrained=a.pretrained, **kw)
-        task = DDPSegTask(model, 19, sync_bn=a.sync_bn, names=CITYSCAPES.names) if world > 1 else SegTask(model, 19, names=CITYSCAPES.names)
+        task = (DDPSegTask(model, 19, sync_bn=a.sync_bn, names=CITYSCAPES.names, compile=a.compile) if world > 1
+                else SegTask(model, 19, names=CITYSCAPES.names, compile=a.compile))
     if world > 1:
         dls = (shard_loader(tr, a.batch_size, rank, world, True, a.seed, a.workers), shard_loader(va, a.batch_size, rank, world, False, a.seed, a.workers))
     else:
@@ -211,7 +212,7 @@ SPADE's samples segmented by the U-Net (segmentation score): pixel acc {m['spade
 {m['video']['frames']} frames: ![overlay](video/overlay.gif) ![round trip](video/roundtrip.gif)
 """)
 
-# %% ../nbs/11_cli.ipynb #4a3d301d
+# %% ../nbs/11_cli.ipynb #9ce0bd64
 def _size(s):
     "Parse 'HxW' as a (H, W) tuple"
     try: h, w = (int(v) for v in s.lower().split('x')); return h, w
@@ -242,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--ngf', type=int, default=16, help='width of U-Net / SPADE (default 16)')
     t.add_argument('--pretrained', action='store_true', help='ImageNet backbone weights (SPADE: VGG19 loss) — downloads once')
     t.add_argument('--sync-bn', action='store_true', help='SyncBatchNorm across processes (torchrun on GPUs)')
+    t.add_argument('--compile', action='store_true', help='torch.compile the segmenter forward (GPU; first steps are slow)')
     _common(t, 'runs/train', (128, 256)); t.set_defaults(func=cmd_train)
     e = sub.add_parser('eval', help='evaluate a segmenter file on a split: report.json, confusion.png')
     e.add_argument('--model', required=True, help='segmenter file (segsyn train)'); e.add_argument('--root', required=True)

@@ -78,7 +78,7 @@ def lr_factor(kind:str|None, # 'poly', 'cosine' or None (constant)
         raise ValueError(f"unknown schedule {kind!r}; use 'poly', 'cosine' or None")
     return f
 
-# %% ../nbs/01c_training.ipynb #f911f5b8
+# %% ../nbs/01c_training.ipynb #6dfd6d46
 class Task:
     "What a run trains: its modules, optimisers, one training step and validation. Subclass it."
     def modules(self) -> dict: raise NotImplementedError       # name -> nn.Module (saved in checkpoints)
@@ -93,19 +93,23 @@ class SegTask(Task):
                  loss_fn:nn.Module|None=None, # default: CrossEntropy(ignore_index)
                  ignore_index:int=255, names:list|None=None, # class names for tables
                  opt:str='adamw', # 'adamw', 'adam' or 'sgd' (momentum 0.9)
-                 weight_decay:float=1e-4):
+                 weight_decay:float=1e-4,
+                 compile:bool|str=False): # torch.compile the forward (True, or a backend name); checkpoints keep the plain model
         from segsyn.losses import CrossEntropy
         self.model, self.num_classes, self.ignore_index, self.names = model, num_classes, ignore_index, names
         self.loss_fn, self.opt, self.wd = loss_fn or CrossEntropy(ignore_index=ignore_index), opt, weight_decay
+        self.compile, self._fwd = compile, None
     def modules(self): return {'model': self.model}
     def optimizers(self, lr):
         ps = [p for p in self.model.parameters() if p.requires_grad]
         if self.opt == 'sgd': return {'opt': torch.optim.SGD(ps, lr=lr, momentum=0.9, weight_decay=self.wd)}
         cls = torch.optim.AdamW if self.opt == 'adamw' else torch.optim.Adam
-        return {'opt': cls(ps, lr=lr, weight_decay=self.wd)}
+        return {'opt': cls(ps, lr=lr, weight_decay=self.wd, fused=bool(ps) and ps[0].is_cuda)}   # one fused kernel on CUDA
     def logits(self, x):
         "The model's logits for `x`, checked against the number of classes"
-        out = self.model(x); out = out['out'] if isinstance(out, dict) else out
+        if self.compile and self._fwd is None:
+            self._fwd = torch.compile(self.model, **({} if self.compile is True else {'backend': self.compile}))
+        out = (self._fwd or self.model)(x); out = out['out'] if isinstance(out, dict) else out
         if out.shape[1] != self.num_classes:
             raise TrainingError(f"the model predicts {out.shape[1]} classes but the data has {self.num_classes}: "
                                 f"build the model with num_classes={self.num_classes}")
