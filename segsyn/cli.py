@@ -141,7 +141,7 @@ def cmd_video(a):
     r = segment_video(seg, a.frames, out, size=a.size, G=G, fps=a.fps)
     print(f"{r['frames']} frames → {', '.join(r['files'])} in {out}"); return r
 
-# %% ../nbs/11_cli.ipynb #ef4125fa
+# %% ../nbs/11_cli.ipynb #5df03f7f
 def cmd_demo(a):
     "segsyn demo --out DIR: synthetic streets → segmenter + SPADE → evaluation, round trip, video; report.md + metrics.json"
     import matplotlib; matplotlib.use('Agg')
@@ -156,6 +156,7 @@ def cmd_demo(a):
     col = scores_from_cm(colour_baseline(tr, va))
     seg, G, info = train_small_pair(root, tuple(a.size), a.seg_epochs, a.spade_epochs, out/'runs', seed=a.seed)
     save_segmenter(seg, out/'segmenter.pt', 'unet', base=16); save_generator(G, out/'generator.pt')
+    for ck in (out/'runs').rglob('*.pt'): ck.unlink()   # resume checkpoints (~200 MB with optimiser states); the model files stay
     rep = evaluate(seg, make_loader(PreResized(Cityscapes(root, 'val'), tuple(a.size), transform=seg_transforms(False)), 8, shuffle=False, num_workers=0),
                    name='U-Net', progress=False)
     rep.save(out/'eval')
