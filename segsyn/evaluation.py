@@ -203,7 +203,7 @@ def fid(real, # images in [-1, 1]: a N×3×H×W tensor, or an iterable of batche
         return torch.cat([features(b.to(dev)).cpu() for b in batches])
     return frechet_distance(*gaussian_stats(feats(real)), *gaussian_stats(feats(fake)))
 
-# %% ../nbs/08_evaluation.ipynb #14f4664f
+# %% ../nbs/08_evaluation.ipynb #96c3cd61
 to_segmenter_input = tanh_to_imagenet   # [-1, 1] → ImageNet normalisation (defined with SPADE's training, 07_spade)
 
 @torch.no_grad()
@@ -214,11 +214,5 @@ def segmentation_score(segmenter:nn.Module, # trained on real photos, ImageNet-n
     "Segment generated images and score them against their input label maps (the SPADE protocol)"
     if images.shape[0] != labels.shape[0] or images.shape[-2:] != labels.shape[-2:]:
         raise SegsynError(f"{tuple(images.shape)} images for {tuple(labels.shape)} label maps: one label map per image, same size")
-    dev = next(segmenter.parameters()).device
-    cm = ConfusionMatrix(num_classes)
-    for x, y in zip(images.split(batch_size), labels.split(batch_size)):
-        out = segmenter.eval()(to_segmenter_input(x.to(dev)))
-        out = out['out'] if isinstance(out, dict) else out
-        if out.shape[-2:] != y.shape[-2:]: out = F.interpolate(out, size=y.shape[-2:], mode='bilinear', align_corners=False)
-        cm.update(out.argmax(1).cpu(), y)
-    return EvalReport(cm.cm.clone(), CITYSCAPES.names[:num_classes], 'segmentation score')
+    return evaluate(segmenter, list(zip(images.split(batch_size), labels.split(batch_size))), num_classes, name='segmentation score',
+                    input_fn=to_segmenter_input, device=next(segmenter.parameters()).device, progress=False)

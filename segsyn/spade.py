@@ -22,7 +22,7 @@ from .training import Task, CheckpointError, load_checked
 __all__ = ['SPADEInputError', 'SPADEOptions', 'spade_options', 'instance_edges', 'preprocess_labels', 'SPADE', 'SPADEResnetBlock',
            'SPADEGenerator', 'NLayerDiscriminator', 'MultiscaleDiscriminator', 'ConvEncoder', 'reparameterize',
            'load_official_spade', 'feature_matching_loss', 'VGGLoss', 'kld_loss', 'tanh_to_imagenet', 'SPADETask',
-           'synthesize', 'spade_step_benchmark']
+           'resize_ids', 'synthesize', 'spade_step_benchmark']
 
 # %% ../nbs/07_spade.ipynb #207a141e
 class SPADEInputError(SegsynError, ValueError):
@@ -128,7 +128,7 @@ class SPADE(nn.Module):
         a = self.mlp_shared(seg)
         return self.param_free_norm(x) * (1 + self.mlp_gamma(a)) + self.mlp_beta(a)
 
-# %% ../nbs/07_spade.ipynb #a6e73206
+# %% ../nbs/07_spade.ipynb #46dbd620
 def _sn(m, on=True): return spectral_norm(m) if on else m
 
 class SPADEResnetBlock(nn.Module):
@@ -177,6 +177,8 @@ class SPADEGenerator(nn.Module):
 
     @property
     def factor(self): return 2 ** _UPS[self.opt.num_upsampling_layers]
+    @property
+    def size(self): return self.sh * self.factor, self.sw * self.factor   # (H, W) it draws at the crop size
 
     def check_input(self, seg:torch.Tensor):
         "Clear errors for input tensors that cannot be what this generator was built for"
@@ -186,12 +188,12 @@ class SPADEGenerator(nn.Module):
                                   f"{' + 1 don' + chr(39) + 't care' if o.contain_dontcare_label else ''}{'' if o.no_instance else ' + 1 instance edges'}), "
                                   f"got {tuple(seg.shape)}: build it with preprocess_labels(label_map, instance_map, opt) using the same options")
         H, W = seg.shape[2:]
-        if o.use_vae and (H, W) != (self.sh * self.factor, self.sw * self.factor):
-            raise SPADEInputError(f"this VAE generator draws {self.sh * self.factor}×{self.sw * self.factor} images (its fc layer fixes the size); "
+        if o.use_vae and (H, W) != self.size:
+            raise SPADEInputError(f"this VAE generator draws {self.size[0]}×{self.size[1]} images (its fc layer fixes the size); "
                                   f"got a {H}×{W} label map: resize it (nearest) to that size")
         if H % self.factor or W % self.factor:
             raise SPADEInputError(f"the label map is {H}×{W}; with num_upsampling_layers={o.num_upsampling_layers!r} both sides must be "
-                                  f"multiples of {self.factor} (e.g. {self.sh * self.factor}×{self.sw * self.factor}, the crop size)")
+                                  f"multiples of {self.factor} (e.g. {self.size[0]}×{self.size[1]}, the crop size)")
 
     def forward(self, seg:torch.Tensor, # N×semantic_nc×H×W from `preprocess_labels`
                 z:torch.Tensor|None=None): # N×z_dim style codes (VAE generators; None → N(0, I))
@@ -210,7 +212,7 @@ class SPADEGenerator(nn.Module):
         for i in range(5 if self.opt.num_upsampling_layers == 'most' else 4): x = getattr(self, f'up_{i}')(self.up(x), seg)
         return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
 
-# %% ../nbs/07_spade.ipynb #03b348af
+# %% ../nbs/07_spade.ipynb #eba7e228
 def _conv_in(cin, cout, k, stride, pad, sn):
     "Spectral-norm conv (no bias: the instance norm removes it) followed by parameter-free instance norm"
     return nn.Sequential(_sn(nn.Conv2d(cin, cout, k, stride, pad, bias=False), sn), nn.InstanceNorm2d(cout, affine=False))
@@ -268,9 +270,10 @@ class ConvEncoder(nn.Module):
         x = F.leaky_relu(x, 0.2).flatten(1)
         return self.fc_mu(x), self.fc_var(x)
 
-def reparameterize(mu:torch.Tensor, logvar:torch.Tensor) -> torch.Tensor:
+def reparameterize(mu:torch.Tensor, logvar:torch.Tensor,
+                   eps:torch.Tensor|None=None) -> torch.Tensor: # ε (default: drawn here)
     "z = μ + ε·σ with ε ~ N(0, I): a sample that gradients can flow through"
-    return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+    return mu + (torch.randn_like(mu) if eps is None else eps) * torch.exp(0.5 * logvar)
 
 # %% ../nbs/07_spade.ipynb #2467ab9b
 def load_official_spade(path:str|Path, # latest_net_G.pth (or _D / _E) from the official release
@@ -399,7 +402,11 @@ class SPADETask(Task):
         if self.segmenter is not None: r = cm.compute(); out.update(seg_miou=r['miou'], seg_pixel_acc=r['pixel_acc'])
         return out
 
-# %% ../nbs/07_spade.ipynb #cd4631ad
+# %% ../nbs/07_spade.ipynb #7e7edacc
+def resize_ids(ids:torch.Tensor, size:tuple) -> torch.Tensor: # N×H×W ids → N×size int64
+    "Resize maps of ids with nearest neighbour (ids must never be blended)"
+    return F.interpolate(ids[:, None].float(), size=tuple(size), mode='nearest')[:, 0].long()
+
 def _load_maps(path:Path):
     "label maps (and instance maps) from a PNG or a folder of Cityscapes label PNGs"
     if not path.exists(): raise SPADEInputError(f"{path}: no such label map or folder")
@@ -435,9 +442,8 @@ def synthesize(G:SPADEGenerator, # a SPADE generator (e.g. from load_official_sp
     inst = None if instance_map is None else _as_batch(instance_map, 'instance map')
     if inst is not None and inst.shape != lab.shape:
         raise SPADEInputError(f"the instance map is {tuple(inst.shape[-2:])} but the label map is {tuple(lab.shape[-2:])}: they must match")
-    size = size or (G.sh * G.factor, G.sw * G.factor)
-    rs = lambda t: F.interpolate(t[:, None].float(), size=size, mode='nearest')[:, 0].long()
-    sem = preprocess_labels(rs(lab), None if inst is None else rs(inst), o).to(dev)
+    size = size or G.size
+    sem = preprocess_labels(resize_ids(lab, size), None if inst is None else resize_ids(inst, size), o).to(dev)
     G.eval()
     gen = torch.Generator(device='cpu').manual_seed(seed) if seed is not None else None
     if not o.use_vae: return G(sem)
@@ -449,7 +455,7 @@ def synthesize(G:SPADEGenerator, # a SPADE generator (e.g. from load_official_sp
         mu, logvar = encoder(style.to(dev))
         if len(mu) not in (1, len(lab)): raise SPADEInputError(f"{len(mu)} style images for {len(lab)} label maps: give one, or one per map")
         mu, logvar = mu.expand(len(lab), -1).repeat_interleave(n, 0), logvar.expand(len(lab), -1).repeat_interleave(n, 0)
-        z = mu + eps * torch.exp(0.5 * logvar)
+        z = reparameterize(mu, logvar, eps)
     else: z = eps
     return G(sem, z)
 
