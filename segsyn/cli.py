@@ -66,7 +66,7 @@ def _loaders(a, spade=False):
     if spade: return [Cityscapes(root, s, target='labelIds', transform=spade_recipe(a.size, train=s == 'train'), instance=True) for s in ('train', 'val')]
     return [PreResized(Cityscapes(root, s), a.size, transform=seg_transforms(s == 'train')) for s in ('train', 'val')]
 
-# %% ../nbs/11_cli.ipynb #3a87ea84
+# %% ../nbs/11_cli.ipynb #33b4c66c
 def cmd_train(a):
     "segsyn train --model ARCH|spade --root DIR: train on a Cityscapes-layout dataset; writes model.pt and metrics.json (torchrun: DDP)"
     rank, world, dev = init_distributed()
@@ -93,6 +93,7 @@ def cmd_train(a):
                 monitor='miou' if a.model != 'spade' else 'l1', save=rank == 0, progress=rank == 0,
                 config=dict(arch=a.model, arch_kw=kw, num_classes=19, names=CITYSCAPES.names, world_size=world))
     hist = L.fit()
+    if world > 1: torch.distributed.barrier(); torch.distributed.destroy_process_group()   # leave together: a rank exiting with gloo threads alive aborts
     if rank != 0: return hist
     path = save_generator(task.G, out/'model.pt') if a.model == 'spade' else save_segmenter(task.model, out/'model.pt', a.model, 19, **kw)
     with atomic_write(out/'metrics.json', 'w') as f: json.dump(hist, f, indent=1)
