@@ -24,9 +24,10 @@ from .core import SegsynError, data_root, sample_data, by_profile, seed_everythi
 # %% auto #0
 __all__ = ['CITYSCAPES', 'VOC', 'COCO_STUFF', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DatasetError', 'Label', 'LabelTable', 'check_ids',
            'show_legend', 'voc_palette', 'read_image', 'read_mask', 'rgb_to_ids', 'nearest_colour', 'SegDataset',
-           'Cityscapes', 'CityscapesLabelMaps', 'VOCSegmentation', 'ImageMaskFolder', 'COCOStuff', 'Pix2PixCityscapes',
-           'street_frame', 'make_synthetic_streets', 'seg_transforms', 'fcn_recipe', 'spade_recipe', 'to_uint8_image',
-           'colorize', 'overlay', 'show_batch', 'make_loader', 'PreResized', 'loader_benchmark', 'colour_baseline']
+           'Cityscapes', 'resize_ids', 'CityscapesLabelMaps', 'VOCSegmentation', 'ImageMaskFolder', 'COCOStuff',
+           'Pix2PixCityscapes', 'street_frame', 'make_synthetic_streets', 'seg_transforms', 'fcn_recipe',
+           'spade_recipe', 'to_uint8_image', 'colorize', 'overlay', 'show_batch', 'make_loader', 'PreResized',
+           'DeviceNormalize', 'loader_benchmark', 'colour_baseline']
 
 # %% ../nbs/00_datasets.ipynb #53ef2f77
 class DatasetError(SegsynError, ValueError):
@@ -355,7 +356,13 @@ class Cityscapes(SegDataset):
         if self.target == 'instance': m = read_mask(self.items[i][2])
         return (img, m, *rest)
 
-# %% ../nbs/00_datasets.ipynb #940c04ad
+# %% ../nbs/00_datasets.ipynb #54b749b1
+def resize_ids(ids:torch.Tensor, # N×H×W (or H×W) maps of ids: labels, train ids or instance ids
+               size:tuple) -> torch.Tensor: # (H, W) → int64 maps at that size
+    "Resize maps of ids with nearest neighbour (ids must never be blended)"
+    if ids.ndim == 2: return resize_ids(ids[None], size)[0]
+    return F.interpolate(ids[:, None].float(), size=tuple(size), mode='nearest')[:, 0].long()
+
 class CityscapesLabelMaps(Dataset):
     "A label-only Cityscapes split (for synthesis): yields (labelIds H×W int64, instanceIds H×W int32)"
     def __init__(self, root:str|Path|None=None, # folder holding gtFine/
@@ -369,7 +376,7 @@ class CityscapesLabelMaps(Dataset):
         lab = read_mask(lp); check_ids(CITYSCAPES, lab, str(lp))
         ins = read_mask(ip) if ip.exists() else lab.to(torch.int32)
         if self.size is not None:
-            lab, ins = [F.interpolate(t[None, None].float(), size=self.size, mode='nearest')[0, 0] for t in (lab, ins)]
+            lab, ins = resize_ids(lab, self.size), resize_ids(ins, self.size)
         return lab.long(), ins.to(torch.int32)
 
 # %% ../nbs/00_datasets.ipynb #e59c9051
@@ -648,7 +655,7 @@ def make_synthetic_streets(root:str|Path, # where leftImg8bit/ and gtFine/ go
             _save_png(img, im_dir/f'{stem}_leftImg8bit.png')   # the image last: an image implies its masks exist
     return root
 
-# %% ../nbs/00_datasets.ipynb #c55c7a0b
+# %% ../nbs/00_datasets.ipynb #eb94c350
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 _FILL = {tv_tensors.Image: 0, tv_tensors.Mask: 255}
 
@@ -658,7 +665,8 @@ def seg_transforms(train:bool=True, # training (random) or evaluation (determini
                    scale:tuple=(0.5, 2.0), # random rescale range for training (relative to short_side)
                    flip:bool=True, # random horizontal flip for training
                    jitter:float=0., # colour jitter strength (brightness/contrast/saturation) for training
-                   mean=IMAGENET_MEAN, std=IMAGENET_STD # normalisation; None keeps [0, 1]
+                   mean=IMAGENET_MEAN, std=IMAGENET_STD, # normalisation; None keeps [0, 1]
+                   keep_uint8:bool=False # leave images uint8 (mean/std unused): normalise batches on the device with `DeviceNormalize`
                   ) -> v2.Compose:
     "A joint image+mask pipeline on `tv_tensors` (nearest for masks, 255 padding)"
     tf = []
@@ -667,6 +675,7 @@ def seg_transforms(train:bool=True, # training (random) or evaluation (determini
     if crop is not None: tf.append(v2.RandomCrop(crop, pad_if_needed=True, fill=_FILL) if train else v2.CenterCrop(crop))
     if train and flip: tf.append(v2.RandomHorizontalFlip())
     if train and jitter: tf.append(v2.ColorJitter(jitter, jitter, jitter))
+    if keep_uint8: return v2.Compose(tf or [v2.Identity()])
     tf.append(v2.ToDtype({tv_tensors.Image: torch.float32, 'others': None}, scale=True))
     if mean is not None: tf.append(v2.Normalize(mean, std))
     return v2.Compose(tf)
@@ -768,6 +777,23 @@ class PreResized(Dataset):
                 with atomic_write(cache) as f: torch.save(dict(size=list(self.size), n=len(ds), images=self.images, masks=self.masks), f)
     def __len__(self): return len(self.images)
     def __getitem__(self, i): return self.transform(tv_tensors.Image(self.images[i]), tv_tensors.Mask(self.masks[i].long()))
+
+# %% ../nbs/00_datasets.ipynb #34a726ce
+class DeviceNormalize:
+    "uint8 image batches → normalised float, on whatever device they are (a `Learner` `batch_tfm`)"
+    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD): # the normalisation `seg_transforms` would have applied
+        self.mean, self.std, self._cache = tuple(mean), tuple(std), {}
+    def __repr__(self): return f"DeviceNormalize(mean={self.mean}, std={self.std})"
+    def __call__(self, x:torch.Tensor) -> torch.Tensor: # N×3×H×W (or 3×H×W) uint8
+        if x.dtype != torch.uint8:
+            raise DatasetError(f"DeviceNormalize expects uint8 images, got {x.dtype}: the loader already converted them. "
+                               "Build its transform with seg_transforms(..., keep_uint8=True), or drop the batch_tfm")
+        if x.shape[-3] != len(self.mean): raise DatasetError(f"DeviceNormalize has {len(self.mean)} channel means, the images have {x.shape[-3]} channels (shape {tuple(x.shape)})")
+        if x.device not in self._cache:
+            m, s = (torch.tensor(v, dtype=torch.float32, device=x.device).view(-1, 1, 1) for v in (self.mean, self.std))
+            self._cache[x.device] = (m * 255, 1 / (s * 255))
+        m, inv = self._cache[x.device]
+        return (x.float() - m) * inv
 
 # %% ../nbs/00_datasets.ipynb #c20603dc
 def _naive_sample(ip, mp, size):

@@ -17,7 +17,7 @@ from .losses import CrossEntropy
 
 # %% auto #0
 __all__ = ['init_distributed', 'ShardSampler', 'shard_loader', 'DDPSegTask', 'ddp_worker', 'seg_step_benchmark',
-           'inference_benchmark', 'bench', 'bench_table']
+           'device_normalize_benchmark', 'inference_benchmark', 'bench', 'bench_table']
 
 # %% ../nbs/10_performance.ipynb #3a0c5c21
 def init_distributed(backend:str|None=None) -> tuple: # -> (rank, world_size, device)
@@ -94,7 +94,7 @@ def ddp_worker(rank:int, world:int, cfg:dict):
         torch.save(dict(state=task.model.state_dict(), val=h[-1]), Path(cfg['out'])/f'rank{rank}.pt')
     finally: dist.destroy_process_group()
 
-# %% ../nbs/10_performance.ipynb #b3c54d00
+# %% ../nbs/10_performance.ipynb #2ce66455
 def _sync(dev):
     if dev.type == 'cuda': torch.cuda.synchronize()
 
@@ -136,6 +136,26 @@ def seg_step_benchmark(size:tuple=(512, 1024), batch:int=2, steps:int=5, device=
     return dict(size=list(size), batch=batch, device=str(dev), torchvision_ref_img_s=r_ips, segsyn_img_s=s_ips, speedup=s_ips / r_ips,
                 torchvision_ref_peak_gb=r_mem, segsyn_peak_gb=s_mem)
 
+def device_normalize_benchmark(root:str|Path, # a Cityscapes-layout dataset (train split)
+                               size:tuple=(256, 512), batch:int=8, # frames at this (H, W), per batch
+                               n:int=32, epochs:int=2, device=None) -> dict:
+    "Batches/s from cached frames to normalised images on the device: float in the loader vs uint8 + `DeviceNormalize`"
+    from segsyn.datasets import Cityscapes, PreResized, seg_transforms, make_loader, DeviceNormalize
+    dev = torch.device(device) if device is not None else default_device()
+    ds = Cityscapes(root, 'train'); ds.items = ds.items[:n]
+    pre = PreResized(ds, size)
+    dn = DeviceNormalize()
+    def rate(tf, post):
+        pre.transform = tf
+        dl = make_loader(pre, batch, shuffle=False, num_workers=0, drop_last=False)
+        def run():
+            for x, y in dl: post(x.to(dev, non_blocking=True)); y.to(dev, non_blocking=True)
+        ips, _ = _timed(run, dev, epochs)
+        return ips * len(pre)
+    flt = rate(seg_transforms(False), lambda x: x)
+    u8 = rate(seg_transforms(False, keep_uint8=True), dn)
+    return dict(size=list(size), batch=batch, frames=len(pre), device=str(dev), float_loader_img_s=flt, uint8_device_norm_img_s=u8, speedup=u8 / flt)
+
 @torch.no_grad()
 def inference_benchmark(size:tuple=(1024, 2048), frames:int=5, device=None) -> dict:
     "DeepLabV3-ResNet50 inference frames/s at `size`, fp32 vs bf16 + channels-last (on CUDA)"
@@ -166,6 +186,7 @@ def bench(quick:bool=False, # small sizes (CPU: about a minute)
         size = (64, 128) if quick else (256, 512)
         r = Path(root) if root else make_synthetic_streets(Path(tmp)/'syn', 8 if quick else 32, 2, size=(size[0] * 2, size[1] * 2))
         res['data'] = loader_benchmark(r, size=size, n=8 if quick else 32, epochs=2)
+        res['device_normalize'] = device_normalize_benchmark(r, size, 4 if quick else 8, n=8 if quick else 32, device=dev)
     res['seg_step'] = seg_step_benchmark((64, 128) if quick else (512, 1024), 2, 2 if quick else 10, dev)
     sopt = spade_options(ngf=16, spade_hidden=32, crop_size=128, num_upsampling_layers='normal', no_vgg_loss=True) if quick else spade_options(no_vgg_loss=True)
     sp = spade_step_benchmark(sopt, size=(64, 128) if quick else (256, 512), steps=2 if quick else 10, device=dev)
@@ -180,10 +201,11 @@ def bench(quick:bool=False, # small sizes (CPU: about a minute)
 def bench_table(res:dict) -> str:
     "The bench results as Markdown"
     f = lambda v, u='': '–' if v is None else f'{v:.2f}{u}'
-    d, s, p, i = res['data'], res['seg_step'], res['spade_step'], res['inference']
+    d, s, p, i, n = res['data'], res['seg_step'], res['spade_step'], res['inference'], res['device_normalize']
     return (f"Device: **{res['device']}**, torch {res['torch']}{' (quick)' if res['quick'] else ''}\n\n"
             "| benchmark | baseline | segsyn | ratio |\n|---|---|---|---|\n"
             f"| data, img/s ({d['size'][0]}×{d['size'][1]}) | naive PIL {d['naive_img_s']:.1f} | cached {d['segsyn_cached_img_s']:.1f} (uncached {d['segsyn_img_s']:.1f}) | {d['speedup_cached']:.1f}× ({d['speedup']:.2f}×) |\n"
+            f"| loader → device, img/s ({n['size'][0]}×{n['size'][1]}, batch {n['batch']}) | float in the loader {n['float_loader_img_s']:.1f} | uint8 + DeviceNormalize {n['uint8_device_norm_img_s']:.1f} | {n['speedup']:.2f}× |\n"
             f"| DeepLabV3-R50 train step, img/s ({s['size'][0]}×{s['size'][1]}, batch {s['batch']}) | torchvision reference fp32 {s['torchvision_ref_img_s']:.2f} | {s['segsyn_img_s']:.2f} | {s['speedup']:.2f}× |\n"
             f"| … peak memory GB | {f(s['torchvision_ref_peak_gb'])} | {f(s['segsyn_peak_gb'])} | |\n"
             f"| SPADE train step, it/s ({p['fp32']['size'][0]}×{p['fp32']['size'][1]}) | fp32 {p['fp32']['it_s']:.2f} | bf16+channels-last {p['bf16_channels_last']['it_s']:.2f} | {p['speedup']:.2f}× |\n"

@@ -131,7 +131,7 @@ class SegTask(Task):
         s = cm.all_reduce().compute(); self.last_cm = cm
         return {k: v for k, v in s.items() if not isinstance(v, list)}
 
-# %% ../nbs/01c_training.ipynb #68ae6917
+# %% ../nbs/01c_training.ipynb #4c058e18
 class Learner:
     "The training loop for any `Task`: progress, AMP, schedule, clipping, atomic checkpoints, exact resume"
     def __init__(self, task:Task, train_dl, val_dl=None, *,
@@ -143,8 +143,9 @@ class Learner:
                  clip:float|None=None, # max gradient norm (None: no clipping)
                  seed:int=0, device=None, config:dict|None=None, # recorded in config.json
                  monitor:str='miou', # validation score that picks best.pt (higher is better)
+                 batch_tfm=None, # applied on the device to each batch's images, e.g. `DeviceNormalize()` for uint8 loaders
                  progress:bool=True, save:bool=True):
-        self.task, self.train_dl, self.val_dl, self.lr, self.epochs = task, train_dl, val_dl, lr, epochs
+        self.task, self.train_dl, self.val_dl, self.lr, self.epochs, self.batch_tfm = task, train_dl, val_dl, lr, epochs, batch_tfm
         self.sched, self.warmup, self.clip, self.seed, self.monitor, self.progress, self.save = sched, warmup, clip, seed, monitor, progress, save
         self.device = torch.device(device) if device is not None else default_device()
         cuda = self.device.type == 'cuda'
@@ -152,7 +153,7 @@ class Learner:
         self.channels_last = cuda if channels_last == 'auto' else channels_last
         self.run_dir = Path(runs_dir)/name
         self.config = dict(name=name, lr=lr, epochs=epochs, sched=sched, warmup=warmup, amp=self.amp, clip=clip, seed=seed,
-                           device=str(self.device), **(config or {}))
+                           device=str(self.device), **({'batch_tfm': repr(batch_tfm)} if batch_tfm else {}), **(config or {}))
         self.history, self.epoch, self.step = [], 0, 0
 
     def autocast(self):
@@ -161,8 +162,9 @@ class Learner:
         return torch.autocast(self.device.type, dtype=torch.bfloat16 if self.amp == 'bf16' else torch.float16)
 
     def to_device(self, batch):
-        "Move a batch (tuple of tensors) to the device, images channels-last when enabled"
+        "Move a batch (tuple of tensors) to the device, then `batch_tfm` on its images, channels-last when enabled"
         out = [b.to(self.device, non_blocking=True) if torch.is_tensor(b) else b for b in batch]
+        if self.batch_tfm is not None and out: out[0] = self.batch_tfm(out[0])
         if self.channels_last and out and torch.is_tensor(out[0]) and out[0].ndim == 4: out[0] = out[0].contiguous(memory_format=torch.channels_last)
         return out
 
