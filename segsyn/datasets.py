@@ -22,12 +22,12 @@ from PIL import Image
 from .core import SegsynError, data_root, sample_data, by_profile, seed_everything, atomic_write
 
 # %% auto #0
-__all__ = ['CITYSCAPES', 'VOC', 'COCO_STUFF', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DatasetError', 'Label', 'LabelTable', 'check_ids',
-           'show_legend', 'voc_palette', 'read_image', 'read_mask', 'rgb_to_ids', 'nearest_colour', 'SegDataset',
-           'Cityscapes', 'resize_ids', 'CityscapesLabelMaps', 'VOCSegmentation', 'ImageMaskFolder', 'COCOStuff',
-           'Pix2PixCityscapes', 'street_frame', 'make_synthetic_streets', 'seg_transforms', 'fcn_recipe',
-           'spade_recipe', 'to_uint8_image', 'colorize', 'overlay', 'show_batch', 'make_loader', 'PreResized',
-           'DeviceNormalize', 'loader_benchmark', 'colour_baseline']
+__all__ = ['CITYSCAPES', 'VOC', 'COCO_STUFF', 'IMAGENET_MEAN', 'IMAGENET_STD', 'TANH_MEAN', 'TANH_STD', 'DatasetError', 'Label',
+           'LabelTable', 'check_ids', 'show_legend', 'voc_palette', 'read_image', 'read_mask', 'rgb_to_ids',
+           'nearest_colour', 'SegDataset', 'Cityscapes', 'resize_ids', 'CityscapesLabelMaps', 'VOCSegmentation',
+           'ImageMaskFolder', 'COCOStuff', 'Pix2PixCityscapes', 'street_frame', 'make_synthetic_streets',
+           'seg_transforms', 'fcn_recipe', 'spade_recipe', 'to_uint8_image', 'colorize', 'overlay', 'show_batch',
+           'make_loader', 'PreResized', 'DeviceNormalize', 'loader_benchmark', 'colour_baseline']
 
 # %% ../nbs/00_datasets.ipynb #53ef2f77
 class DatasetError(SegsynError, ValueError):
@@ -655,8 +655,9 @@ def make_synthetic_streets(root:str|Path, # where leftImg8bit/ and gtFine/ go
             _save_png(img, im_dir/f'{stem}_leftImg8bit.png')   # the image last: an image implies its masks exist
     return root
 
-# %% ../nbs/00_datasets.ipynb #eb94c350
+# %% ../nbs/00_datasets.ipynb #1a4ff429
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+TANH_MEAN, TANH_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)   # images in [-1, 1], as GAN generators (tanh) make them
 _FILL = {tv_tensors.Image: 0, tv_tensors.Mask: 255}
 
 def seg_transforms(train:bool=True, # training (random) or evaluation (deterministic) pipeline
@@ -680,7 +681,7 @@ def seg_transforms(train:bool=True, # training (random) or evaluation (determini
     if mean is not None: tf.append(v2.Normalize(mean, std))
     return v2.Compose(tf)
 
-# %% ../nbs/00_datasets.ipynb #bb8dfd17
+# %% ../nbs/00_datasets.ipynb #290bd0ac
 def fcn_recipe(train:bool=True, short_side:int=224):
     "The FCN seed recipe: short side 224, ImageNet normalisation, colour jitter and flips for training"
     return seg_transforms(train, short_side=short_side, crop=None, scale=None, jitter=0.3 if train else 0)
@@ -689,7 +690,7 @@ def spade_recipe(size:tuple=(256, 512), # (H, W) the generator works at
                  train:bool=True):
     "The SPADE recipe: fixed resize (nearest for labels), flips for training, images in [-1, 1]"
     tf = [v2.Resize(size)] + ([v2.RandomHorizontalFlip()] if train else [])
-    return v2.Compose(tf + [v2.ToDtype({tv_tensors.Image: torch.float32, 'others': None}, scale=True), v2.Normalize([0.5] * 3, [0.5] * 3)])
+    return v2.Compose(tf + [v2.ToDtype({tv_tensors.Image: torch.float32, 'others': None}, scale=True), v2.Normalize(TANH_MEAN, TANH_STD)])
 
 # %% ../nbs/00_datasets.ipynb #ddaf83fe
 def to_uint8_image(x:torch.Tensor, # 3×H×W image: uint8, float in [0,1], ImageNet-normalised or in [-1,1]
