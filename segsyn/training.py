@@ -16,8 +16,8 @@ from .metrics import ConfusionMatrix
 
 # %% auto #0
 __all__ = ['TrainingError', 'CheckpointError', 'state_dict_diff', 'load_checked', 'get_rng_state', 'set_rng_state', 'lr_factor',
-           'Task', 'SegTask', 'Learner', 'load_checkpoint', 'plot_history', 'segmentation_floors', 'train_segmenters',
-           'results_table', 'learned']
+           'Task', 'model_logits', 'SegTask', 'Learner', 'load_checkpoint', 'plot_history', 'segmentation_floors',
+           'train_segmenters', 'results_table', 'learned']
 
 # %% ../nbs/01c_training.ipynb #77d9e7bc
 class TrainingError(SegsynError, RuntimeError):
@@ -78,13 +78,19 @@ def lr_factor(kind:str|None, # 'poly', 'cosine' or None (constant)
         raise ValueError(f"unknown schedule {kind!r}; use 'poly', 'cosine' or None")
     return f
 
-# %% ../nbs/01c_training.ipynb #6dfd6d46
+# %% ../nbs/01c_training.ipynb #3d5864a8
 class Task:
     "What a run trains: its modules, optimisers, one training step and validation. Subclass it."
     def modules(self) -> dict: raise NotImplementedError       # name -> nn.Module (saved in checkpoints)
     def optimizers(self, lr:float) -> dict: raise NotImplementedError   # name -> torch.optim.Optimizer
     def train_step(self, batch, learner) -> dict: raise NotImplementedError   # -> {'loss': tensor, ...}
     def validate(self, dl, learner) -> dict: return {}          # -> {'miou': ..., ...}
+
+def model_logits(model:nn.Module, # a segmenter (or a compiled / DDP-wrapped one)
+                 x:torch.Tensor) -> torch.Tensor: # its input batch
+    "The main logits of a segmenter: torchvision's segmentation models return {'out': ..., 'aux': ...}, the rest a tensor"
+    out = model(x)
+    return out['out'] if isinstance(out, dict) else out
 
 class SegTask(Task):
     "Segmentation: one model, one optimiser (AdamW or SGD), a pixel loss, confusion-matrix validation"
@@ -105,11 +111,17 @@ class SegTask(Task):
         if self.opt == 'sgd': return {'opt': torch.optim.SGD(ps, lr=lr, momentum=0.9, weight_decay=self.wd)}
         cls = torch.optim.AdamW if self.opt == 'adamw' else torch.optim.Adam
         return {'opt': cls(ps, lr=lr, weight_decay=self.wd, fused=bool(ps) and ps[0].is_cuda)}   # one fused kernel on CUDA
+    def compiled(self, m:nn.Module) -> nn.Module:
+        "`m` through torch.compile when the task was built with `compile`, else `m`"
+        return torch.compile(m, **({} if self.compile is True else {'backend': self.compile})) if self.compile else m
+    def forward_module(self) -> nn.Module:
+        "What the forward runs through: the model (compiled on first use when asked)"
+        if not self.compile: return self.model
+        if self._fwd is None: self._fwd = self.compiled(self.model)
+        return self._fwd
     def logits(self, x):
         "The model's logits for `x`, checked against the number of classes"
-        if self.compile and self._fwd is None:
-            self._fwd = torch.compile(self.model, **({} if self.compile is True else {'backend': self.compile}))
-        out = (self._fwd or self.model)(x); out = out['out'] if isinstance(out, dict) else out
+        out = model_logits(self.forward_module(), x)
         if out.shape[1] != self.num_classes:
             raise TrainingError(f"the model predicts {out.shape[1]} classes but the data has {self.num_classes}: "
                                 f"build the model with num_classes={self.num_classes}")
