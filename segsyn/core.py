@@ -6,7 +6,7 @@ Docs: https://segsyn.github.io/segsyn/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #5cbc5818
 from __future__ import annotations
-import os, random, tempfile
+import hashlib, importlib, json, os, random, shutil, tempfile, time
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
@@ -14,7 +14,7 @@ import torch
 
 # %% auto #0
 __all__ = ['PROFILES', 'get_profile', 'by_profile', 'default_device', 'seed_everything', 'SegsynError', 'data_root',
-           'sample_data', 'atomic_write']
+           'sample_data', 'atomic_write', 'time_steps', 'cache_root', 'cache_key', 'cached', 'moved_names']
 
 # %% ../nbs/00_core.ipynb #116fce09
 PROFILES = ('ci', 'full')
@@ -78,3 +78,61 @@ def atomic_write(path:str|Path, # the file to (re)write
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
+
+# %% ../nbs/00_core.ipynb #9837cd41
+def time_steps(step, # one unit of work: a batch, a frame, a training step
+               n:int=10, # timed calls, after the warm-up
+               device=None, # a CUDA device to synchronise around the timing (None or CPU: no sync)
+               warmup:int=1 # untimed calls first
+              ) -> tuple: # (calls per second, peak CUDA memory in GiB or None)
+    "Calls per second of `step`, and its peak CUDA memory: the one timing loop of every benchmark"
+    dev = torch.device(device) if device is not None else None
+    cuda = dev is not None and dev.type == 'cuda'
+    sync = (lambda: torch.cuda.synchronize(dev)) if cuda else (lambda: None)
+    for _ in range(warmup): step()
+    sync()
+    if cuda: torch.cuda.reset_peak_memory_stats(dev)
+    t0 = time.perf_counter()
+    for _ in range(n): step()
+    sync()
+    return n / (time.perf_counter() - t0), (torch.cuda.max_memory_allocated(dev) / 2**30 if cuda else None)
+
+# %% ../nbs/00_core.ipynb #40d231d7
+def cache_root() -> Path|None:
+    "The folder shared by notebooks for built artefacts: `$SEGSYN_CACHE`, or None (no sharing)"
+    p = os.environ.get('SEGSYN_CACHE', '').strip()
+    return Path(p).expanduser() if p else None
+
+def cache_key(key) -> str:
+    "A short, stable hash of a JSON-able configuration"
+    return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+def cached(key, # the configuration that determines the content (JSON-able)
+           build, # `build(folder)` writes the content into an empty folder
+           name:str='item' # a readable prefix for the folder's name
+          ) -> Path:
+    "A folder built by `build` once per `key` (shared under `$SEGSYN_CACHE`, else a fresh temporary folder)"
+    root = cache_root()
+    if root is None:
+        d = Path(tempfile.mkdtemp(prefix=f'{name}-')); build(d); return d
+    final = root/f'{name}-{cache_key(key)}'
+    if (final/'.complete').exists(): return final
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f'.{final.name}.'))
+    try:
+        build(tmp); (tmp/'.complete').write_text(json.dumps(key, sort_keys=True, default=str))
+        os.replace(tmp, final)
+    except OSError:
+        if not (final/'.complete').exists(): raise
+    finally: shutil.rmtree(tmp, ignore_errors=True)   # gone after the rename; removed if another process won
+    return final
+
+# %% ../nbs/00_core.ipynb #5f266705
+def moved_names(module:str, # the old module, e.g. 'segsyn.datasets'
+                names:dict # name -> the module it lives in now, e.g. {'make_loader': 'segsyn.loaders'}
+               ):
+    "A module-level `__getattr__` that keeps `names` importable from `module` after they moved"
+    def __getattr__(name):
+        if name in names: return getattr(importlib.import_module(names[name]), name)
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    return __getattr__
