@@ -9,10 +9,10 @@ from __future__ import annotations
 import torch, torch.nn as nn, torch.nn.functional as F
 import torchvision
 from .core import SegsynError
+from .layers import ModelInputError, check_input, pad_to, torchvision_model, resnet_trunk, _resnet_trunk
 
 # %% auto #0
-__all__ = ['FCN_RECIPES', 'bilinear_kernel', 'upsampler', 'ModelInputError', 'check_input', 'pad_to', 'torchvision_model',
-           'FCN32s', 'fcn32_resnet34', 'FCN8s', 'fcn8s_vgg16']
+__all__ = ['FCN_RECIPES', 'bilinear_kernel', 'upsampler', 'FCN32s', 'fcn32_resnet34', 'FCN8s', 'fcn8s_vgg16']
 
 # %% ../nbs/02_fcn.ipynb #c453dcc5
 def bilinear_kernel(channels:int, # in = out channels (each upsampled on its own)
@@ -31,43 +31,13 @@ def upsampler(channels:int, stride:int) -> nn.ConvTranspose2d:
     with torch.no_grad(): up.weight.copy_(bilinear_kernel(channels, 2 * stride))
     return up
 
-# %% ../nbs/02_fcn.ipynb #0e5850eb
-class ModelInputError(SegsynError, ValueError):
-    "An input a model cannot take (wrong channels, smaller than its stride); says what it needs"
-
-def check_input(x:torch.Tensor, stride:int, in_ch:int=3, name:str='the model'):
-    "Refuse inputs with the wrong channel count or smaller than `stride`"
-    if x.ndim != 4: raise ModelInputError(f"{name} takes a batch N×{in_ch}×H×W; got shape {tuple(x.shape)}")
-    if x.shape[1] != in_ch: raise ModelInputError(f"{name} takes {in_ch}-channel images; got {x.shape[1]} channels "
-                                                  "(convert grayscale/RGBA to RGB: segsyn.datasets.read_image does)")
-    if min(x.shape[-2:]) < stride: raise ModelInputError(f"{name} has stride {stride}; the input {tuple(x.shape[-2:])} "
-                                                         f"is smaller than one stride cell: resize it to at least {stride}×{stride}")
-
-def pad_to(x:torch.Tensor, m:int):
-    "Pad the bottom/right of `x` to a multiple of `m`; returns (padded, (H, W) to crop back to)"
-    H, W = x.shape[-2:]
-    return F.pad(x, (0, -W % m, 0, -H % m)), (H, W)
-
 # %% ../nbs/02_fcn.ipynb #2784bcf5
-def torchvision_model(name:str, # a torchvision.models builder, e.g. 'resnet34', 'vgg19_bn', 'densenet121'
-                      pretrained:bool=False, # its default (ImageNet) weights, downloaded once into torch.hub's cache
-                      **kw): # passed to the builder (e.g. replace_stride_with_dilation)
-    "A torchvision model, with a clear error (what to do) when its weights cannot be fetched"
-    try: return getattr(torchvision.models, name)(weights='DEFAULT' if pretrained else None, **kw)
-    except Exception as e:
-        raise SegsynError(f"could not fetch the ImageNet weights of {name} ({type(e).__name__}: {e}). Check the network, "
-                          "or put the file in torch.hub's cache (~/.cache/torch/hub/checkpoints), or use pretrained=False") from e
-
-def _resnet_trunk(arch:str, pretrained:bool):
-    "A torchvision ResNet without avgpool/fc (ImageNet weights when `pretrained`)"
-    return nn.Sequential(*list(torchvision_model(arch, pretrained).children())[:-2])
-
 class FCN32s(nn.Module):
     "FCN-32s: a ResNet trunk, a 1×1 class scorer and one ×32 learnable bilinear upsampling"
     stride = 32
     def __init__(self, num_classes:int=21, arch:str='resnet34', pretrained:bool=False):
         super().__init__()
-        self.backbone = _resnet_trunk(arch, pretrained)
+        self.backbone = resnet_trunk(arch, pretrained)
         ch = 2048 if arch in ('resnet50', 'resnet101', 'resnet152') else 512
         self.classifier = nn.Conv2d(ch, num_classes, 1)
         self.upsample = upsampler(num_classes, 32)

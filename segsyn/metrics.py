@@ -8,7 +8,7 @@ Docs: https://segsyn.github.io/segsyn/metrics.html.md"""
 from __future__ import annotations
 import math
 import torch
-from .datasets import DatasetError
+from .labels import DatasetError
 
 # %% auto #0
 __all__ = ['check_target', 'confusion_matrix', 'scores_from_cm', 'ConfusionMatrix']
