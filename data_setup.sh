@@ -21,7 +21,8 @@ Datasets:
   voc              PASCAL VOC 2012 trainval, at DIR/VOCdevkit/VOC2012. (~2 GB)
   coco-stuff       COCO 2017 images + stuffthingmaps in the SPADE layout, at
                    DIR/coco_stuff/{train,val}_{img,label}. (~20 GB) Instance maps
-                   (train_inst/val_inst) are not made: use the --no_instance option.
+                   (train_inst/val_inst) are not made: train SPADE without them,
+                   spade_options('coco', no_instance=True).
   ade20k           ADE20K SceneParsing (ADEChallengeData2016), at DIR/ADEChallengeData2016. (~1 GB)
 
 Options:

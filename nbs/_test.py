@@ -129,3 +129,61 @@ def test_real_data(sample):
         pytest.skip(f"third-party data {sample} not here (../shared/data or $SEGSYN_SAMPLES): the real-data checks of "
                     f"{', '.join(_users(sample)) or 'no notebook'} were skipped; their synthetic-data checks ran")
     REAL[sample](root/sample)
+
+
+# ---- the course's shape: short export cells, modules of one idea, a docs entry for every public method ----
+def _export_cells(nb):
+    import json
+    for i, c in enumerate(json.loads(nb.read_text())['cells']):
+        s = ''.join(c['source'])
+        if c['cell_type'] == 'code' and s.lstrip().startswith(('#| export', '#|export')): yield i, s
+
+def test_export_cells_short():
+    "No export cell over 40 lines: one symbol (or a tight family) per cell, then its demo and test"
+    long = [f"{nb.name} cell {i}: {len(s.splitlines())} lines" for nb in NOTEBOOKS for i, s in _export_cells(nb) if len(s.splitlines()) > 40]
+    assert not long, "split these export cells: " + '; '.join(long)
+
+def test_modules_small():
+    "Each module holds one idea: about 400 lines at most"
+    big = [f"{p.name}: {n}" for p in sorted((ROOT/'segsyn').glob('*.py')) if p.name != '_modidx.py'
+           and (n := len(p.read_text().splitlines())) > 420]
+    assert not big, f"split these modules (one notebook, one idea): {big}"
+
+def test_public_methods_documented():
+    "Every public method of every exported class has an entry in nbdev's index (so the docs show it)"
+    import importlib, inspect
+    from segsyn._modidx import d
+    syms = {k for m in d['syms'].values() for k in m}
+    missing = []
+    for modname in d['syms']:
+        mod = importlib.import_module(modname)
+        for cname in getattr(mod, '__all__', []):
+            cls = getattr(mod, cname, None)
+            if not inspect.isclass(cls) or not cls.__module__.startswith('segsyn'): continue
+            for name, f in vars(cls).items():
+                f = getattr(f, '__func__', f)
+                if name.startswith('_') or not callable(f) or not getattr(f, '__module__', '').startswith('segsyn'): continue
+                if f"{cls.__module__}.{cls.__qualname__}.{name}" not in syms: missing.append(f"{cls.__module__}.{cls.__qualname__}.{name}")
+    assert not missing, f"public methods with no docs entry (define them in the class, or with @patch; not by assignment): {sorted(set(missing))}"
+
+# DESIGN.md's public entry points: users, the docs and outside checks import these from these modules
+PUBLIC = {
+    'segsyn.datasets': 'CITYSCAPES VOC COCO_STUFF Cityscapes make_synthetic_streets',
+    'segsyn.metrics': 'ConfusionMatrix',
+    'segsyn.fcn': 'fcn32_resnet34 fcn8s_vgg16', 'segsyn.unet': 'unet res_unet ssfpn',
+    'segsyn.deeplab': 'deeplabv3_resnet50 deeplabv3plus_resnet50',
+    'segsyn.denseaspp': 'denseaspp121 denseaspp161 load_official_denseaspp',
+    'segsyn.spade': 'spade_options SPADEGenerator MultiscaleDiscriminator ConvEncoder preprocess_labels load_official_spade',
+    'segsyn.cgan': 'UNetGenerator PatchDiscriminator', 'segsyn.evaluation': 'frechet_distance', 'segsyn.cli': 'main'}
+
+@pytest.mark.parametrize('mod', sorted(PUBLIC))
+def test_public_entry_points(mod):
+    "Every public entry point still imports from where DESIGN.md says (moved code leaves a re-export or alias)"
+    import importlib
+    m = importlib.import_module(mod)
+    missing = [n for n in PUBLIC[mod].split() if not hasattr(m, n)]
+    assert not missing, f"{mod} lost {missing}"
+    if mod == 'segsyn.datasets':
+        from segsyn.datasets import CITYSCAPES
+        import torch
+        assert CITYSCAPES.to_train(torch.tensor([[7, 26]])).tolist() == [[0, 13]] and CITYSCAPES.colorize(torch.tensor([[0]])).shape == (3, 1, 1)

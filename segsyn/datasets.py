@@ -15,6 +15,7 @@ from torchvision.io import decode_image, ImageReadMode
 # torchvision 0.29 deprecates its codecs in favour of TorchCodec (a separate package); they still work and are
 # the fastest decoders available with torchvision alone, so segsyn keeps them and silences only that warning.
 warnings.filterwarnings('ignore', message='The image decoding and encoding capabilities of TorchVision', category=DeprecationWarning)
+from fastcore.basics import patch
 from .core import data_root, moved_names
 from PIL import Image
 import numpy as np
@@ -67,42 +68,49 @@ class SegDataset(Dataset):
     def __len__(self): return len(self.items)
     def __repr__(self): return f"{type(self).__name__}({len(self)} samples, {self.table.name}, {self.table.num_classes} classes)"
 
-    def load_mask(self, path) -> torch.Tensor:
-        "Read the target file as H×W ids (subclasses convert other encodings here)"
-        m = read_mask(path)
-        if m.ndim == 3: raise DatasetError(f"{path}: is a {m.shape[0]}-channel image, not a mask of ids. If it is a colour "
-                                           "label image, read it with rgb_to_ids (ImageMaskFolder(..., rgb_masks=True)).")
-        return m
+# %% ../nbs/00b_datasets.ipynb #9572f3f5
+@patch
+def load_mask(self:SegDataset, path) -> torch.Tensor:
+    "Read the target file as H×W ids (subclasses convert other encodings here)"
+    m = read_mask(path)
+    if m.ndim == 3: raise DatasetError(f"{path}: is a {m.shape[0]}-channel image, not a mask of ids. If it is a colour "
+                                       "label image, read it with rgb_to_ids (ImageMaskFolder(..., rgb_masks=True)).")
+    return m
 
-    def decode(self, i:int):
-        "Sample i decoded and checked, in compact dtypes: (uint8 image, uint8/int mask[, int32 instance])"
-        ip, mp, sp = self.items[i]
-        img = read_image(ip) if ip is not None else None
-        m = self.load_mask(mp)
-        if img is not None and img.shape[1:] != m.shape[-2:]:
-            raise DatasetError(f"{mp}: mask is {tuple(m.shape[-2:])} but its image {ip} is {tuple(img.shape[1:])}; "
-                               "they must have the same size (a resized or mismatched file?)")
-        if self.map_ids: m = self.table.map_ids(m, where=str(mp))
-        else: check_ids(self.table, m, str(mp))
-        out = (img, m)
-        if self.instance: out += (read_mask(sp) if sp is not None else m.to(torch.int32),)
-        return out
+@patch
+def decode(self:SegDataset, i:int):
+    "Sample i decoded and checked, in compact dtypes: (uint8 image, uint8/int mask[, int32 instance])"
+    ip, mp, sp = self.items[i]
+    img = read_image(ip) if ip is not None else None
+    m = self.load_mask(mp)
+    if img is not None and img.shape[1:] != m.shape[-2:]:
+        raise DatasetError(f"{mp}: mask is {tuple(m.shape[-2:])} but its image {ip} is {tuple(img.shape[1:])}; "
+                           "they must have the same size (a resized or mismatched file?)")
+    if self.map_ids: m = self.table.map_ids(m, where=str(mp))
+    else: check_ids(self.table, m, str(mp))
+    out = (img, m)
+    if self.instance: out += (read_mask(sp) if sp is not None else m.to(torch.int32),)
+    return out
 
-    def raw(self, i:int):
-        "Sample i decoded and checked, not transformed: (uint8 image, int64 mask[, int32 instance])"
-        img, m, *rest = self.decode(i)
-        return (img, m.long() if m.ndim == 2 else m, *rest)
+# %% ../nbs/00b_datasets.ipynb #aee9b3da
+@patch
+def raw(self:SegDataset, i:int):
+    "Sample i decoded and checked, not transformed: (uint8 image, int64 mask[, int32 instance])"
+    img, m, *rest = self.decode(i)
+    return (img, m.long() if m.ndim == 2 else m, *rest)
 
-    def __getitem__(self, i:int):
-        img, m, *rest = self.decode(i)
-        img, m, *rest = self.transform(tv_tensors.Image(img), tv_tensors.Mask(m), *[tv_tensors.Mask(r) for r in rest])
-        return (img, m.long() if m.ndim == 2 else m, *rest)
+@patch
+def __getitem__(self:SegDataset, i:int):
+    img, m, *rest = self.decode(i)
+    img, m, *rest = self.transform(tv_tensors.Image(img), tv_tensors.Mask(m), *[tv_tensors.Mask(r) for r in rest])
+    return (img, m.long() if m.ndim == 2 else m, *rest)
 
 # %% ../nbs/00b_datasets.ipynb #09d704a5
-def _missing_root(name, path, setup):
-    return DatasetError(f"{name}: no dataset at {Path(path).resolve()} (looked for {setup[0]}). "
-                        f"Get it with `./data_setup.sh {setup[1]}` (or pass root=, or set SEGSYN_DATA), "
-                        "or make the synthetic default with `./data_setup.sh --synthetic`.")
+def _missing_root(name, path, setup, how=None):
+    "The error for a dataset folder that is not there: where we looked and how to get it"
+    how = how or (f"Get it with `./data_setup.sh {setup[1]}` (or pass root=, or set SEGSYN_DATA), "
+                  "or make the synthetic default with `./data_setup.sh --synthetic`.")
+    return DatasetError(f"{name}: no dataset at {Path(path).resolve()} (looked for {setup[0]}). {how}")
 
 def _cs_items(root:Path, split:str, need_images:bool=True):
     "(image, labelIds, instanceIds) triples of a Cityscapes split; images may be absent for label-only splits"
@@ -243,7 +251,10 @@ class Pix2PixCityscapes(SegDataset):
                  tol:float=60.): # colour distance beyond which a pixel is unknown (255)
         root = Path(root) if root is not None else data_root()/'cityscapes_pix2pix'
         d = root/split
-        if not d.is_dir(): raise _missing_root('pix2pix Cityscapes', root, (str(d), '--synthetic'))
+        if not d.is_dir(): raise _missing_root('pix2pix Cityscapes', root, (str(d), None), how=(
+            "Download pix2pix's cityscapes.tar.gz (linked from the pix2pix datasets page, phillipi/pix2pix) and extract it so "
+            "that <root>/train/*.jpg exist, or pass root=. (The synthetic streets are written in the Cityscapes layout: "
+            "read them with Cityscapes(...).)"))
         files = sorted(d.glob('*.jpg')) + sorted(d.glob('*.png'))
         self.tol, self.unknown = tol, {}
         super().__init__([(f, f, None) for f in files], transform=transform, map_ids=False)

@@ -28,6 +28,7 @@ class Label:
     "One row of a label table"
     name:str; id:int; train_id:int; category:str; has_instances:bool; ignore_in_eval:bool; color:tuple
 
+# %% ../nbs/00a_labels.ipynb #fad881a4
 _CS = [# name                  id  trainId category      inst   ignore  colour
     ('unlabeled',             0, 255, 'void',         False, True,  (  0,  0,  0)),
     ('ego vehicle',           1, 255, 'void',         False, True,  (  0,  0,  0)),

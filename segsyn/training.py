@@ -11,7 +11,7 @@ from contextlib import nullcontext
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
-from .core import SegsynError, atomic_write, default_device, seed_everything
+from .core import SegsynError, atomic_write, default_device, seed_everything, cache_root, cached
 from .metrics import ConfusionMatrix
 from .checkpoint import CheckpointError, state_dict_diff, load_checked, load_checkpoint, save_checkpoint
 from .layers import model_logits
@@ -19,7 +19,7 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['TrainingError', 'get_rng_state', 'set_rng_state', 'lr_factor', 'Task', 'SegTask', 'Learner', 'plot_history',
-           'segmentation_floors', 'train_segmenters', 'results_table', 'learned']
+           'segmentation_floors', 'fingerprint', 'fit_cached', 'train_segmenters', 'results_table', 'learned']
 
 # %% ../nbs/01e_training.ipynb #77d9e7bc
 class TrainingError(SegsynError, RuntimeError):
@@ -110,7 +110,9 @@ def logits(self:SegTask, x):
 
 # %% ../nbs/01e_training.ipynb #06cb8730
 @patch
-def train_step(self:SegTask, batch, learn):
+def train_step(self:SegTask, batch, # (images, masks) on the device
+               learn): # the Learner: autocast and backward_step
+    "One step: forward in autocast, logits upsampled to the mask's size, the loss in fp32, `learn.backward_step`"
     x, y = batch[0], batch[1]
     with learn.autocast(): out = self.logits(x)
     if out.shape[-2:] != y.shape[-2:]: out = F.interpolate(out.float(), size=y.shape[-2:], mode='bilinear', align_corners=False)
@@ -120,9 +122,9 @@ def train_step(self:SegTask, batch, learn):
 
 @patch
 @torch.no_grad()
-
-@patch
-def validate(self:SegTask, dl, learn):
+def validate(self:SegTask, dl, # the validation loader
+             learn): # the Learner (device, autocast)
+    "Scores on `dl` from one confusion matrix (kept as `last_cm`), all-reduced across processes under DDP"
     cm = ConfusionMatrix(self.num_classes, self.ignore_index, self.names)
     for batch in dl:
         x, y = learn.to_device(batch)[:2]
@@ -292,29 +294,64 @@ def plot_history(history:list, # Learner.history (one dict per epoch)
 def segmentation_floors(train_ds, # yields (image, mask) with images in [0, 1] (not normalised)
                         val_ds, num_classes:int=19) -> dict:
     "Validation scores of chance (the majority class) and of the colour-only baseline"
-    from segsyn.datasets import colour_baseline
+    from segsyn.loaders import color_baseline
     from segsyn.metrics import scores_from_cm
-    cm = colour_baseline(train_ds, val_ds, num_classes)
+    cm = color_baseline(train_ds, val_ds, num_classes)
     share, col = cm.sum(1).double() / cm.sum(), scores_from_cm(cm)
     return {'chance (majority class)': dict(pixel_acc=float(share.max()), miou=float(share.max() / (cm.sum(1) > 0).sum())),
             'colour only (nearest mean)': dict(pixel_acc=col['pixel_acc'], miou=col['miou'])}
+
+# %% ../nbs/01e_training.ipynb #428a9292
+def fingerprint(x) -> str:
+    "A short content hash of a model (architecture + weights) or a dataset (size, transform, frames)"
+    import hashlib
+    h = hashlib.sha1(type(x).__name__.encode())
+    if isinstance(x, nn.Module):
+        h.update(repr(x).encode())
+        for k, v in x.state_dict().items(): h.update(k.encode()); h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()[:16]
+    h.update(f"{len(x)} {getattr(x, 'transform', None)!r}".encode())
+    if hasattr(x, 'images'): tensors = [x.images, x.masks]                          # PreResized: the frames themselves
+    else: tensors = [t for i in range(min(len(x), 4)) for t in (x.decode(i) if hasattr(x, 'decode') else x[i])[:2]]
+    for t in tensors: h.update(t.contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+# %% ../nbs/01e_training.ipynb #2f06f674
+def fit_cached(learn:Learner, # a learner ready to `fit`
+               key:dict # everything that determines the result (see `fingerprint`)
+              ) -> tuple: # (history, seconds the training took)
+    "`learn.fit()`, or the result of the same fit from `$SEGSYN_CACHE`: weights loaded, history and last validation restored"
+    if cache_root() is None:
+        t0 = time.time(); return learn.fit(), time.time() - t0
+    def build(d):
+        t0 = time.time(); h = learn.fit()
+        save_checkpoint(dict(modules={k: m.state_dict() for k, m in learn.task.modules().items()}, history=h, secs=time.time() - t0), d/'fit.pt')
+    d = cached(key, build, 'fit'); ck = load_checkpoint(d/'fit.pt', 'cached fit')
+    if not learn.history:                                    # trained by another notebook: take its result
+        learn.setup()
+        for k, m in learn.task.modules().items(): load_checked(m, ck['modules'][k], 'cached fit'); m.eval()
+        learn.history, learn.epoch = ck['history'], len(ck['history']) - 1
+        if learn.val_dl is not None: learn.task.validate(learn.val_dl, learn)    # e.g. SegTask.last_cm
+    return learn.history, ck['secs']
 
 # %% ../nbs/01e_training.ipynb #f5fe71e9
 def train_segmenters(models:dict, # name -> model or builder, or name -> dict(model=..., loss=..., task=SegTask subclass, lr=...)
                      train_ds, val_ds, epochs:int, lr:float=2e-3, bs:int=8, num_classes:int=19, names:list|None=None,
                      runs_dir:str|Path='runs', num_workers:int=0, seed:int=0) -> list:
     "Train each model with the same data, schedule and seed; returns one dict per model (hist, learner, params, secs)"
+    from segsyn.loaders import make_loader
     out = []
     for name, spec in models.items():
         spec = dict(spec) if isinstance(spec, dict) else dict(model=spec)
         seed_everything(seed)
         if not isinstance(spec['model'], nn.Module): spec['model'] = spec['model']()   # a builder: weights drawn from `seed`
         task = spec.get('task', SegTask)(spec['model'], num_classes, loss_fn=spec.get('loss'), names=names)
-        from segsyn.datasets import make_loader
         learn = Learner(task, make_loader(train_ds, bs, num_workers=num_workers, seed=seed), make_loader(val_ds, bs, shuffle=False, num_workers=num_workers),
-                    lr=spec.get('lr', lr), epochs=epochs, name=name.replace(' ', '_'), runs_dir=runs_dir, progress=False, seed=seed)
-        t0 = time.time(); h = learn.fit()
-        out.append(dict(model=name, params=sum(p.numel() for p in spec['model'].parameters()), secs=time.time() - t0, hist=h, learner=learn))
+                        lr=spec.get('lr', lr), epochs=epochs, name=name.replace(' ', '_'), runs_dir=runs_dir, progress=False, seed=seed)
+        key = dict(name=name, task=type(task).__name__, loss=repr(spec.get('loss')), model=fingerprint(spec['model']), train=fingerprint(train_ds),
+                   val=fingerprint(val_ds), epochs=epochs, lr=spec.get('lr', lr), bs=bs, seed=seed, num_classes=num_classes, device=learn.device.type)
+        h, secs = fit_cached(learn, key)
+        out.append(dict(model=name, params=sum(p.numel() for p in spec['model'].parameters()), secs=secs, hist=h, learner=learn))
     return out
 
 # %% ../nbs/01e_training.ipynb #879e91e4
