@@ -1,4 +1,4 @@
-"""The `segsyn` command: one entry point for data, demos and (as the course grows) training, evaluation and synthesis.
+"""The `segsyn` command, sub-command by sub-command — data, train (one process or torchrun), eval, synth, roundtrip, video, bench, demo — with the files each writes and the one-line errors it gives.
 
 Docs: https://segsyn.github.io/segsyn/cli.html.md"""
 
@@ -11,17 +11,17 @@ from pathlib import Path
 import torch
 from .core import SegsynError, data_root, seed_everything, get_profile, atomic_write
 from .datasets import (CITYSCAPES, Cityscapes, PreResized, make_synthetic_streets, seg_transforms, spade_recipe,
-                             show_batch, colour_baseline, make_loader, to_uint8_image, DeviceNormalize, TANH_MEAN, TANH_STD)
-from .metrics import scores_from_cm
-from .training import Learner, SegTask, load_checkpoint, CheckpointError
+                             show_batch, make_loader, to_uint8_image, DeviceNormalize, TANH_MEAN, TANH_STD)
+from .training import Learner, SegTask, load_checkpoint, CheckpointError, segmentation_floors
 from .spade import SPADEGenerator, SPADETask, spade_options, load_official_spade, synthesize, SPADEOptions
 from .evaluation import SEGMENTERS, build_segmenter, save_segmenter, load_segmenter, evaluate
 from .roundtrip import round_trip, segment_video, train_small_pair, pan_frames
 from .performance import init_distributed, shard_loader, DDPSegTask, bench, bench_table
+from .unet import StructureLoss, StructureTask
 
 # %% auto #0
-__all__ = ['cmd_data', 'save_generator', 'load_generator', 'cmd_train', 'cmd_bench', 'cmd_eval', 'cmd_synth', 'cmd_roundtrip',
-           'cmd_video', 'cmd_demo', 'build_parser', 'run', 'main']
+__all__ = ['cmd_data', 'save_generator', 'load_generator', 'cmd_train', 'cmd_eval', 'cmd_synth', 'cmd_roundtrip', 'cmd_video',
+           'cmd_bench', 'cmd_demo', 'build_parser', 'run', 'main']
 
 # %% ../nbs/11_cli.ipynb #31ded2a0
 def cmd_data(a):
@@ -33,8 +33,9 @@ def cmd_data(a):
     make_synthetic_streets(root, a.synthetic, max(1, a.synthetic // 4), size=tuple(a.size), seed=a.seed, progress=True)
     print(f"wrote {a.synthetic} + {max(1, a.synthetic // 4)} frames to {root} in {time.time() - t0:.0f}s")
 
-# %% ../nbs/11_cli.ipynb #604bb7e6
-def _out_dir(out, overwrite):
+# %% ../nbs/11_cli.ipynb #3594a1be
+def _out_dir(out:str|Path, # the run folder (--out)
+             overwrite:bool): # --overwrite: write into it even when it holds files
     "The run folder: created; an existing non-empty one is refused unless `overwrite`"
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -42,12 +43,13 @@ def _out_dir(out, overwrite):
     out.mkdir(parents=True, exist_ok=True)
     return out
 
+# %% ../nbs/11_cli.ipynb #3cecaa59
 def save_generator(G:SPADEGenerator, path:str|Path):
     "A self-describing SPADE generator file: {'kind': 'spade_generator', 'opt': options, 'state_dict'}"
     with atomic_write(path) as f: torch.save(dict(kind='spade_generator', opt=vars(G.opt), state_dict=G.state_dict()), f)
     return Path(path)
 
-def load_generator(path:str|Path, dataset:str='cityscapes') -> SPADEGenerator:
+def load_generator(path:str|Path, dataset:str='cityscapes') -> SPADEGenerator: # dataset: options of an official checkpoint
     "A SPADE generator from a segsyn file, or an official checkpoint (options of `dataset`)"
     ck = load_checkpoint(path)
     if ck.get('kind') == 'spade_generator':
@@ -57,43 +59,60 @@ def load_generator(path:str|Path, dataset:str='cityscapes') -> SPADEGenerator:
                               "give a generator file written by `segsyn train --model spade` or an official latest_net_G.pth")
     return load_official_spade(path, dataset)
 
+# %% ../nbs/11_cli.ipynb #b5e30ab4
+_SYNTHETIC_FRAMES = (200, 50)   # train, val frames that `segsyn train --dataset synthetic` writes into an empty --root
+
+def _train_root(a, rank:int) -> Path: # rank: only rank 0 writes data
+    "--root for --dataset: `synthetic` streets are written there first when it holds no dataset; `cityscapes` must exist"
+    root = Path(a.root)
+    if a.dataset == 'synthetic' and not (root/'leftImg8bit').is_dir() and rank == 0:
+        print(f"--dataset synthetic: writing {_SYNTHETIC_FRAMES[0]} + {_SYNTHETIC_FRAMES[1]} frames at {a.size[0]}x{a.size[1]} to {root}")
+        make_synthetic_streets(root, *_SYNTHETIC_FRAMES, size=tuple(a.size), seed=a.seed)
+    return root
+
 def _loaders(a, spade=False, keep_uint8=False):
     "train/val datasets of a Cityscapes-layout root at --size"
     root = Path(a.root)
     if not (root/'leftImg8bit').is_dir():
-        raise SegsynError(f"{root}: no Cityscapes-layout dataset (leftImg8bit/, gtFine/). Make one with `segsyn data --synthetic 200 --root {root}` "
-                          "or get Cityscapes with ./data_setup.sh cityscapes")
+        raise SegsynError(f"{root}: no Cityscapes-layout dataset (leftImg8bit/, gtFine/). Make one with `segsyn data --synthetic 200 --root {root}`, "
+                          "pass --dataset synthetic, or get Cityscapes with ./data_setup.sh cityscapes")
     if spade: return [Cityscapes(root, s, target='labelIds', transform=spade_recipe(a.size, train=s == 'train'), instance=True) for s in ('train', 'val')]
     return [PreResized(Cityscapes(root, s), a.size, transform=seg_transforms(s == 'train', keep_uint8=keep_uint8)) for s in ('train', 'val')]
 
-# %% ../nbs/11_cli.ipynb #a8bf71dd
+# %% ../nbs/11_cli.ipynb #1538b3a3
+class _StructureSegTask(StructureTask, SegTask): "SegTask whose StructureLoss sees each batch's images"
+class _StructureDDPSegTask(StructureTask, DDPSegTask): "DDPSegTask whose StructureLoss sees each batch's images"
+
+def _seg_task(a, world:int): # world: processes in the job (> 1: DDP)
+    "The task `segsyn train` trains a segmenter with: DDP when distributed, SSFPN with its structure loss"
+    kw = {'base': a.ngf} if a.model == 'unet' else {}
+    model = build_segmenter(a.model, 19, pretrained=a.pretrained, **kw)
+    common = dict(names=CITYSCAPES.names, compile=a.compile)
+    if world > 1: common['sync_bn'] = a.sync_bn
+    if a.model == 'ssfpn': return (_StructureDDPSegTask if world > 1 else _StructureSegTask)(model, 19, loss_fn=StructureLoss(), **common)
+    return (DDPSegTask if world > 1 else SegTask)(model, 19, **common)
+
+# %% ../nbs/11_cli.ipynb #98a069f2
 def cmd_train(a):
     "segsyn train --model ARCH|spade --root DIR: train on a Cityscapes-layout dataset; writes model.pt and metrics.json (torchrun: DDP)"
     rank, world, dev = init_distributed()
     if world > 1 and a.model == 'spade': raise SegsynError("distributed training is implemented for the segmenters; train SPADE with one process")
-    if rank == 0: out = _out_dir(a.out, a.overwrite)
-    if world > 1: torch.distributed.barrier()          # the others wait until rank 0 has checked and made the run folder
+    if rank == 0: _out_dir(a.out, a.overwrite); _train_root(a, rank)
+    if world > 1: torch.distributed.barrier()          # the others wait until rank 0 has made the run folder (and the data)
     out = Path(a.out); seed_everything(a.seed)
-    kw = {'base': a.ngf} if a.model == 'unet' else {}
     on_dev = a.model != 'spade' and (a.normalize == 'device' or (a.normalize == 'auto' and dev.type == 'cuda'))   # uint8 loaders, normalised on the GPU
     if a.model == 'spade':
         tr, va = _loaders(a, spade=True)
-        opt = spade_options(ngf=a.ngf, crop_size=a.size[1], aspect_ratio=a.size[1] / a.size[0], num_upsampling_layers='normal',
-                            no_vgg_loss=not a.pretrained)
-        task = SPADETask(opt)
-    else:
-        tr, va = _loaders(a, keep_uint8=on_dev)
-        model = build_segmenter(a.model, 19, pretrained=a.pretrained, **kw)
-        task = (DDPSegTask(model, 19, sync_bn=a.sync_bn, names=CITYSCAPES.names, compile=a.compile) if world > 1
-                else SegTask(model, 19, names=CITYSCAPES.names, compile=a.compile))
-    if world > 1:
-        dls = (shard_loader(tr, a.batch_size, rank, world, True, a.seed, a.workers), shard_loader(va, a.batch_size, rank, world, False, a.seed, a.workers))
-    else:
-        dls = (make_loader(tr, a.batch_size, num_workers=a.workers, seed=a.seed), make_loader(va, a.batch_size, shuffle=False, num_workers=a.workers))
+        task = SPADETask(spade_options(ngf=a.ngf, crop_size=a.size[1], aspect_ratio=a.size[1] / a.size[0], num_upsampling_layers='normal',
+                                       no_vgg_loss=not a.pretrained))
+    else: tr, va = _loaders(a, keep_uint8=on_dev); task = _seg_task(a, world)
+    if world > 1: dls = [shard_loader(d, a.batch_size, rank, world, d is tr, a.seed, a.workers) for d in (tr, va)]
+    else: dls = (make_loader(tr, a.batch_size, num_workers=a.workers, seed=a.seed), make_loader(va, a.batch_size, shuffle=False, num_workers=a.workers))
+    kw = {'base': a.ngf} if a.model == 'unet' else {}
     L = Learner(task, *dls, lr=a.lr, epochs=a.epochs, runs_dir=out, name='run', seed=a.seed, device=dev,
-                monitor='miou' if a.model != 'spade' else 'l1', save=rank == 0, progress=rank == 0,
-                batch_tfm=DeviceNormalize() if on_dev else None,
-                config=dict(arch=a.model, arch_kw=kw, num_classes=19, names=CITYSCAPES.names, world_size=world))
+                monitor='miou' if a.model != 'spade' else 'l1', save=rank == 0, progress=rank == 0, batch_tfm=DeviceNormalize() if on_dev else None,
+                config=dict(arch=a.model, arch_kw=kw, num_classes=19, names=CITYSCAPES.names, world_size=world, dataset=a.dataset,
+                            loss=type(task.loss_fn).__name__ if hasattr(task, 'loss_fn') else None))
     hist = L.fit()
     if world > 1: torch.distributed.barrier(); torch.distributed.destroy_process_group()   # leave together: a rank exiting with gloo threads alive aborts
     if rank != 0: return hist
@@ -101,12 +120,7 @@ def cmd_train(a):
     with atomic_write(out/'metrics.json', 'w') as f: json.dump(hist, f, indent=1)
     print(f"trained {a.model} for {a.epochs} epochs{f' on {world} processes' if world > 1 else ''}: {path}"); return hist
 
-def cmd_bench(a):
-    "segsyn bench [--quick]: data, segmentation step, SPADE step and inference benchmarks in one run; bench.json"
-    out = _out_dir(a.out, a.overwrite)
-    res = bench(quick=a.quick, root=a.root, out=out)
-    print(bench_table(res)); return res
-
+# %% ../nbs/11_cli.ipynb #e1af06d0
 def cmd_eval(a):
     "segsyn eval --model FILE --root DIR: the full report (report.json, confusion.png) on a split"
     out = _out_dir(a.out, a.overwrite)
@@ -127,6 +141,7 @@ def cmd_synth(a):
             Image.fromarray(to_uint8_image(im).permute(1, 2, 0).numpy()).save(out/name)
     print(f"{sum(len(v) for v in res.values())} images written to {out}"); return sorted(p.name for p in out.iterdir())
 
+# %% ../nbs/11_cli.ipynb #5b693ad4
 def cmd_roundtrip(a):
     "segsyn roundtrip --segmenter FILE --generator FILE --root DIR: photo → label → photo′ → label′ on a split"
     out = _out_dir(a.out, a.overwrite)
@@ -144,47 +159,60 @@ def cmd_video(a):
     r = segment_video(seg, a.frames, out, size=a.size, G=G, fps=a.fps)
     print(f"{r['frames']} frames → {', '.join(r['files'])} in {out}"); return r
 
-# %% ../nbs/11_cli.ipynb #04ad43f2
-def cmd_demo(a):
-    "segsyn demo --out DIR: synthetic streets → segmenter + SPADE → evaluation, round trip, video; report.md + metrics.json"
-    import matplotlib; matplotlib.use('Agg')
-    out = _out_dir(a.out, a.overwrite); seed_everything(a.seed); t0 = time.time()
-    root = make_synthetic_streets(out/'data', a.n_train, a.n_val, size=tuple(a.size), seed=a.seed, progress=True)
-    tf = seg_transforms(False, mean=None)
+def cmd_bench(a):
+    "segsyn bench [--quick]: data, segmentation step, SPADE step and inference benchmarks in one run; bench.json"
+    out = _out_dir(a.out, a.overwrite)
+    res = bench(quick=a.quick, root=a.root, out=out)
+    print(bench_table(res)); return res
+
+# %% ../nbs/11_cli.ipynb #4e43780d
+def _demo_data(root:Path, out:Path) -> dict:
+    "batch.png, the class shares of the training split, and the chance and colour-only floors on val"
+    tf = seg_transforms(False, mean=None)          # images in [0, 1]: the colour baseline's units
     tr, va = Cityscapes(root, 'train', transform=tf), Cityscapes(root, 'val', transform=tf)
     xb, yb = zip(*[tr[i] for i in range(min(4, len(tr)))])
     show_batch(torch.stack(xb), torch.stack(yb)).savefig(out/'batch.png', dpi=80)
     cnt = torch.bincount(torch.stack([tr.raw(i)[1] for i in range(len(tr))]).flatten(), minlength=256)[:19].double()
-    col = scores_from_cm(colour_baseline(tr, va))
-    seg, G, info = train_small_pair(root, tuple(a.size), a.seg_epochs, a.spade_epochs, out/'runs', seed=a.seed)
-    save_segmenter(seg, out/'segmenter.pt', 'unet', base=info['segmenter']['base']); save_generator(G, out/'generator.pt')
-    for ck in (out/'runs').rglob('*.pt'): ck.unlink()   # resume checkpoints (~200 MB with optimiser states); the model files stay
-    rep = evaluate(seg, make_loader(PreResized(Cityscapes(root, 'val'), tuple(a.size), transform=seg_transforms(False)), 8, shuffle=False, num_workers=0),
+    fl = segmentation_floors(tr, va)
+    return dict(n_train=len(tr), n_val=len(va), class_share={CITYSCAPES.names[i]: round(float(c / cnt.sum()), 4) for i, c in enumerate(cnt) if c},
+                colour_baseline=fl['colour only (nearest mean)'], chance=fl['chance (majority class)'])
+
+# %% ../nbs/11_cli.ipynb #e34308eb
+def _demo_reports(root:Path, out:Path, seg, G, size:tuple, seed:int) -> tuple:
+    "The segmenter's evaluation, the round trip on val, and a video of a pan over a wide frame: (EvalReport, round trip, video dict)"
+    rep = evaluate(seg, make_loader(PreResized(Cityscapes(root, 'val'), size, transform=seg_transforms(False)), 8, shuffle=False, num_workers=0),
                    name='U-Net', progress=False)
     rep.save(out/'eval')
-    val = PreResized(Cityscapes(root, 'val'), tuple(a.size), transform=seg_transforms(False, mean=TANH_MEAN, std=TANH_STD))
+    val = PreResized(Cityscapes(root, 'val'), size, transform=seg_transforms(False, mean=TANH_MEAN, std=TANH_STD))
     rt = round_trip(seg, G, make_loader(val, 8, shuffle=False, num_workers=0), progress=False)
     rt.save(out/'roundtrip')
-    H, W = a.size
-    wide = make_synthetic_streets(out/'data_wide', 1, 1, size=(H, 2 * W), seed=a.seed + 1)
+    H, W = size
+    wide = make_synthetic_streets(out/'data_wide', 1, 1, size=(H, 2 * W), seed=seed + 1)
     vid = segment_video(seg, pan_frames(Cityscapes(wide, 'train').raw(0)[0], W, out/'frames'), out/'video', G=G)
-    rtm = rt.metrics()
-    m = dict(profile=get_profile(), n_train=len(tr), n_val=len(va), size=list(a.size), seed=a.seed,
-             class_share={CITYSCAPES.names[i]: round(float(c / cnt.sum()), 4) for i, c in enumerate(cnt) if c},
-             colour_baseline=dict(pixel_acc=col['pixel_acc'], miou=col['miou']),
-             chance=dict(pixel_acc=float(cnt.max() / cnt.sum()), miou=float(cnt.max() / cnt.sum() / (cnt > 0).sum())),
-             segmenter=rep.summary(), spade=info['spade'], roundtrip=rtm, video=dict(frames=vid['frames']), secs=time.time() - t0)
+    return rep, rt, vid
+
+# %% ../nbs/11_cli.ipynb #46cc445c
+def cmd_demo(a):
+    "segsyn demo --out DIR: synthetic streets → segmenter + SPADE → evaluation, round trip, video; report.md + metrics.json"
+    import matplotlib; matplotlib.use('Agg')
+    out = _out_dir(a.out, a.overwrite); seed_everything(a.seed); t0 = time.time(); size = tuple(a.size)
+    root = make_synthetic_streets(out/'data', a.n_train, a.n_val, size=size, seed=a.seed, progress=True)
+    data = _demo_data(root, out)
+    seg, G, info = train_small_pair(root, size, a.seg_epochs, a.spade_epochs, out/'runs', seed=a.seed)
+    save_segmenter(seg, out/'segmenter.pt', 'unet', base=info['segmenter']['base']); save_generator(G, out/'generator.pt')
+    for ck in (out/'runs').rglob('*.pt'): ck.unlink()   # resume checkpoints (~200 MB with optimiser states); the model files stay
+    rep, rt, vid = _demo_reports(root, out, seg, G, size, a.seed)
+    m = dict(profile=get_profile(), size=list(size), seed=a.seed, **data, segmenter=rep.summary(), spade=info['spade'],
+             roundtrip=rt.metrics(), video=dict(frames=vid['frames']), secs=time.time() - t0)
     with atomic_write(out/'metrics.json', 'w') as f: json.dump(m, f, indent=1)
     _report(out, m, rep, rt)
     print(f"demo written to {out} in {m['secs']:.0f}s: report.md, metrics.json, eval/, roundtrip/, video/")
     return m
 
-def _report(out, m, rep, rt):
-    "A Markdown report of the demo run, with its figures"
-    cb, s, r = m['colour_baseline'], m['segmenter'], m['roundtrip']
-    (out/'report.md').write_text(f"""# segsyn demo
+# %% ../nbs/11_cli.ipynb #8144ffee
+_REPORT = """# segsyn demo
 
-Synthetic streets: {m['n_train']} train + {m['n_val']} val frames at {m['size'][0]}×{m['size'][1]}, seed {m['seed']} ({m['secs']:.0f}s in all).
+Synthetic streets: {m[n_train]} train + {m[n_val]} val frames at {m[size][0]}×{m[size][1]}, seed {m[seed]} ({m[secs]:.0f}s in all).
 
 ![a batch](batch.png)
 
@@ -192,53 +220,53 @@ Synthetic streets: {m['n_train']} train + {m['n_val']} val frames at {m['size'][
 
 | | pixel acc | mIoU |
 |---|---|---|
-| chance (majority class) | {m['chance']['pixel_acc']:.1%} | {m['chance']['miou']:.1%} |
-| colour only (nearest mean) | {cb['pixel_acc']:.1%} | {cb['miou']:.1%} |
-| U-Net | {s['pixel_acc']:.1%} | {s['miou']:.1%} |
+| chance (majority class) | {m[chance][pixel_acc]:.1%} | {m[chance][miou]:.1%} |
+| colour only (nearest mean) | {m[colour_baseline][pixel_acc]:.1%} | {m[colour_baseline][miou]:.1%} |
+| U-Net | {m[segmenter][pixel_acc]:.1%} | {m[segmenter][miou]:.1%} |
 
-{rep.table()}
+{seg_table}
 
 ![confusion](eval/confusion.png)
 
 ## Synthesis and the round trip
 
-SPADE's samples segmented by the U-Net (segmentation score): pixel acc {m['spade']['val_seg_pixel_acc']:.1%}, mIoU {m['spade']['val_seg_miou']:.1%}.
+SPADE's samples segmented by the U-Net (segmentation score): pixel acc {m[spade][val_seg_pixel_acc]:.1%}, mIoU {m[spade][val_seg_miou]:.1%}.
 
-{rt.table()}
+{rt_table}
 
 ![round trip](roundtrip/roundtrip.png)
 
 ## Video
 
-{m['video']['frames']} frames: ![overlay](video/overlay.gif) ![round trip](video/roundtrip.gif)
-""")
+{m[video][frames]} frames: ![overlay](video/overlay.gif) ![round trip](video/roundtrip.gif)
+"""
 
-# %% ../nbs/11_cli.ipynb #e456d49a
-def _size(s):
+def _report(out, m, rep, rt):
+    "report.md of the demo run: `_REPORT` filled from metrics.json's dict and the two tables"
+    (out/'report.md').write_text(_REPORT.format(m=m, seg_table=rep.table(), rt_table=rt.table()))
+
+# %% ../nbs/11_cli.ipynb #61b25807
+def _size(s:str) -> tuple: # 'HxW', e.g. '256x512'
     "Parse 'HxW' as a (H, W) tuple"
     try: h, w = (int(v) for v in s.lower().split('x')); return h, w
     except ValueError: raise argparse.ArgumentTypeError(f"size {s!r} must look like 256x512 (height x width)")
 
-def _common(p, out_default, size=None):
+def _common(p, out_default:str, size:tuple|None=None):
+    "The options every run-folder command shares: --out, --overwrite, --size, --batch-size, --workers, --seed"
     p.add_argument('--out', default=out_default, help=f'run folder (default {out_default}); must be empty unless --overwrite')
     p.add_argument('--overwrite', action='store_true', help='write into an existing run folder')
     p.add_argument('--size', type=_size, default=size, help=f'work at HxW{f" (default {size[0]}x{size[1]})" if size else ""}')
     p.add_argument('--batch-size', type=int, default=8); p.add_argument('--workers', type=int, default=0, help='DataLoader workers')
     p.add_argument('--seed', type=int, default=0)
 
-def build_parser() -> argparse.ArgumentParser:
-    "The `segsyn` argument parser with its sub-commands"
-    p = argparse.ArgumentParser(prog='segsyn', description='segsyn: semantic segmentation and semantic image synthesis')
-    sub = p.add_subparsers(dest='cmd', required=True, metavar='COMMAND')
-    d = sub.add_parser('data', help='prepare datasets (synthetic here; real ones with ./data_setup.sh)')
-    d.add_argument('--synthetic', type=int, metavar='N', required=True, help='number of synthetic training frames (val: N/4)')
-    d.add_argument('--root', help='output folder (default: $SEGSYN_DATA/synthetic_streets or ./data/synthetic_streets)')
-    d.add_argument('--size', type=_size, default=(256, 512), help='frame size HxW (default 256x512)')
-    d.add_argument('--seed', type=int, default=0); d.add_argument('--overwrite', action='store_true')
-    d.set_defaults(func=cmd_data)
+# %% ../nbs/11_cli.ipynb #1b0232f3
+def _add_train(sub):
+    "The `train` sub-command's parser"
     t = sub.add_parser('train', help='train a segmenter (or SPADE) on a Cityscapes-layout dataset')
     t.add_argument('--model', required=True, choices=sorted(SEGMENTERS) + ['spade'])
-    t.add_argument('--dataset', default='cityscapes', choices=['cityscapes', 'synthetic'], help='both use the Cityscapes layout under --root')
+    t.add_argument('--dataset', default='cityscapes', choices=['cityscapes', 'synthetic'],
+                   help='cityscapes: an existing Cityscapes-layout --root (real, or from `segsyn data`); '
+                        f'synthetic: the synthetic streets, written to --root first ({_SYNTHETIC_FRAMES[0]}+{_SYNTHETIC_FRAMES[1]} frames at --size) when it holds none')
     t.add_argument('--root', required=True, help='dataset folder (leftImg8bit/, gtFine/)')
     t.add_argument('--epochs', type=int, default=10); t.add_argument('--lr', type=float, default=2e-3)
     t.add_argument('--ngf', type=int, default=16, help='width of U-Net / SPADE (default 16)')
@@ -248,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--normalize', default='auto', choices=['auto', 'loader', 'device'],
                    help='where images are normalised: in the loader workers, or on the device after a uint8 copy (auto: device on CUDA)')
     _common(t, 'runs/train', (128, 256)); t.set_defaults(func=cmd_train)
+
+# %% ../nbs/11_cli.ipynb #452ca140
+def _add_model_cmds(sub):
+    "The parsers of the sub-commands that read model files: eval, synth, roundtrip, video"
     e = sub.add_parser('eval', help='evaluate a segmenter file on a split: report.json, confusion.png')
     e.add_argument('--model', required=True, help='segmenter file (segsyn train)'); e.add_argument('--root', required=True)
     e.add_argument('--split', default='val'); _common(e, 'runs/eval'); e.set_defaults(func=cmd_eval)
@@ -266,6 +298,19 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument('--generator', help='also write the round trip of every frame'); v.add_argument('--fps', type=float, default=5)
     v.add_argument('--dataset', default='cityscapes', choices=['cityscapes', 'coco', 'ade20k'])
     _common(v, 'runs/video'); v.set_defaults(func=cmd_video)
+
+# %% ../nbs/11_cli.ipynb #e5b83a39
+def build_parser() -> argparse.ArgumentParser:
+    "The `segsyn` argument parser with its sub-commands"
+    p = argparse.ArgumentParser(prog='segsyn', description='segsyn: semantic segmentation and semantic image synthesis')
+    sub = p.add_subparsers(dest='cmd', required=True, metavar='COMMAND')
+    d = sub.add_parser('data', help='prepare datasets (synthetic here; real ones with ./data_setup.sh)')
+    d.add_argument('--synthetic', type=int, metavar='N', required=True, help='number of synthetic training frames (val: N/4)')
+    d.add_argument('--root', help='output folder (default: $SEGSYN_DATA/synthetic_streets or ./data/synthetic_streets)')
+    d.add_argument('--size', type=_size, default=(256, 512), help='frame size HxW (default 256x512)')
+    d.add_argument('--seed', type=int, default=0); d.add_argument('--overwrite', action='store_true')
+    d.set_defaults(func=cmd_data)
+    _add_train(sub); _add_model_cmds(sub)
     b = sub.add_parser('bench', help='speed and memory: data, segmentation step, SPADE step, inference (ratios in one run)')
     b.add_argument('--quick', action='store_true', help='small sizes (about a minute on a CPU)')
     b.add_argument('--root', help='Cityscapes-layout folder for the data benchmark (default: synthetic)')
@@ -280,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_demo)
     return p
 
+# %% ../nbs/11_cli.ipynb #2ace41bd
 def run(argv:list|None=None): # arguments (default: sys.argv[1:])
     "Run a `segsyn` command and return its result (what `main` does, for notebooks and tests)"
     a = build_parser().parse_args(argv)
@@ -287,7 +333,7 @@ def run(argv:list|None=None): # arguments (default: sys.argv[1:])
     except SegsynError as e:
         print(f"segsyn {a.cmd}: error: {e}", file=sys.stderr); sys.exit(2)
 
-def main(argv:list|None=None):
+def main(argv:list|None=None): # arguments (default: sys.argv[1:])
     "Entry point of the `segsyn` command (exit status 0 on success, 2 on a clear error)"
     run(argv)
 

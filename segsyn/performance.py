@@ -6,12 +6,12 @@ Docs: https://segsyn.github.io/segsyn/performance.html.md"""
 
 # %% ../nbs/10_performance.ipynb #c44e2b61
 from __future__ import annotations
-import json, math, os, time
+import json, os, time
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
-from .core import SegsynError, default_device, seed_everything, atomic_write
+from .core import SegsynError, default_device, seed_everything, atomic_write, time_steps
 from .training import SegTask, Learner, model_logits
 from .losses import CrossEntropy
 
@@ -20,7 +20,8 @@ __all__ = ['init_distributed', 'ShardSampler', 'shard_loader', 'DDPSegTask', 'dd
            'device_normalize_benchmark', 'inference_benchmark', 'bench', 'bench_table']
 
 # %% ../nbs/10_performance.ipynb #3a0c5c21
-def init_distributed(backend:str|None=None) -> tuple: # -> (rank, world_size, device)
+def init_distributed(backend:str|None=None # None: NCCL on CUDA, gloo otherwise
+                    ) -> tuple: # (rank, world_size, device)
     "Join torchrun's process group when WORLD_SIZE > 1 (NCCL on CUDA, gloo otherwise); (0, 1, default device) otherwise"
     world = int(os.environ.get('WORLD_SIZE', '1'))
     if world <= 1 and not dist.is_initialized(): return 0, 1, default_device()
@@ -39,7 +40,8 @@ def init_distributed(backend:str|None=None) -> tuple: # -> (rank, world_size, de
 class ShardSampler(Sampler):
     "This process's share of a dataset's indices: shuffled per epoch (same permutation on every rank), evenly cut for training"
     def __init__(self, n:int, # dataset length
-                 rank:int, world:int, shuffle:bool=True, seed:int=0,
+                 rank:int, world:int, # this process, of how many
+                 shuffle:bool=True, seed:int=0, # a new permutation per epoch, from `seed + epoch`
                  even:bool=True): # drop the tail so every rank has the same number of samples (training)
         self.n, self.rank, self.world, self.shuffle, self.seed, self.even, self.epoch = n, rank, world, shuffle, seed, even, 0
     def _indices(self):
@@ -51,7 +53,10 @@ class ShardSampler(Sampler):
         return iter(idx)
     def __len__(self): return len(self._indices())
 
-def shard_loader(ds, batch_size:int, rank:int, world:int, train:bool=True, seed:int=0, num_workers:int=0, **kw) -> DataLoader:
+def shard_loader(ds, batch_size:int, # per process
+                 rank:int, world:int, # this process, of how many
+                 train:bool=True, # shuffled, even shards, incomplete last batch dropped; False: every sample once, in order
+                 seed:int=0, num_workers:int=0, **kw) -> DataLoader: # **kw: passed to DataLoader
     "A DataLoader over this rank's shard (per-process batch size)"
     s = ShardSampler(len(ds), rank, world, shuffle=train, seed=seed, even=train)
     return DataLoader(ds, batch_size, sampler=s, num_workers=num_workers, drop_last=train, pin_memory=torch.cuda.is_available(),
@@ -77,7 +82,10 @@ class DDPSegTask(SegTask):
             for b in self.model.buffers(): dist.broadcast(b, 0)
         return super().validate(dl, L)
 
-def ddp_worker(rank:int, world:int, cfg:dict):
+# %% ../nbs/10_performance.ipynb #83267f3a
+def ddp_worker(rank:int, # this process's rank (mp.spawn passes it first)
+               world:int, # number of processes
+               cfg:dict): # data (a .pt of x, y, vx, vy), rendezvous (a file), out (a folder), classes, bs, epochs, seed
     "One process of a test/demo DDP job (mp.spawn target): trains a small U-Net on tensors and writes its weights and metrics"
     torch.set_num_threads(1)
     dist.init_process_group('gloo', init_method=f"file://{cfg['rendezvous']}", rank=rank, world_size=world)
@@ -92,113 +100,120 @@ def ddp_worker(rank:int, world:int, cfg:dict):
                     runs_dir=cfg['out'], name='ddp', seed=cfg.get('seed', 0))
         h = L.fit()
         torch.save(dict(state=task.model.state_dict(), val=h[-1]), Path(cfg['out'])/f'rank{rank}.pt')
+        dist.barrier()                                      # leave together, as `segsyn train` does (rank 0 writes checkpoints the others don't)
     finally: dist.destroy_process_group()
 
-# %% ../nbs/10_performance.ipynb #2f810a80
-def _sync(dev):
-    if dev.type == 'cuda': torch.cuda.synchronize()
-
-def _timed(step, dev, n):
-    "items/s of `step` (called n times after one warm-up), and the peak CUDA memory in GB"
-    step(); _sync(dev)
-    if dev.type == 'cuda': torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    for _ in range(n): step()
-    _sync(dev)
-    return n / (time.perf_counter() - t0), (torch.cuda.max_memory_allocated() / 2**30 if dev.type == 'cuda' else None)
-
-def seg_step_benchmark(size:tuple=(512, 1024), batch:int=2, steps:int=5, device=None) -> dict:
-    "DeepLabV3-ResNet50 train step: segsyn's fast path vs torchvision's reference recipe (fp32), images/s and peak memory"
+# %% ../nbs/10_performance.ipynb #ea6f88c0
+def _tv_ref_step(x, y):
+    "One training step as torchvision's reference recipe runs it: DeepLabV3-R50 with aux head, fp32, SGD, main + 0.5·aux CE"
     import torchvision
+    torch.manual_seed(0)
+    m = torchvision.models.segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=19, aux_loss=True)
+    m = m.to(x.device).train(); opt = torch.optim.SGD(m.parameters(), 0.02, momentum=0.9, weight_decay=1e-4)
+    def step():
+        out = m(x); loss = F.cross_entropy(out['out'], y, ignore_index=255) + 0.5 * F.cross_entropy(out['aux'], y, ignore_index=255)
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+    return step
+
+def _segsyn_step(x, y):
+    "One training step on segsyn's fast path: bf16 autocast, channels-last and fused AdamW on CUDA (plain fp32 elsewhere)"
     from segsyn.deeplab import deeplabv3_resnet50
-    dev = torch.device(device) if device is not None else default_device()
-    cuda = dev.type == 'cuda'
-    x, y = torch.randn(batch, 3, *size, device=dev), torch.randint(0, 19, (batch, *size), device=dev)
+    cuda = x.device.type == 'cuda'
     torch.manual_seed(0)
-    ref = torchvision.models.segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=19, aux_loss=True).to(dev).train()
-    opt_r = torch.optim.SGD(ref.parameters(), 0.02, momentum=0.9, weight_decay=1e-4)
-    def ref_step():
-        out = ref(x); loss = F.cross_entropy(out['out'], y, ignore_index=255) + 0.5 * F.cross_entropy(out['aux'], y, ignore_index=255)
-        opt_r.zero_grad(set_to_none=True); loss.backward(); opt_r.step()
-    r_ips, r_mem = _timed(ref_step, dev, steps); r_ips *= batch
-    del ref, opt_r
-    torch.manual_seed(0)
-    m = deeplabv3_resnet50(19).to(dev).train()
-    if cuda: m = m.to(memory_format=torch.channels_last)
-    xs = x.contiguous(memory_format=torch.channels_last) if cuda else x
-    opt = torch.optim.AdamW(m.parameters(), 1e-4, fused=cuda)
-    ce = CrossEntropy()
-    def seg_step():
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
-            out = model_logits(m, xs)
+    m = deeplabv3_resnet50(19).to(x.device).train()
+    if cuda: m, x = m.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    opt, ce = torch.optim.AdamW(m.parameters(), 1e-4, fused=cuda), CrossEntropy()
+    def step():
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cuda): out = model_logits(m, x)
         loss = ce(out.float(), y); opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-    s_ips, s_mem = _timed(seg_step, dev, steps); s_ips *= batch
-    return dict(size=list(size), batch=batch, device=str(dev), torchvision_ref_img_s=r_ips, segsyn_img_s=s_ips, speedup=s_ips / r_ips,
-                torchvision_ref_peak_gb=r_mem, segsyn_peak_gb=s_mem)
+    return step
+
+# %% ../nbs/10_performance.ipynb #0c6f4774
+def seg_step_benchmark(size:tuple=(512, 1024), # (H, W) of the random batch
+                       batch:int=2, # images per step
+                       steps:int=5, # timed steps (after one warm-up)
+                       device=None) -> dict: # default: `default_device()`
+    "DeepLabV3-ResNet50 train step: segsyn's fast path vs torchvision's reference recipe (fp32), images/s and peak memory"
+    dev = torch.device(device) if device is not None else default_device()
+    x, y = torch.randn(batch, 3, *size, device=dev), torch.randint(0, 19, (batch, *size), device=dev)
+    ref = _tv_ref_step(x, y); r_ips, r_mem = time_steps(ref, steps, dev); del ref   # its model is freed before ours is built
+    s_ips, s_mem = time_steps(_segsyn_step(x, y), steps, dev)
+    return dict(size=list(size), batch=batch, device=str(dev), torchvision_ref_img_s=r_ips * batch, segsyn_img_s=s_ips * batch,
+                speedup=s_ips / r_ips, torchvision_ref_peak_gb=r_mem, segsyn_peak_gb=s_mem)
+
+# %% ../nbs/10_performance.ipynb #2e243fb2
+def _epoch_rate(pre, tf, post, batch, dev, epochs):
+    "Images/s of passes over `pre` with transform `tf`, each batch copied to `dev` and then `post`-processed"
+    pre.transform = tf
+    from segsyn.datasets import make_loader
+    dl = make_loader(pre, batch, shuffle=False, num_workers=0, drop_last=False)
+    def one_pass():
+        for x, y in dl: post(x.to(dev, non_blocking=True)); y.to(dev, non_blocking=True)
+    return time_steps(one_pass, epochs, dev)[0] * len(pre)
 
 def device_normalize_benchmark(root:str|Path, # a Cityscapes-layout dataset (train split)
                                size:tuple=(256, 512), batch:int=8, # frames at this (H, W), per batch
-                               n:int=32, epochs:int=2, device=None) -> dict:
-    "Batches/s from cached frames to normalised images on the device: float in the loader vs uint8 + `DeviceNormalize`"
-    from segsyn.datasets import Cityscapes, PreResized, seg_transforms, make_loader, DeviceNormalize
+                               n:int=32, epochs:int=2, device=None) -> dict: # frames used; timed passes over them
+    "Images/s from cached frames to normalised images on the device: float in the loader vs uint8 + `DeviceNormalize`"
+    from segsyn.datasets import Cityscapes, PreResized, seg_transforms, DeviceNormalize
     dev = torch.device(device) if device is not None else default_device()
     ds = Cityscapes(root, 'train'); ds.items = ds.items[:n]
     pre = PreResized(ds, size)
-    dn = DeviceNormalize()
-    def rate(tf, post):
-        pre.transform = tf
-        dl = make_loader(pre, batch, shuffle=False, num_workers=0, drop_last=False)
-        def run():
-            for x, y in dl: post(x.to(dev, non_blocking=True)); y.to(dev, non_blocking=True)
-        ips, _ = _timed(run, dev, epochs)
-        return ips * len(pre)
-    flt = rate(seg_transforms(False), lambda x: x)
-    u8 = rate(seg_transforms(False, keep_uint8=True), dn)
+    flt = _epoch_rate(pre, seg_transforms(False), lambda x: x, batch, dev, epochs)
+    u8 = _epoch_rate(pre, seg_transforms(False, keep_uint8=True), DeviceNormalize(), batch, dev, epochs)
     return dict(size=list(size), batch=batch, frames=len(pre), device=str(dev), float_loader_img_s=flt, uint8_device_norm_img_s=u8, speedup=u8 / flt)
 
+# %% ../nbs/10_performance.ipynb #542d1db8
 @torch.no_grad()
-def inference_benchmark(size:tuple=(1024, 2048), frames:int=5, device=None) -> dict:
+def inference_benchmark(size:tuple=(1024, 2048), # (H, W) of one frame
+                        frames:int=5, # timed frames (after one warm-up)
+                        device=None) -> dict:
     "DeepLabV3-ResNet50 inference frames/s at `size`, fp32 vs bf16 + channels-last (on CUDA)"
     from segsyn.deeplab import deeplabv3_resnet50
     dev = torch.device(device) if device is not None else default_device()
     m = deeplabv3_resnet50(19).to(dev).eval(); x = torch.randn(1, 3, *size, device=dev)
-    fp32, mem32 = _timed(lambda: m(x), dev, frames)
+    fp32, mem32 = time_steps(lambda: m(x), frames, dev)
     out = dict(size=list(size), device=str(dev), fp32_fps=fp32, fp32_peak_gb=mem32)
     if dev.type == 'cuda':
         m = m.to(memory_format=torch.channels_last); xc = x.contiguous(memory_format=torch.channels_last)
         def fast():
             with torch.autocast('cuda', dtype=torch.bfloat16): m(xc)
-        out['bf16_fps'], out['bf16_peak_gb'] = _timed(fast, dev, frames); out['speedup'] = out['bf16_fps'] / fp32
+        out['bf16_fps'], out['bf16_peak_gb'] = time_steps(fast, frames, dev); out['speedup'] = out['bf16_fps'] / fp32
     return out
+
+# %% ../nbs/10_performance.ipynb #0584eecd
+def _device_name(dev:torch.device) -> str:
+    "The GPU's name, or the CPU's with its thread count (what the numbers were measured on)"
+    import platform
+    if dev.type == 'cuda': return torch.cuda.get_device_name(dev)
+    return f'cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)'
 
 def bench(quick:bool=False, # small sizes (CPU: about a minute)
           device=None, root:str|Path|None=None, # a Cityscapes-layout folder for the data benchmark (default: synthetic, made in a temp folder)
           out:str|Path|None=None) -> dict: # write bench.json here
     "Every benchmark in one run on one device: data, segmentation step, SPADE step, inference"
-    import tempfile, platform
+    import tempfile
     from segsyn.datasets import make_synthetic_streets, loader_benchmark
     from segsyn.spade import spade_step_benchmark, spade_options
     dev = torch.device(device) if device is not None else default_device()
-    res = dict(device=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else f'cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)',
-               torch=torch.__version__, quick=quick)
-    t0 = time.time()
+    res, t0, q = dict(device=_device_name(dev), torch=torch.__version__, quick=quick), time.time(), quick
     with tempfile.TemporaryDirectory() as tmp:
-        size = (64, 128) if quick else (256, 512)
-        r = Path(root) if root else make_synthetic_streets(Path(tmp)/'syn', 8 if quick else 32, 2, size=(size[0] * 2, size[1] * 2))
-        res['data'] = loader_benchmark(r, size=size, n=8 if quick else 32, epochs=2)
-        res['device_normalize'] = device_normalize_benchmark(r, size, 4 if quick else 8, n=8 if quick else 32, device=dev)
-    res['seg_step'] = seg_step_benchmark((64, 128) if quick else (512, 1024), 2, 2 if quick else 10, dev)
-    sopt = spade_options(ngf=16, spade_hidden=32, crop_size=128, num_upsampling_layers='normal', no_vgg_loss=True) if quick else spade_options(no_vgg_loss=True)
-    sp = spade_step_benchmark(sopt, size=(64, 128) if quick else (256, 512), steps=2 if quick else 10, device=dev)
+        size = (64, 128) if q else (256, 512)
+        r = Path(root) if root else make_synthetic_streets(Path(tmp)/'syn', 8 if q else 32, 2, size=(size[0] * 2, size[1] * 2))
+        res['data'] = loader_benchmark(r, size=size, n=8 if q else 32, epochs=2)
+        res['device_normalize'] = device_normalize_benchmark(r, size, 4 if q else 8, n=8 if q else 32, device=dev)
+    res['seg_step'] = seg_step_benchmark((64, 128) if q else (512, 1024), 2, 2 if q else 10, dev)
+    sopt = spade_options(ngf=16, spade_hidden=32, crop_size=128, num_upsampling_layers='normal', no_vgg_loss=True) if q else spade_options(no_vgg_loss=True)
+    sp = spade_step_benchmark(sopt, size=(64, 128) if q else (256, 512), steps=2 if q else 10, device=dev)
     res['spade_step'] = dict(fp32=sp[0], bf16_channels_last=sp[1], speedup=sp[1]['it_s'] / sp[0]['it_s'])
-    res['inference'] = inference_benchmark((128, 256) if quick else (1024, 2048), 2 if quick else 10, dev)
+    res['inference'] = inference_benchmark((128, 256) if q else (1024, 2048), 2 if q else 10, dev)
     res['secs'] = time.time() - t0
     if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
         with atomic_write(Path(out)/'bench.json', 'w') as f: json.dump(res, f, indent=1)
     return res
 
-def bench_table(res:dict) -> str:
+# %% ../nbs/10_performance.ipynb #2e47d216
+def bench_table(res:dict) -> str: # what `bench` returned (or bench.json)
     "The bench results as Markdown"
     f = lambda v, u='': '–' if v is None else f'{v:.2f}{u}'
     d, s, p, i, n = res['data'], res['seg_step'], res['spade_step'], res['inference'], res['device_normalize']
