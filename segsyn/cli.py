@@ -109,11 +109,11 @@ def cmd_train(a):
     if world > 1: dls = [shard_loader(d, a.batch_size, rank, world, d is tr, a.seed, a.workers) for d in (tr, va)]
     else: dls = (make_loader(tr, a.batch_size, num_workers=a.workers, seed=a.seed), make_loader(va, a.batch_size, shuffle=False, num_workers=a.workers))
     kw = {'base': a.ngf} if a.model == 'unet' else {}
-    L = Learner(task, *dls, lr=a.lr, epochs=a.epochs, runs_dir=out, name='run', seed=a.seed, device=dev,
+    learn = Learner(task, *dls, lr=a.lr, epochs=a.epochs, runs_dir=out, name='run', seed=a.seed, device=dev,
                 monitor='miou' if a.model != 'spade' else 'l1', save=rank == 0, progress=rank == 0, batch_tfm=DeviceNormalize() if on_dev else None,
                 config=dict(arch=a.model, arch_kw=kw, num_classes=19, names=CITYSCAPES.names, world_size=world, dataset=a.dataset,
                             loss=type(task.loss_fn).__name__ if hasattr(task, 'loss_fn') else None))
-    hist = L.fit()
+    hist = learn.fit()
     if world > 1: torch.distributed.barrier(); torch.distributed.destroy_process_group()   # leave together: a rank exiting with gloo threads alive aborts
     if rank != 0: return hist
     path = save_generator(task.G, out/'model.pt') if a.model == 'spade' else save_segmenter(task.model, out/'model.pt', a.model, 19, **kw)

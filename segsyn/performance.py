@@ -69,18 +69,18 @@ class DDPSegTask(SegTask):
                  **kw):
         if sync_bn: model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         super().__init__(model, num_classes, **kw); self.ddp = None
-    def train_step(self, batch, L):
+    def train_step(self, batch, learn):
         if self.ddp is None and dist.is_initialized():
-            self.ddp = self.compiled(nn.parallel.DistributedDataParallel(self.model, device_ids=[L.device.index] if L.device.type == 'cuda' else None))
-        return super().train_step(batch, L)
+            self.ddp = self.compiled(nn.parallel.DistributedDataParallel(self.model, device_ids=[learn.device.index] if learn.device.type == 'cuda' else None))
+        return super().train_step(batch, learn)
     def forward_module(self):
         "DDP (compiled when asked) for training forwards; the plain model for validation"
         return self.ddp if self.ddp is not None and self.model.training else super().forward_module()
-    def validate(self, dl, L):
+    def validate(self, dl, learn):
         "Rank 0's buffers (batch-norm running stats) everywhere first — DDP's convention — then the sharded validation"
         if dist.is_initialized():
             for b in self.model.buffers(): dist.broadcast(b, 0)
-        return super().validate(dl, L)
+        return super().validate(dl, learn)
 
 # %% ../nbs/10_performance.ipynb #83267f3a
 def ddp_worker(rank:int, # this process's rank (mp.spawn passes it first)
@@ -95,10 +95,10 @@ def ddp_worker(rank:int, # this process's rank (mp.spawn passes it first)
         tr, va = list(zip(d['x'], d['y'])), list(zip(d['vx'], d['vy']))
         seed_everything(cfg.get('seed', 0) + rank)          # different on purpose: DDP must make the replicas identical anyway
         task = DDPSegTask(unet(cfg['classes'], base=4), cfg['classes'])
-        L = Learner(task, shard_loader(tr, cfg['bs'], rank, world, seed=0), shard_loader(va, cfg['bs'], rank, world, train=False),
+        learn = Learner(task, shard_loader(tr, cfg['bs'], rank, world, seed=0), shard_loader(va, cfg['bs'], rank, world, train=False),
                     lr=1e-2, epochs=cfg['epochs'], sched=None, device='cpu', save=rank == 0, progress=False,
                     runs_dir=cfg['out'], name='ddp', seed=cfg.get('seed', 0))
-        h = L.fit()
+        h = learn.fit()
         torch.save(dict(state=task.model.state_dict(), val=h[-1]), Path(cfg['out'])/f'rank{rank}.pt')
         dist.barrier()                                      # leave together, as `segsyn train` does (rank 0 writes checkpoints the others don't)
     finally: dist.destroy_process_group()

@@ -97,11 +97,11 @@ def discriminate(self:SPADETask, sem:torch.Tensor, fake:torch.Tensor, real:torch
 
 # %% ../nbs/07b_spade_training.ipynb #337026dd
 @patch
-def g_step(self:SPADETask, sem:torch.Tensor, real:torch.Tensor, L:Learner) -> tuple: # -> (fake, losses)
+def g_step(self:SPADETask, sem:torch.Tensor, real:torch.Tensor, learn:Learner) -> tuple: # -> (fake, losses)
     "Update G (+ E) on hinge + feature matching + VGG (+ KL), D frozen; returns the fake and the losses"
     o = self.opt
     self.D.requires_grad_(False)
-    with L.autocast():
+    with learn.autocast():
         fake, kld = self.generate(sem, real)
         pf, pr = self.discriminate(sem, fake, real)
     pf, pr = [[t.float() for t in s] for s in pf], [[t.float() for t in s] for s in pr]
@@ -109,31 +109,31 @@ def g_step(self:SPADETask, sem:torch.Tensor, real:torch.Tensor, L:Learner) -> tu
     g_feat = feature_matching_loss(pf, pr, o.lambda_feat) if not o.no_ganFeat_loss else torch.zeros(())
     g_vgg = self.vgg.to(real.device)(fake.float(), real) * o.lambda_vgg if self.vgg is not None else torch.zeros(())
     g = g_gan + g_feat + g_vgg + (kld if kld is not None else 0)
-    L.backward_step(g, 'G')
+    learn.backward_step(g, 'G')
     self.D.requires_grad_(True)
     return fake, dict(g=g, g_gan=g_gan, g_feat=g_feat, g_vgg=g_vgg, kld=kld)
 
 # %% ../nbs/07b_spade_training.ipynb #6979ee2d
 @patch
-def d_step(self:SPADETask, sem:torch.Tensor, fake:torch.Tensor, real:torch.Tensor, L:Learner) -> tuple: # -> (d_fake, d_real)
+def d_step(self:SPADETask, sem:torch.Tensor, fake:torch.Tensor, real:torch.Tensor, learn:Learner) -> tuple: # -> (d_fake, d_real)
     "Update D with the hinge loss on the (detached) fake and the real photo"
     o = self.opt
-    with L.autocast(): pf, pr = self.discriminate(sem, fake.detach(), real)
+    with learn.autocast(): pf, pr = self.discriminate(sem, fake.detach(), real)
     d_fake, d_real = gan_loss([s[-1].float() for s in pf], False, o.gan_mode), gan_loss([s[-1].float() for s in pr], True, o.gan_mode)
-    L.backward_step(d_fake + d_real, 'D')
+    learn.backward_step(d_fake + d_real, 'D')
     return d_fake, d_real
 
 # %% ../nbs/07b_spade_training.ipynb #d58d6750
 @patch
 def train_step(self:SPADETask, batch, # (photos in [-1, 1], label ids, instance ids)
-               L:Learner) -> dict:
+               learn:Learner) -> dict:
     "One step in the official order: the G step, then the D step on the same fake; every loss goes to `self.log`"
     real, lab, inst = batch[0], batch[1], (batch[2] if len(batch) > 2 else None)
     sem = preprocess_labels(lab, inst, self.opt).to(real.dtype)
-    fake, g = self.g_step(sem, real, L)
-    d_fake, d_real = self.d_step(sem, fake, real, L)
+    fake, g = self.g_step(sem, real, learn)
+    d_fake, d_real = self.d_step(sem, fake, real, learn)
     f = lambda v: 0. if v is None else float(v.detach())
-    self.log.append(dict(step=L.step, g_gan=f(g['g_gan']), g_feat=f(g['g_feat']), g_vgg=f(g['g_vgg']), kld=f(g['kld']),
+    self.log.append(dict(step=learn.step, g_gan=f(g['g_gan']), g_feat=f(g['g_feat']), g_vgg=f(g['g_vgg']), kld=f(g['kld']),
                          d_fake=f(d_fake), d_real=f(d_real)))
     return {'loss': g['g'].detach(), 'd': (d_fake + d_real).detach(), 'g_gan': g['g_gan'].detach()}
 
@@ -160,13 +160,13 @@ def segmentation_score(segmenter:nn.Module, # trained on real photos, ImageNet-n
 @patch
 @torch.no_grad()
 def validate(self:SPADETask, dl, # yields (photos, label ids[, instance ids])
-             L:Learner) -> dict:
+             learn:Learner) -> dict:
     "Mean L1 to the real photos; with a segmenter, the `segmentation_score` of the fakes (seg_miou, seg_pixel_acc)"
     tot, n, cm = 0., 0, 0
     for batch in dl:
-        real, lab, *rest = L.to_device(batch)
+        real, lab, *rest = learn.to_device(batch)
         sem = preprocess_labels(lab, rest[0] if rest else None, self.opt)
-        with L.autocast(): fake = self.G(sem).float()   # VAE: z ~ N(0, I)
+        with learn.autocast(): fake = self.G(sem).float()   # VAE: z ~ N(0, I)
         tot += F.l1_loss(fake, real, reduction='sum').item() / fake[0].numel(); n += len(fake)
         if self.segmenter is not None:
             cm = cm + segmentation_score(self.segmenter.to(fake.device), fake, self.to_seg_ids(lab), self.seg_classes).cm
@@ -265,10 +265,10 @@ def _bench_mode(opt, data, mode, steps, dev) -> dict:
     "Steps per second and peak memory of SPADE training steps in one precision mode"
     torch.manual_seed(0)
     fast = mode != 'fp32'
-    L = Learner(SPADETask(opt), [data], amp='bf16' if fast else False, channels_last=fast, device=dev, save=False, progress=False)
-    L.setup()
-    b = L.to_device(data)
-    it_s, mem = time_steps(lambda: L.task.train_step(b, L), steps, dev)   # one warm-up step, then `steps` timed
+    learn = Learner(SPADETask(opt), [data], amp='bf16' if fast else False, channels_last=fast, device=dev, save=False, progress=False)
+    learn.setup()
+    b = learn.to_device(data)
+    it_s, mem = time_steps(lambda: learn.task.train_step(b, learn), steps, dev)   # one warm-up step, then `steps` timed
     return dict(mode=mode, device=str(dev), size=list(data[1].shape[-2:]), batch=len(data[1]), it_s=it_s, peak_mem_gb=mem)
 
 def spade_step_benchmark(opt:SPADEOptions|None=None, # default: Cityscapes options (ngf 64), no VGG loss

@@ -318,20 +318,26 @@ def fingerprint(x) -> str:
 
 # %% ../nbs/01e_training.ipynb #2f06f674
 def fit_cached(learn:Learner, # a learner ready to `fit`
-               key:dict # everything that determines the result (see `fingerprint`)
+               **extra # task settings the modules do not show (e.g. the loss, SPADE's options, a judge's fingerprint)
               ) -> tuple: # (history, seconds the training took)
     "`learn.fit()`, or the result of the same fit from `$SEGSYN_CACHE`: weights loaded, history and last validation restored"
     if cache_root() is None:
         t0 = time.time(); return learn.fit(), time.time() - t0
+    dl, vl = learn.train_dl, learn.val_dl
+    key = dict(task=type(learn.task).__name__, modules={k: fingerprint(m) for k, m in learn.task.modules().items()},
+               train=fingerprint(dl.dataset), val=fingerprint(vl.dataset) if vl is not None else None, bs=dl.batch_size,
+               **{k: learn.config[k] for k in ('lr', 'epochs', 'sched', 'warmup', 'amp', 'clip', 'seed', 'device')}, **extra)
     def build(d):
         t0 = time.time(); h = learn.fit()
-        save_checkpoint(dict(modules={k: m.state_dict() for k, m in learn.task.modules().items()}, history=h, secs=time.time() - t0), d/'fit.pt')
+        save_checkpoint(dict(modules={k: m.state_dict() for k, m in learn.task.modules().items()}, history=h, secs=time.time() - t0,
+                             log=getattr(learn.task, 'log', None)), d/'fit.pt')              # a task's per-step log (GANs keep one)
     d = cached(key, build, 'fit'); ck = load_checkpoint(d/'fit.pt', 'cached fit')
     if not learn.history:                                    # trained by another notebook: take its result
         learn.setup()
         for k, m in learn.task.modules().items(): load_checked(m, ck['modules'][k], 'cached fit'); m.eval()
         learn.history, learn.epoch = ck['history'], len(ck['history']) - 1
-        if learn.val_dl is not None: learn.task.validate(learn.val_dl, learn)    # e.g. SegTask.last_cm
+        if ck.get('log') is not None: learn.task.log = ck['log']
+        if vl is not None: learn.task.validate(vl, learn)     # e.g. SegTask.last_cm
     return learn.history, ck['secs']
 
 # %% ../nbs/01e_training.ipynb #f5fe71e9
@@ -348,9 +354,7 @@ def train_segmenters(models:dict, # name -> model or builder, or name -> dict(mo
         task = spec.get('task', SegTask)(spec['model'], num_classes, loss_fn=spec.get('loss'), names=names)
         learn = Learner(task, make_loader(train_ds, bs, num_workers=num_workers, seed=seed), make_loader(val_ds, bs, shuffle=False, num_workers=num_workers),
                         lr=spec.get('lr', lr), epochs=epochs, name=name.replace(' ', '_'), runs_dir=runs_dir, progress=False, seed=seed)
-        key = dict(name=name, task=type(task).__name__, loss=repr(spec.get('loss')), model=fingerprint(spec['model']), train=fingerprint(train_ds),
-                   val=fingerprint(val_ds), epochs=epochs, lr=spec.get('lr', lr), bs=bs, seed=seed, num_classes=num_classes, device=learn.device.type)
-        h, secs = fit_cached(learn, key)
+        h, secs = fit_cached(learn, loss=repr(spec.get('loss')), num_classes=num_classes)
         out.append(dict(model=name, params=sum(p.numel() for p in spec['model'].parameters()), secs=secs, hist=h, learner=learn))
     return out
 
