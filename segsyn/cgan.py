@@ -7,15 +7,17 @@ Docs: https://segsyn.github.io/segsyn/cgan.html.md"""
 # %% ../nbs/06_cgan.ipynb #be9a8fbe
 from __future__ import annotations
 import torch, torch.nn as nn, torch.nn.functional as F
+from fastcore.basics import patch
 from torch.utils.data import Dataset
-from .core import SegsynError
-from .datasets import CITYSCAPES, LabelTable, rgb_to_ids
-from .fcn import ModelInputError, check_input
+from .labels import CITYSCAPES, LabelTable, rgb_to_ids
+from .loaders import IMAGENET_MEAN, IMAGENET_STD
+from .layers import ModelInputError, check_input
 from .metrics import ConfusionMatrix
 from .training import Task
 
 # %% auto #0
-__all__ = ['gan_loss', 'UNetGenerator', 'PatchDiscriminator', 'Pix2PixTask', 'ColourPairs', 'decode_colours']
+__all__ = ['ColourPairs', 'decode_colours', 'gan_loss', 'UNetGenerator', 'PatchDiscriminator', 'Pix2PixTask', 'ColorPairs',
+           'decode_colors', 'tanh_to_imagenet']
 
 # %% ../nbs/06_cgan.ipynb #741bf2c5
 def gan_loss(pred:torch.Tensor|list, # D's output(s): a logit map, or a list of maps (multi-scale D)
@@ -33,8 +35,10 @@ def gan_loss(pred:torch.Tensor|list, # D's output(s): a logit map, or a list of 
 
 # %% ../nbs/06_cgan.ipynb #c5abe982
 def _norm(kind, ch):
+    "Batch norm, instance norm (affine) or none, by name"
     return nn.BatchNorm2d(ch) if kind == 'batch' else nn.InstanceNorm2d(ch, affine=True) if kind == 'instance' else nn.Identity()
 
+# %% ../nbs/06_cgan.ipynb #f40b48e9
 class UNetGenerator(nn.Module):
     "pix2pix's U-Net generator: 4×4 stride-2 encoder/decoder with skips, dropout as noise, tanh output"
     def __init__(self, in_ch:int=3, out_ch:int=3, ngf:int=64, n_down:int=8, norm:str='batch', dropout:float=0.5):
@@ -91,30 +95,37 @@ class Pix2PixTask(Task):
         "G's loss: fool D, stay close to the truth in L1; returns (total, adversarial, L1)"
         adv, l1 = gan_loss(self.D(x, fake), True, self.gan_mode, for_d=False), F.l1_loss(fake, y)
         return adv + self.l1 * l1, adv, l1
-    def train_step(self, batch, L):
-        x, y = batch[0], batch[1]
-        with L.autocast(): fake = self.G(x)
-        fake = fake.float()
-        d = self.d_loss(x, y, fake); L.backward_step(d, 'D')
-        g, adv, l1 = self.g_loss(x, y, fake); L.backward_step(g, 'G')
-        self.log.append(dict(step=L.step, d=d.item(), g_adv=adv.item(), l1=l1.item()))
-        return {'loss': l1.detach(), 'd': d.detach(), 'g_adv': adv.detach()}
-    @torch.no_grad()
-    def validate(self, dl, L):
-        tot, n, cm = 0., 0, None
-        for batch in dl:
-            x, y = L.to_device(batch)[:2]; fake = self.G(x).float()
-            tot += F.l1_loss(fake, y, reduction='sum').item() / fake[0].numel(); n += len(x)
-            if self.decode is not None:
-                ids = batch[2].to(fake.device)
-                cm = cm or ConfusionMatrix(CITYSCAPES.num_classes)
-                cm.update(self.decode(fake), ids)
-        out = {'l1': tot / n}
-        if cm is not None: self.last_cm = cm; out.update({k: v for k, v in cm.compute().items() if not isinstance(v, list)})
-        return out
+
+# %% ../nbs/06_cgan.ipynb #b94802da
+@patch
+def train_step(self:Pix2PixTask, batch, learn):
+    "One D step, then one G step; logs both losses"
+    x, y = batch[0], batch[1]
+    with learn.autocast(): fake = self.G(x)
+    fake = fake.float()
+    d = self.d_loss(x, y, fake); learn.backward_step(d, 'D')
+    g, adv, l1 = self.g_loss(x, y, fake); learn.backward_step(g, 'G')
+    self.log.append(dict(step=learn.step, d=d.item(), g_adv=adv.item(), l1=l1.item()))
+    return {'loss': l1.detach(), 'd': d.detach(), 'g_adv': adv.detach()}
+
+# %% ../nbs/06_cgan.ipynb #a616ac21
+@patch
+@torch.no_grad()
+def validate(self:Pix2PixTask, dl, learn):
+    "Mean L1 of G's outputs to the targets; with `decode`, the confusion-matrix scores of the decoded outputs"
+    tot, n, cm = 0., 0, None
+    for batch in dl:
+        x, y = learn.to_device(batch)[:2]; fake = self.G(x).float()
+        tot += F.l1_loss(fake, y, reduction='sum').item() / fake[0].numel(); n += len(x)
+        if self.decode is not None:
+            cm = cm or ConfusionMatrix(CITYSCAPES.num_classes)
+            cm.update(self.decode(fake), batch[2].to(fake.device))
+    out = {'l1': tot / n}
+    if cm is not None: self.last_cm = cm; out.update({k: v for k, v in cm.compute().items() if not isinstance(v, list)})
+    return out
 
 # %% ../nbs/06_cgan.ipynb #0609ee12
-class ColourPairs(Dataset):
+class ColorPairs(Dataset):
     "(input, target, train ids) pairs for pix2pix from a dataset yielding (photo in [-1,1], train ids)"
     def __init__(self, ds:Dataset, direction:str='label2image', table:LabelTable=CITYSCAPES):
         if direction not in ('label2image', 'image2label'): raise ValueError(f"direction={direction!r}: use 'label2image' or 'image2label'")
@@ -126,10 +137,18 @@ class ColourPairs(Dataset):
         return (col, img, m) if self.direction == 'label2image' else (img, col, m)
 
 @torch.no_grad()
-def decode_colours(x:torch.Tensor, # N×3×H×W colour label maps in [-1, 1]
+def decode_colors(x:torch.Tensor, # N×3×H×W colour label maps in [-1, 1]
                    table:LabelTable=CITYSCAPES) -> torch.Tensor:
     "Class ids (N×H×W) of generated colour maps, by nearest palette colour (black → ignore)"
     pal = torch.cat([table.colors, torch.zeros(1, 3, dtype=torch.uint8)])
     ids = torch.tensor([*range(table.num_classes), table.ignore_index])
     rgb = ((x.float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte()
     return torch.stack([rgb_to_ids(r, pal, ids, tol=1e9)[0] for r in rgb]).to(x.device)
+
+ColourPairs, decode_colours = ColorPairs, decode_colors   # the names of the first version
+
+# %% ../nbs/06_cgan.ipynb #de97e445
+def tanh_to_imagenet(x:torch.Tensor) -> torch.Tensor: # N×3×H×W (or 3×H×W) images in [-1, 1]
+    "Images in [-1, 1] (a GAN generator's) → ImageNet-normalised (the segmenters' input)"
+    m, s = (torch.tensor(v, device=x.device, dtype=x.dtype)[:, None, None] for v in (IMAGENET_MEAN, IMAGENET_STD))
+    return ((x + 1) / 2 - m) / s

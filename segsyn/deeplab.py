@@ -10,8 +10,8 @@ from collections import OrderedDict
 import torch, torch.nn as nn, torch.nn.functional as F
 import torchvision
 from .core import SegsynError
-from .fcn import check_input, torchvision_model
-from .training import load_checked
+from .layers import check_input, torchvision_model
+from .checkpoint import load_checked
 
 # %% auto #0
 __all__ = ['ASPPConv', 'ASPPPooling', 'ASPP', 'DeepLabHead', 'dilated_resnet', 'DeepLabV3', 'deeplabv3_resnet50',

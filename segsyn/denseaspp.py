@@ -10,13 +10,17 @@ import re
 from collections import OrderedDict
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
-import torchvision
-from .fcn import check_input, torchvision_model
-from .training import load_checked, CheckpointError, state_dict_diff
+from .layers import check_input, torchvision_model
+from .core import moved_names
+from .checkpoint import load_checked, load_checkpoint
 
 # %% auto #0
 __all__ = ['DENSEASPP_CFGS', 'DenseLayer', 'DenseBlock', 'Transition', 'DenseASPPLayer', 'DenseASPP', 'remap_denseaspp_keys',
            'load_official_denseaspp', 'densenet_backbone_weights', 'denseaspp121', 'denseaspp161']
+
+# %% ../nbs/05_denseaspp.ipynb #845deb4f
+# importable from here before segsyn.checkpoint existed
+__getattr__ = moved_names('segsyn.denseaspp', {n: 'segsyn.checkpoint' for n in ('CheckpointError', 'state_dict_diff')})
 
 # %% ../nbs/05_denseaspp.ipynb #13499d16
 DENSEASPP_CFGS = {
@@ -47,6 +51,7 @@ class Transition(nn.Sequential):
         layers = [('norm', nn.BatchNorm2d(cin)), ('relu', nn.ReLU(inplace=True)), ('conv', nn.Conv2d(cin, cout, 1, bias=False))]
         super().__init__(OrderedDict(layers + ([('pool', nn.AvgPool2d(2, 2))] if stride == 2 else [])))
 
+# %% ../nbs/05_denseaspp.ipynb #8764ec47
 class DenseASPPLayer(nn.Sequential):
     "One DenseASPP layer: [BN]-ReLU-conv1×1, BN-ReLU-atrous conv3×3, dropout (official BN momentum 0.0003)"
     def __init__(self, cin:int, mid:int, cout:int, rate:int, dropout:float, bn_start:bool=True):
@@ -97,6 +102,7 @@ def remap_denseaspp_keys(sd:dict) -> dict:
         out[k] = v
     return out
 
+# %% ../nbs/05_denseaspp.ipynb #e8c6de11
 def _add_bn_counters(sd:dict, model:nn.Module) -> dict:
     "Add the `num_batches_tracked` buffers a PyTorch 0.3 state dict lacks"
     for k, v in model.state_dict().items():
@@ -107,12 +113,8 @@ def load_official_denseaspp(path:str|Path, # the released checkpoint (e.g. dense
                             arch:str='161', num_classes:int=19) -> DenseASPP:
     "DenseASPP with the official weights, loaded strictly; a readable diff when they do not fit"
     m = DenseASPP(num_classes, arch)
-    if isinstance(path, dict): sd = path
-    else:
-        if not Path(path).exists(): raise CheckpointError(f"no DenseASPP checkpoint at {Path(path).resolve()}; the official one is linked "
-                                                          "from the DeepMotionAIResearch/DenseASPP README (DenseASPP161, 142.7 MB)")
-        try: sd = torch.load(path, map_location='cpu', weights_only=True)
-        except Exception as e: raise CheckpointError(f"{path}: cannot read the checkpoint ({type(e).__name__}: {e})") from e
+    sd = path if isinstance(path, dict) else load_checkpoint(path, 'DenseASPP checkpoint', hint="the official one is linked "
+                                                             "from the DeepMotionAIResearch/DenseASPP README (DenseASPP161, 142.7 MB)")
     if 'state_dict' in sd and isinstance(sd['state_dict'], dict): sd = sd['state_dict']
     return load_checked(m, _add_bn_counters(remap_denseaspp_keys(sd), m), f"DenseASPP-{arch} checkpoint {path if not isinstance(path, dict) else ''}")
 
@@ -124,16 +126,18 @@ def densenet_backbone_weights(model:DenseASPP, tv_sd:dict) -> list:
     model.load_state_dict(use, strict=False)
     return [k for k in own if k.startswith('features.') and k not in use]
 
+# %% ../nbs/05_denseaspp.ipynb #32491355
+def _denseaspp(arch, tv_name, num_classes, pretrained, kw):
+    "Build DenseASPP-`arch` (ImageNet DenseNet backbone when `pretrained`); refuse options it does not have"
+    if kw: raise TypeError(f"denseaspp{arch} got unknown options {sorted(kw)}: DenseASPP takes only num_classes and pretrained")
+    m = DenseASPP(num_classes, arch)
+    if pretrained: densenet_backbone_weights(m, torchvision_model(tv_name, True).state_dict())
+    return m
+
 def denseaspp121(num_classes:int=19, pretrained:bool=False, **kw) -> DenseASPP:
     "DenseASPP-121 (`pretrained`: ImageNet DenseNet-121 backbone from torchvision)"
-    return _denseaspp('121', 'densenet121', num_classes, pretrained)
+    return _denseaspp('121', 'densenet121', num_classes, pretrained, kw)
 
 def denseaspp161(num_classes:int=19, pretrained:bool=False, **kw) -> DenseASPP:
     "DenseASPP-161 (`pretrained`: ImageNet DenseNet-161 backbone; for the Cityscapes model use `load_official_denseaspp`)"
-    return _denseaspp('161', 'densenet161', num_classes, pretrained)
-
-def _denseaspp(arch, tv_name, num_classes, pretrained):
-    m = DenseASPP(num_classes, arch)
-    if pretrained:
-        densenet_backbone_weights(m, torchvision_model(tv_name, True).state_dict())
-    return m
+    return _denseaspp('161', 'densenet161', num_classes, pretrained, kw)

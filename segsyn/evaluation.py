@@ -6,16 +6,18 @@ Docs: https://segsyn.github.io/segsyn/evaluation.html.md"""
 
 # %% ../nbs/08_evaluation.ipynb #3f3238ee
 from __future__ import annotations
-import json, math
+import json
 from dataclasses import dataclass, field
+from fastcore.basics import patch
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
 from .core import SegsynError, default_device, atomic_write
-from .datasets import CITYSCAPES
+from .labels import CITYSCAPES
 from .metrics import ConfusionMatrix, scores_from_cm
-from .training import CheckpointError, load_checked, load_checkpoint, model_logits
-from .fcn import fcn32_resnet34, fcn8s_vgg16, torchvision_model
+from .checkpoint import CheckpointError, load_checked, load_checkpoint
+from .layers import model_logits, torchvision_model
+from .fcn import fcn32_resnet34, fcn8s_vgg16
 from .unet import unet, res_unet, ssfpn
 from .deeplab import deeplabv3_resnet50, deeplabv3plus_resnet50
 from .denseaspp import denseaspp121, denseaspp161
@@ -34,6 +36,7 @@ def build_segmenter(arch:str, num_classes:int=19, **kw) -> nn.Module:
     if arch not in SEGMENTERS: raise SegsynError(f"unknown segmenter {arch!r}; choose one of {sorted(SEGMENTERS)}")
     return SEGMENTERS[arch](num_classes, **kw)
 
+# %% ../nbs/08_evaluation.ipynb #e0fb93db
 def save_segmenter(model:nn.Module, path:str|Path, arch:str, num_classes:int=19, names:list|None=None, **kw):
     "Write a self-describing segmenter file: {'kind': 'segmenter', arch, kwargs, num_classes, names, state_dict}"
     if arch not in SEGMENTERS: raise SegsynError(f"unknown segmenter {arch!r}; choose one of {sorted(SEGMENTERS)}")
@@ -42,6 +45,7 @@ def save_segmenter(model:nn.Module, path:str|Path, arch:str, num_classes:int=19,
                         state_dict=model.state_dict()), f)
     return Path(path)
 
+# %% ../nbs/08_evaluation.ipynb #dca44681
 def load_segmenter(path:str|Path) -> tuple: # -> (model in eval mode, info dict: arch, kwargs, num_classes, names)
     "A segmenter from a `save_segmenter` file or a Learner checkpoint whose config has `arch`"
     ck = load_checkpoint(path)
@@ -78,40 +82,46 @@ class EvalReport:
         return [dict(name=n, iou=s['iou'][i], acc=s['acc'][i], precision=s['precision'][i], recall=s['recall'][i],
                      share=s['support'][i] / tot) for i, n in enumerate(self.names)]
 
-    def table(self) -> str:
-        "The per-class table in Markdown (— where a class is absent from truth and prediction)"
-        f = lambda v: '—' if v != v else f'{v:.1%}'
-        rows = [f"| {r['name']} | {f(r['iou'])} | {f(r['acc'])} | {f(r['precision'])} | {f(r['recall'])} | {r['share']:.1%} |" for r in self.per_class()]
-        s = self.summary()
-        return ('| class | IoU | accuracy | precision | recall | pixel share |\n|---|---|---|---|---|---|\n' + '\n'.join(rows) +
-                f"\n\n**{self.model}**: pixel acc {s['pixel_acc']:.1%} · mean acc {s['mean_acc']:.1%} · mIoU {s['miou']:.1%} "
-                f"(micro {s['miou_micro']:.1%}, frequency-weighted {s['fwiou']:.1%})")
+# %% ../nbs/08_evaluation.ipynb #8465ec89
+@patch
+def table(self:EvalReport) -> str:
+    "The per-class table in Markdown (— where a class is absent from truth and prediction)"
+    f = lambda v: '—' if v != v else f'{v:.1%}'
+    rows = [f"| {r['name']} | {f(r['iou'])} | {f(r['acc'])} | {f(r['precision'])} | {f(r['recall'])} | {r['share']:.1%} |" for r in self.per_class()]
+    s = self.summary()
+    return ('| class | IoU | accuracy | precision | recall | pixel share |\n|---|---|---|---|---|---|\n' + '\n'.join(rows) +
+            f"\n\n**{self.model}**: pixel acc {s['pixel_acc']:.1%} · mean acc {s['mean_acc']:.1%} · mIoU {s['miou']:.1%} "
+            f"(micro {s['miou_micro']:.1%}, frequency-weighted {s['fwiou']:.1%})")
 
-    def heatmap(self, ax=None, min_share:float=0.): # hide classes with less than this share of the truth
-        "The confusion matrix as a heatmap, rows normalised (each row: where that class's pixels went)"
-        import seaborn as sns
-        keep = [i for i in range(len(self.names)) if self.cm[i].sum() / max(self.cm.sum(), 1) > min_share or self.cm[:, i].sum() > 0]
-        cm = self.cm[keep][:, keep].double()
-        norm = (cm / cm.sum(1, keepdim=True).clamp(min=1)).numpy()
-        ax = ax or plt.subplots(figsize=(0.45 * len(keep) + 2, 0.4 * len(keep) + 1.5))[1]
-        sns.heatmap(norm, ax=ax, cmap='viridis', vmin=0, vmax=1, square=True, cbar_kws=dict(shrink=0.7),
-                    xticklabels=[self.names[i] for i in keep], yticklabels=[self.names[i] for i in keep])
-        ax.set_xlabel('predicted'); ax.set_ylabel('true'); ax.set_title(f'{self.model}: confusion (rows normalised)')
-        return ax
+# %% ../nbs/08_evaluation.ipynb #783ea7eb
+@patch
+def heatmap(self:EvalReport, ax=None, min_share:float=0.): # hide classes with less than this share of the truth
+    "The confusion matrix as a heatmap, rows normalised (each row: where that class's pixels went)"
+    import seaborn as sns
+    keep = [i for i in range(len(self.names)) if self.cm[i].sum() / max(self.cm.sum(), 1) > min_share or self.cm[:, i].sum() > 0]
+    cm = self.cm[keep][:, keep].double()
+    norm = (cm / cm.sum(1, keepdim=True).clamp(min=1)).numpy()
+    ax = ax or plt.subplots(figsize=(0.45 * len(keep) + 2, 0.4 * len(keep) + 1.5))[1]
+    sns.heatmap(norm, ax=ax, cmap='viridis', vmin=0, vmax=1, square=True, cbar_kws=dict(shrink=0.7),
+                xticklabels=[self.names[i] for i in keep], yticklabels=[self.names[i] for i in keep])
+    ax.set_xlabel('predicted'); ax.set_ylabel('true'); ax.set_title(f'{self.model}: confusion (rows normalised)')
+    return ax
 
-    def save(self, folder:str|Path) -> Path:
-        "report.json (scores, per-class rows, the matrix) and confusion.png"
-        folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-        with atomic_write(folder/'report.json', 'w') as f:
-            json.dump(dict(model=self.model, info=self.info, summary=self.summary(), per_class=self.per_class(), confusion=self.cm.tolist()), f, indent=1)
-        ax = self.heatmap(); ax.figure.savefig(folder/'confusion.png', dpi=100, bbox_inches='tight'); plt.close(ax.figure)
-        return folder
+# %% ../nbs/08_evaluation.ipynb #cab69e64
+@patch
+def save(self:EvalReport, folder:str|Path) -> Path:
+    "report.json (scores, per-class rows, the matrix) and confusion.png"
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    with atomic_write(folder/'report.json', 'w') as f:
+        json.dump(dict(model=self.model, info=self.info, summary=self.summary(), per_class=self.per_class(), confusion=self.cm.tolist()), f, indent=1)
+    ax = self.heatmap(); ax.figure.savefig(folder/'confusion.png', dpi=100, bbox_inches='tight'); plt.close(ax.figure)
+    return folder
 
-    @classmethod
-    def load(cls, path:str|Path):
-        "Read a report.json back"
-        d = json.loads(Path(path).read_text())
-        return cls(torch.tensor(d['confusion']), [r['name'] for r in d['per_class']], d['model'], d.get('info', {}))
+@patch(cls_method=True)
+def load(cls:EvalReport, path:str|Path):
+    "Read a report.json back"
+    d = json.loads(Path(path).read_text())
+    return cls(torch.tensor(d['confusion']), [r['name'] for r in d['per_class']], d['model'], d.get('info', {}))
 
 # %% ../nbs/08_evaluation.ipynb #db5b70c8
 @torch.no_grad()
@@ -170,11 +180,13 @@ def frechet_distance(mu1:torch.Tensor, sigma1:torch.Tensor, mu2:torch.Tensor, si
     covmean_tr = torch.linalg.eigvalsh(r1 @ s2 @ r1).clamp(min=0).sqrt().sum()
     return float((mu1 - mu2).pow(2).sum() + s1.trace() + s2.trace() - 2 * covmean_tr)
 
+# %% ../nbs/08_evaluation.ipynb #d45670ff
 def gaussian_stats(feats:torch.Tensor) -> tuple: # N×D features → (μ, Σ) in float64
     "Mean and (unbiased) covariance of features"
     if len(feats) < 2: raise SegsynError(f"FID needs at least 2 images per set, got {len(feats)}")
     f = feats.double(); return f.mean(0), torch.cov(f.T)
 
+# %% ../nbs/08_evaluation.ipynb #8d41cc97
 class InceptionFeatures(nn.Module):
     "Inception-v3 pool features (2048-d) of images in [-1, 1], resized to 299×299"
     def __init__(self, pretrained:bool=True): # ImageNet weights (downloaded once); False: random (tests)
@@ -187,6 +199,7 @@ class InceptionFeatures(nn.Module):
     def forward(self, x): # N×3×H×W in [-1, 1]
         return self.net(tanh_to_imagenet(F.interpolate(x.float(), size=(299, 299), mode='bilinear', align_corners=False)))
 
+# %% ../nbs/08_evaluation.ipynb #abff63ec
 @torch.no_grad()
 def fid(real, # images in [-1, 1]: a N×3×H×W tensor, or an iterable of batches
         fake, # the same for the generated images

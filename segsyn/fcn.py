@@ -6,13 +6,18 @@ Docs: https://segsyn.github.io/segsyn/fcn.html.md"""
 
 # %% ../nbs/02_fcn.ipynb #cd2bdf14
 from __future__ import annotations
-import torch, torch.nn as nn, torch.nn.functional as F
-import torchvision
-from .core import SegsynError
-from .layers import ModelInputError, check_input, pad_to, torchvision_model, resnet_trunk, _resnet_trunk
+import json, tempfile
+import torch, torch.nn as nn
+from .core import cached, moved_names
+from .layers import check_input, pad_to, torchvision_model, resnet_trunk
+from .checkpoint import save_checkpoint, load_checkpoint
 
 # %% auto #0
-__all__ = ['FCN_RECIPES', 'bilinear_kernel', 'upsampler', 'FCN32s', 'fcn32_resnet34', 'FCN8s', 'fcn8s_vgg16']
+__all__ = ['FCN_RECIPES', 'bilinear_kernel', 'upsampler', 'FCN32s', 'fcn32_resnet34', 'FCN8s', 'fcn8s_vgg16', 'fcn32_reference']
+
+# %% ../nbs/02_fcn.ipynb #f1818a72
+# the shared model plumbing lives in segsyn.layers now; `from segsyn.fcn import check_input` (the old path) keeps working
+__getattr__ = moved_names('segsyn.fcn', {n: 'segsyn.layers' for n in ('ModelInputError', '_resnet_trunk', 'model_logits')})
 
 # %% ../nbs/02_fcn.ipynb #c453dcc5
 def bilinear_kernel(channels:int, # in = out channels (each upsampled on its own)
@@ -53,6 +58,13 @@ def fcn32_resnet34(num_classes:int=21, # output classes
     return FCN32s(num_classes, 'resnet34', pretrained, **kw)
 
 # %% ../nbs/02_fcn.ipynb #4b425b1c
+@torch.no_grad()
+def _convolutionalise(classifier, fc):
+    "Copy VGG's fc6/fc7 Linear weights into the 7×7 and 1×1 convolutions"
+    fc[0].weight.copy_(classifier[0].weight.view(4096, 512, 7, 7)); fc[0].bias.copy_(classifier[0].bias)
+    fc[3].weight.copy_(classifier[3].weight.view(4096, 4096, 1, 1)); fc[3].bias.copy_(classifier[3].bias)
+
+# %% ../nbs/02_fcn.ipynb #6b5c159c
 class FCN8s(nn.Module):
     "FCN-8s: VGG16 blocks, convolutionalised fc6/fc7, scores fused from pool5, pool4 and pool3"
     stride = 32
@@ -77,12 +89,7 @@ class FCN8s(nn.Module):
         s = self.up2_pool4(s) + self.score_pool3(p3)                          # stride 8
         return self.up8(s)[..., :H, :W]
 
-@torch.no_grad()
-def _convolutionalise(classifier, fc):
-    "Copy VGG's fc6/fc7 Linear weights into the 7×7 and 1×1 convolutions"
-    fc[0].weight.copy_(classifier[0].weight.view(4096, 512, 7, 7)); fc[0].bias.copy_(classifier[0].bias)
-    fc[3].weight.copy_(classifier[3].weight.view(4096, 4096, 1, 1)); fc[3].bias.copy_(classifier[3].bias)
-
+# %% ../nbs/02_fcn.ipynb #75a05f17
 def fcn8s_vgg16(num_classes:int=21, # output classes
                 pretrained:bool=False, # ImageNet VGG16 weights (conv blocks and fc6/fc7)
                 **kw) -> FCN8s:
@@ -93,6 +100,25 @@ def fcn8s_vgg16(num_classes:int=21, # output classes
 FCN_RECIPES = {
     'fcn32_resnet34': dict(builder='fcn32_resnet34', opt='adam', lr=1e-4, batch_size=32, epochs=25, short_side=224, jitter=0.3,
                            pretrained=True, params_19=21_284_672 + 9_747 + 1_478_656, ref='Long et al. 2015; the course seed recipe'),
-    'fcn8s_vgg16': dict(builder='fcn8s_vgg16', opt='sgd', lr=1e-4, batch_size=1, epochs=50, short_side=None, jitter=0.,
+    'fcn8s_vgg16': dict(builder='fcn8s_vgg16', opt='sgd', momentum=0.99, lr=1e-4, batch_size=1, epochs=50, short_side=None, jitter=0.,
                         pretrained=True, ref='Long et al. 2015 (SGD, momentum 0.99, unnormalised loss, batch 1)'),
 }
+
+# %% ../nbs/02_fcn.ipynb #35e02019
+def fcn32_reference(size:tuple=(64, 128), # (H, W) of the synthetic streets
+                    n_train:int=64, n_val:int=16, # frames
+                    epochs:int=10, seed:int=0) -> tuple: # -> (model in eval mode, result row as `train_segmenters` gives it)
+    "FCN-32s/ResNet-34 from scratch on synthetic streets, trained once per configuration (cached): the chapters' reference"
+    key = dict(what='fcn32 reference', size=list(size), n_train=n_train, n_val=n_val, epochs=epochs, seed=seed)
+    def build(folder):
+        from segsyn.loaders import street_splits
+        from segsyn.training import train_segmenters
+        from segsyn.labels import CITYSCAPES
+        with tempfile.TemporaryDirectory() as runs:
+            r = train_segmenters({'FCN-32s': lambda: fcn32_resnet34(19)}, *street_splits(size, n_train, n_val, seed=seed), epochs,
+                                 names=CITYSCAPES.names, runs_dir=runs, seed=seed)[0]
+        save_checkpoint(r['learner'].task.model.state_dict(), folder/'model.pt')
+        (folder/'row.json').write_text(json.dumps({k: r[k] for k in ('model', 'params', 'secs', 'hist')}))
+    d = cached(key, build, 'fcn32')
+    model = fcn32_resnet34(19); model.load_state_dict(load_checkpoint(d/'model.pt', 'FCN-32s reference'))
+    return model.eval(), json.loads((d/'row.json').read_text())

@@ -12,11 +12,14 @@ import torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
 from PIL import Image
 from .core import SegsynError, atomic_write
-from .datasets import CITYSCAPES, LabelTable, read_image, colorize, overlay, to_uint8_image, resize_ids
+from fastcore.basics import patch
+from .labels import CITYSCAPES, LabelTable
+from .datasets import read_image, resize_ids
+from .loaders import colorize, overlay, to_uint8_image
 from .metrics import ConfusionMatrix, scores_from_cm
-from .training import model_logits
+from .layers import model_logits
 from .spade import SPADEGenerator, preprocess_labels
-from .evaluation import to_segmenter_input, fid, gaussian_stats, frechet_distance
+from .evaluation import to_segmenter_input, gaussian_stats, frechet_distance
 
 # %% auto #0
 __all__ = ['train_to_label_ids', 'RoundTripReport', 'round_trip', 'train_small_pair', 'read_frames', 'segment_video',
@@ -34,7 +37,9 @@ def train_to_label_ids(mask:torch.Tensor, table:LabelTable=CITYSCAPES) -> torch.
 # %% ../nbs/09_roundtrip.ipynb #96ee745b
 class RoundTripReport:
     "Consistency of a round trip, scores against ground truth, FID, and example images"
-    def __init__(self, cm_consistency, cm_first=None, cm_second=None, fid=None, examples=None, names=None, images=0):
+    def __init__(self, cm_consistency, # confusion matrix of label′ (columns) against label (rows)
+                 cm_first=None, cm_second=None, # label and label′ against the ground truth, when there is one
+                 fid=None, examples=None, names=None, images=0): # FID(photo′, photo); {'photo', 'label', 'photo2', 'label2'} lists
         self.cm_consistency, self.cm_first, self.cm_second, self.fid = cm_consistency, cm_first, cm_second, fid
         self.examples, self.names, self.images = examples or {}, names or CITYSCAPES.names, images
 
@@ -48,39 +53,68 @@ class RoundTripReport:
         if self.fid is not None: out['fid'] = self.fid
         return out
 
-    def table(self) -> str:
-        m = self.metrics()
-        rows = [('label′ vs label (consistency)', m['consistency_pixel_acc'], m['consistency_miou'])]
-        if 'first_miou' in m: rows += [('label vs ground truth', m['first_pixel_acc'], m['first_miou']), ('label′ vs ground truth', m['second_pixel_acc'], m['second_miou'])]
-        md = '| comparison | pixel acc | mIoU |\n|---|---|---|\n' + '\n'.join(f'| {a} | {b:.1%} | {c:.1%} |' for a, b, c in rows)
-        return md + (f"\n\nFID(photo′, photo) = {m['fid']:.3g} over {m['images']} images" if 'fid' in m else '')
+# %% ../nbs/09_roundtrip.ipynb #b720f946
+@patch
+def table(self:RoundTripReport) -> str:
+    "The consistency and ground-truth scores (and FID) as a Markdown table"
+    m = self.metrics()
+    rows = [('label′ vs label (consistency)', m['consistency_pixel_acc'], m['consistency_miou'])]
+    if 'first_miou' in m: rows += [('label vs ground truth', m['first_pixel_acc'], m['first_miou']), ('label′ vs ground truth', m['second_pixel_acc'], m['second_miou'])]
+    md = '| comparison | pixel acc | mIoU |\n|---|---|---|\n' + '\n'.join(f'| {a} | {b:.1%} | {c:.1%} |' for a, b, c in rows)
+    return md + (f"\n\nFID(photo′, photo) = {m['fid']:.3g} over {m['images']} images" if 'fid' in m else '')
 
-    def grid(self, n:int=4, path:str|Path|None=None):
-        "photo | label | photo′ | label′ | disagreement, one row per example"
-        e = self.examples; n = min(n, len(e.get('photo', [])))
-        if n == 0: raise SegsynError("the report holds no example images")
-        fig, axs = plt.subplots(n, 5, figsize=(15, 1.9 * n + 0.4), squeeze=False)
-        for i in range(n):
-            dis = (e['label'][i] != e['label2'][i]).float()
-            ims = (to_uint8_image(e['photo'][i]).permute(1, 2, 0), colorize(e['label'][i]).permute(1, 2, 0),
-                   to_uint8_image(e['photo2'][i]).permute(1, 2, 0), colorize(e['label2'][i]).permute(1, 2, 0), dis)
-            for j, (im, t) in enumerate(zip(ims, ('photo', 'label', 'photo′ (SPADE)', 'label′', f'disagreement {dis.mean():.0%}'))):
-                axs[i, j].imshow(im, cmap='Reds' if j == 4 else None, vmin=0, vmax=1); axs[i, j].axis('off')
-                axs[i, j].set_title(t if j == 4 or i == 0 else '', fontsize=9)
-        plt.tight_layout()
-        if path is not None: fig.savefig(path, dpi=90, bbox_inches='tight')
-        return fig
+# %% ../nbs/09_roundtrip.ipynb #f77c34f6
+@patch
+def grid(self:RoundTripReport, n:int=4, # rows (examples) to show
+         path:str|Path|None=None): # also save the figure here
+    "photo | label | photo′ | label′ | disagreement, one row per example"
+    e = self.examples; n = min(n, len(e.get('photo', [])))
+    if n == 0: raise SegsynError("the report holds no example images")
+    fig, axs = plt.subplots(n, 5, figsize=(15, 1.9 * n + 0.4), squeeze=False)
+    for i in range(n):
+        dis = (e['label'][i] != e['label2'][i]).float()
+        ims = (to_uint8_image(e['photo'][i]).permute(1, 2, 0), colorize(e['label'][i]).permute(1, 2, 0),
+               to_uint8_image(e['photo2'][i]).permute(1, 2, 0), colorize(e['label2'][i]).permute(1, 2, 0), dis)
+        for j, (im, t) in enumerate(zip(ims, ('photo', 'label', 'photo′ (SPADE)', 'label′', f'disagreement {dis.mean():.0%}'))):
+            axs[i, j].imshow(im, cmap='Reds' if j == 4 else None, vmin=0, vmax=1); axs[i, j].axis('off')
+            axs[i, j].set_title(t if j == 4 or i == 0 else '', fontsize=9)
+    plt.tight_layout()
+    if path is not None: fig.savefig(path, dpi=90, bbox_inches='tight')
+    return fig
 
-    def save(self, folder:str|Path) -> Path:
-        "roundtrip.json and roundtrip.png"
-        folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-        with atomic_write(folder/'roundtrip.json', 'w') as f: json.dump(self.metrics(), f, indent=1)
-        if self.examples: plt.close(self.grid(path=folder/'roundtrip.png'))
-        return folder
+# %% ../nbs/09_roundtrip.ipynb #a8eb78d7
+@patch
+def save(self:RoundTripReport, folder:str|Path) -> Path:
+    "roundtrip.json and roundtrip.png"
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    with atomic_write(folder/'roundtrip.json', 'w') as f: json.dump(self.metrics(), f, indent=1)
+    if self.examples: plt.close(self.grid(path=folder/'roundtrip.png'))
+    return folder
 
+# %% ../nbs/09_roundtrip.ipynb #e5401729
 def _logits(model, x):
+    "A segmenter's logits for photos in [-1, 1]"
     return model_logits(model, to_segmenter_input(x))
 
+def _sized(ids, size):
+    "Id maps resized (nearest) to `size` when they differ"
+    return ids if tuple(ids.shape[-2:]) == tuple(size) else resize_ids(ids, tuple(size))
+
+def _trip(segmenter, G, photo, table):
+    "(label, photo′, label′) of a batch of photos in [-1, 1], all at the photos' size"
+    size = photo.shape[-2:]
+    label = _sized(_logits(segmenter, photo).argmax(1), size)
+    lab_ids = _sized(train_to_label_ids(label, table), G.size)
+    photo2 = G(preprocess_labels(lab_ids, lab_ids, G.opt).to(photo.device))
+    if photo2.shape[-2:] != size: photo2 = F.interpolate(photo2, size=size, mode='bilinear', align_corners=False)
+    return label, photo2, _sized(_logits(segmenter, photo2).argmax(1), size)
+
+def _keep(ex, keep, **ts):
+    "Append the first `keep` items of each batch tensor in `ts` to the example lists in `ex`"
+    if len(ex.get('photo', [])) < keep:
+        for k, v in ts.items(): ex[k] = ex.get(k, []) + list(v[:keep].cpu())
+
+# %% ../nbs/09_roundtrip.ipynb #c51c4dc1
 @torch.no_grad()
 def round_trip(segmenter:nn.Module, # trained on real photos (ImageNet-normalised input), predicts train ids
                G:SPADEGenerator, # a SPADE generator for the same label space (Cityscapes: 35 label ids)
@@ -93,34 +127,21 @@ def round_trip(segmenter:nn.Module, # trained on real photos (ImageNet-normalise
     import tqdm.auto as tq
     dev = next(G.parameters()).device
     segmenter, G = segmenter.to(dev).eval(), G.eval()
-    gsize = G.size
-    cc, c1, c2, ex, n = ConfusionMatrix(num_classes), ConfusionMatrix(num_classes), ConfusionMatrix(num_classes), {}, 0
-    f_real, f_fake, warned = [], [], False
+    cms, ex, feats, n = [ConfusionMatrix(num_classes) for _ in range(3)], {}, ([], []), 0
     for b in tq.tqdm(dl, desc='round trip', disable=not progress, leave=False):
-        photo, gt = (b[0], b[1]) if isinstance(b, (list, tuple)) else (b, None)
-        photo = photo.to(dev); size = photo.shape[-2:]
+        photo, gt = (b[0].to(dev), b[1]) if isinstance(b, (list, tuple)) else (b.to(dev), None)
         if photo.min() < -1.01 or photo.max() > 1.01: raise SegsynError("round_trip takes photos in [-1, 1] (spade_recipe); these look ImageNet-normalised")
-        label = _logits(segmenter, photo).argmax(1)
-        if label.shape[-2:] != size: label = resize_ids(label, size)
-        lab_ids = train_to_label_ids(label, table)
-        if tuple(size) != gsize:
-            if not warned: warnings.warn(f"photos are {tuple(size)} but the generator draws {gsize}: label maps are resized (nearest) to it and photo′ back", stacklevel=2); warned = True
-            lab_ids = resize_ids(lab_ids, gsize)
-        photo2 = G(preprocess_labels(lab_ids, lab_ids, G.opt).to(dev))
-        if photo2.shape[-2:] != size: photo2 = F.interpolate(photo2, size=size, mode='bilinear', align_corners=False)
-        label2 = _logits(segmenter, photo2).argmax(1)
-        if label2.shape[-2:] != size: label2 = resize_ids(label2, size)
-        cc.update(label2, label)
-        if gt is not None: gt = gt.to(dev); c1.update(label, gt); c2.update(label2, gt)
-        if fid_features is not None: f_real.append(fid_features.to(dev)(photo).cpu()); f_fake.append(fid_features(photo2).cpu())
-        if len(ex.get('photo', [])) < keep:
-            for k, v in (('photo', photo), ('label', label), ('photo2', photo2), ('label2', label2)): ex[k] = ex.get(k, []) + list(v[:keep].cpu())
-        n += len(photo)
+        if tuple(photo.shape[-2:]) != tuple(G.size) and n == 0:
+            warnings.warn(f"photos are {tuple(photo.shape[-2:])} but the generator draws {G.size}: label maps are resized (nearest) to it and photo′ back", stacklevel=2)
+        label, photo2, label2 = _trip(segmenter, G, photo, table)
+        cms[0].update(label2, label)
+        if gt is not None: gt = gt.to(dev); cms[1].update(label, gt); cms[2].update(label2, gt)
+        if fid_features is not None: feats[0].append(fid_features.to(dev)(photo).cpu()); feats[1].append(fid_features(photo2).cpu())
+        _keep(ex, keep, photo=photo, label=label, photo2=photo2, label2=label2); n += len(photo)
     if n == 0: raise SegsynError("the round trip got no images (empty loader or frame folder?)")
-    fd = frechet_distance(*gaussian_stats(torch.cat(f_real)), *gaussian_stats(torch.cat(f_fake))) if fid_features is not None else None
-    has_gt = c1.cm.sum() > 0
-    return RoundTripReport(cc.cm.clone(), c1.cm.clone() if has_gt else None, c2.cm.clone() if has_gt else None, fd,
-                           {k: v[:keep] for k, v in ex.items()}, list(table.names[:num_classes]), n)
+    fd = frechet_distance(*gaussian_stats(torch.cat(feats[0])), *gaussian_stats(torch.cat(feats[1]))) if fid_features is not None else None
+    gt_cms = (cms[1].cm.clone(), cms[2].cm.clone()) if cms[1].cm.sum() > 0 else (None, None)
+    return RoundTripReport(cms[0].cm.clone(), *gt_cms, fd, {k: v[:keep] for k, v in ex.items()}, list(table.names[:num_classes]), n)
 
 # %% ../nbs/09_roundtrip.ipynb #cc60e94f
 def train_small_pair(root:str|Path, # a Cityscapes-layout folder (train and val splits)
@@ -174,10 +195,20 @@ def read_frames(src:str|Path, max_frames:int|None=None) -> torch.Tensor: # -> T�
     if len(v) == 0: raise SegsynError(f"{src}: the video has no frames")
     return v[:max_frames]
 
+# %% ../nbs/09_roundtrip.ipynb #362600cb
 def _save_gif(frames:list, path:Path, fps:float):
+    "An animated GIF of uint8 3×H×W frames, written atomically"
     ims = [Image.fromarray(f.permute(1, 2, 0).numpy()) for f in frames]
     with atomic_write(path) as f: ims[0].save(f, format='GIF', save_all=True, append_images=ims[1:], duration=int(1000 / fps), loop=0)
 
+def _save_mp4(frames:list, path:Path, fps:float):
+    "An MP4 when torchvision has a video encoder (PyAV); otherwise nothing (the GIF is enough)"
+    try:
+        import torchvision.io as tio
+        tio.write_video(str(path), torch.stack(frames).permute(0, 2, 3, 1), fps=fps)
+    except Exception: path.unlink(missing_ok=True)
+
+# %% ../nbs/09_roundtrip.ipynb #61e674f7
 @torch.no_grad()
 def segment_video(segmenter:nn.Module, # ImageNet-normalised input, train ids out
                   src:str|Path, # folder of frames or a video file
@@ -199,12 +230,8 @@ def segment_video(segmenter:nn.Module, # ImageNet-normalised input, train ids ou
             lab = e['label'][0]; trip.append(torch.cat([f, to_uint8_image(e['photo2'][0])], -1))
         over.append(overlay(f, lab, table))
         shares.append({n: float((lab == i).float().mean()) for i, n in enumerate(table.names) if (lab == i).any()})
-    _save_gif(over, out/'overlay.gif', fps)
+    _save_gif(over, out/'overlay.gif', fps); _save_mp4(over, out/'overlay.mp4', fps)
     if trip: _save_gif(trip, out/'roundtrip.gif', fps)
-    try:
-        import torchvision.io as tio
-        tio.write_video(str(out/'overlay.mp4'), torch.stack(over).permute(0, 2, 3, 1), fps=fps)
-    except Exception: (out/'overlay.mp4').unlink(missing_ok=True)   # no video encoder (PyAV): the GIF is enough
     with atomic_write(out/'shares.json', 'w') as fh: json.dump(shares, fh, indent=1)
     return dict(frames=len(frames), shares=shares, files=sorted(p.name for p in out.iterdir()))
 

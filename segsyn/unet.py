@@ -7,15 +7,18 @@ Docs: https://segsyn.github.io/segsyn/unet.html.md"""
 # %% ../nbs/03_unet.ipynb #a4370bce
 from __future__ import annotations
 import torch, torch.nn as nn, torch.nn.functional as F
-import torchvision
 from torch.utils.checkpoint import checkpoint
-from .core import SegsynError
-from .fcn import ModelInputError, check_input, pad_to, _resnet_trunk, torchvision_model
+from .core import SegsynError, moved_names, time_steps
+from .layers import check_input, pad_to, resnet_trunk, torchvision_model
 from .losses import CrossEntropy
 
 # %% auto #0
 __all__ = ['DoubleConv', 'Up', 'UNet', 'unet', 'ResUNet', 'res_unet', 'FPNFuse', 'SSFPN', 'ssfpn', 'structure_similarity',
            'StructureLoss', 'structure_loss_benchmark', 'StructureTask']
+
+# %% ../nbs/03_unet.ipynb #bfef5ddf
+# these used to be importable from here; they live in segsyn.layers
+__getattr__ = moved_names('segsyn.unet', {n: 'segsyn.layers' for n in ('ModelInputError', '_resnet_trunk')})
 
 # %% ../nbs/03_unet.ipynb #ae1e2a5e
 class DoubleConv(nn.Sequential):
@@ -73,7 +76,7 @@ class ResUNet(nn.Module):
     stride = 32
     def __init__(self, num_classes:int=19, pretrained:bool=False, arch:str='resnet50', dec:tuple=(256, 128, 64, 64, 32)):
         super().__init__()
-        t = _resnet_trunk(arch, pretrained)                  # conv1, bn1, relu, maxpool, layer1..4
+        t = resnet_trunk(arch, pretrained)                  # conv1, bn1, relu, maxpool, layer1..4
         self.stem, self.pool, self.layers = t[:3], t[3], nn.ModuleList(t[4:])
         chs = [64, 256, 512, 1024, 2048] if arch in ('resnet50', 'resnet101') else [64, 64, 128, 256, 512]
         self.ups = nn.ModuleList([Up(chs[4], chs[3], dec[0]), Up(dec[0], chs[2], dec[1]), Up(dec[1], chs[1], dec[2]), Up(dec[2], chs[0], dec[3])])
@@ -81,7 +84,7 @@ class ResUNet(nn.Module):
         self.head = nn.Conv2d(dec[4], num_classes, 1)
     def forward(self, x):
         check_input(x, self.stride, name='ResUNet')
-        img, (H, W) = x, x.shape[-2:]
+        img = x
         s = [self.stem(x)]; y = self.pool(s[0])
         for l in self.layers: y = l(y); s.append(y)
         y = s.pop()
@@ -103,6 +106,7 @@ class FPNFuse(nn.Module):
         top = F.interpolate(top, size=c.shape[-2:], mode='bilinear', align_corners=False)
         return self.fuse(torch.cat([top, self.lateral(c)], 1))
 
+# %% ../nbs/03_unet.ipynb #f126f9bd
 class SSFPN(nn.Module):
     "VGG19 encoder + FPN decoder whose fusions concatenate top-down and lateral features"
     stride = 32
@@ -125,6 +129,7 @@ class SSFPN(nn.Module):
         for fuse, c in zip(self.fuses, cs[-2::-1]): p = fuse(p, c)
         return F.interpolate(self.head(p), scale_factor=4, mode='bilinear', align_corners=False)[..., :H, :W]
 
+# %% ../nbs/03_unet.ipynb #92a7323e
 def ssfpn(num_classes:int=19, pretrained:bool=False, **kw) -> SSFPN:
     "SSFPN: VGG19 encoder (ImageNet weights when `pretrained`), FPN decoder; train it with `StructureLoss`"
     return SSFPN(num_classes, pretrained, **kw)
@@ -143,6 +148,7 @@ def _block_sums(col_b, pos_b, col, pos, lab_b, lab, prob_b, prob, sc, sp):
     sr = k * (lab_b[:, None] == lab[None, :]); sp_ = k * (prob_b @ prob.T)
     return torch.stack([(sr * sp_).sum(), (sr * sr).sum(), (sp_ * sp_).sum()])
 
+# %% ../nbs/03_unet.ipynb #ba90e6dd
 def structure_similarity(logits:torch.Tensor, # N×C×H×W
                          target:torch.Tensor, # N×H×W train ids (ignore_index excluded)
                          image:torch.Tensor, # N×3×H×W (normalised or not: σ_c is in its units)
@@ -167,6 +173,7 @@ def structure_similarity(logits:torch.Tensor, # N×C×H×W
         out.append(s[0] / (s[1].sqrt() * s[2].sqrt()).clamp(min=1e-12))
     return torch.stack(out)
 
+# %% ../nbs/03_unet.ipynb #1c9245dc
 class StructureLoss(nn.Module):
     "γ·CE + (1−γ)·(1 − cos(S_real, S_pred)): cross-entropy plus agreement of bilateral pixel affinities"
     def __init__(self, gamma:float=0.5, # weight of cross-entropy (1: plain CE)
@@ -182,18 +189,6 @@ class StructureLoss(nn.Module):
         return self.gamma * self.ce(logits, target) + (1 - self.gamma) * (1 - s.mean())
 
 # %% ../nbs/03_unet.ipynb #a7c77827
-def _bench_body(H, W, C, block, stride, dev):
-    "One forward+backward of the structure term; returns (peak MB above the start, seconds)"
-    import time, resource
-    dev = torch.device(dev)
-    lg = torch.randn(1, C, H, W, device=dev, requires_grad=True); tg = torch.randint(0, C, (1, H, W), device=dev); im = torch.rand(1, 3, H, W, device=dev)
-    if dev.type == 'cuda': torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats(); base = torch.cuda.memory_allocated()
-    else: base = _rss_mb(reset_peak=True)
-    t0 = time.time(); structure_similarity(lg, tg, im, block=block, stride=stride).sum().backward()
-    if dev.type == 'cuda': torch.cuda.synchronize(); peak = (torch.cuda.max_memory_allocated() - base) / 2 ** 20
-    else: peak = _rss_mb(peak=True) - base
-    return peak, time.time() - t0
-
 def _rss_mb(reset_peak=False, peak=False):
     "Resident memory of this process in MB (Linux: VmRSS, or the peak VmHWM, which `reset_peak` resets)"
     import resource
@@ -203,7 +198,19 @@ def _rss_mb(reset_peak=False, peak=False):
         return int(st['VmHWM' if peak else 'VmRSS'].split()[0]) / 1024
     except OSError: return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-def structure_loss_benchmark(H:int=512, W:int=1024, C:int=19, block:int|None=None, stride:int=1, device=None) -> dict:
+def _bench_body(H, W, C, block, stride, dev):
+    "One forward+backward of the structure term, timed by `time_steps`; returns (peak MB above the start, seconds)"
+    dev = torch.device(dev)
+    lg = torch.randn(1, C, H, W, device=dev, requires_grad=True); tg = torch.randint(0, C, (1, H, W), device=dev); im = torch.rand(1, 3, H, W, device=dev)
+    step = lambda: structure_similarity(lg, tg, im, block=block, stride=stride).sum().backward()
+    base = torch.cuda.memory_allocated(dev) / 2 ** 20 if dev.type == 'cuda' else _rss_mb(reset_peak=True)
+    rate, peak_gib = time_steps(step, n=1, device=dev, warmup=0)
+    return (peak_gib * 1024 if peak_gib is not None else _rss_mb(peak=True)) - base, 1 / rate
+
+# %% ../nbs/03_unet.ipynb #659c2a62
+def structure_loss_benchmark(H:int=512, W:int=1024, C:int=19, # the logits' size
+                             block:int|None=None, stride:int=1, # as in `structure_similarity`
+                             device=None) -> dict: # default: CUDA when available
     "Peak memory (MB) and time of one forward+backward of the structure term at H×W"
     import subprocess, sys, json
     dev = device or ('cuda' if torch.cuda.is_available() else 'cpu')
@@ -217,6 +224,6 @@ def structure_loss_benchmark(H:int=512, W:int=1024, C:int=19, block:int|None=Non
 # %% ../nbs/03_unet.ipynb #9a659d04
 class StructureTask:
     "Mixin for `SegTask`: hands the batch's images to a `StructureLoss` before each step"
-    def train_step(self, batch, L):
+    def train_step(self, batch, learn):
         self.loss_fn.image = batch[0]
-        return super().train_step(batch, L)
+        return super().train_step(batch, learn)
