@@ -13,7 +13,8 @@ from .core import SegsynError, data_root, seed_everything, get_profile, atomic_w
 from .datasets import (CITYSCAPES, Cityscapes, PreResized, make_synthetic_streets, seg_transforms, spade_recipe,
                              show_batch, make_loader, to_uint8_image, DeviceNormalize, TANH_MEAN, TANH_STD)
 from .training import Learner, SegTask, load_checkpoint, CheckpointError, segmentation_floors
-from .spade import SPADEGenerator, SPADETask, spade_options, load_official_spade, synthesize, SPADEOptions
+from .spade import SPADEGenerator, load_official_spade, SPADEOptions
+from .spade_training import small_spade, synthesize
 from .evaluation import SEGMENTERS, build_segmenter, save_segmenter, load_segmenter, evaluate
 from .roundtrip import round_trip, segment_video, train_small_pair, pan_frames
 from .performance import init_distributed, shard_loader, DDPSegTask, bench, bench_table
@@ -103,8 +104,7 @@ def cmd_train(a):
     on_dev = a.model != 'spade' and (a.normalize == 'device' or (a.normalize == 'auto' and dev.type == 'cuda'))   # uint8 loaders, normalised on the GPU
     if a.model == 'spade':
         tr, va = _loaders(a, spade=True)
-        task = SPADETask(spade_options(ngf=a.ngf, crop_size=a.size[1], aspect_ratio=a.size[1] / a.size[0], num_upsampling_layers='normal',
-                                       no_vgg_loss=not a.pretrained))
+        task = small_spade(tuple(a.size), ngf=a.ngf, lr=a.lr, epochs=a.epochs, no_vgg_loss=not a.pretrained).task()   # the course's recipe (07b)
     else: tr, va = _loaders(a, keep_uint8=on_dev); task = _seg_task(a, world)
     if world > 1: dls = [shard_loader(d, a.batch_size, rank, world, d is tr, a.seed, a.workers) for d in (tr, va)]
     else: dls = (make_loader(tr, a.batch_size, num_workers=a.workers, seed=a.seed), make_loader(va, a.batch_size, shuffle=False, num_workers=a.workers))

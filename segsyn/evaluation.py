@@ -12,7 +12,7 @@ from fastcore.basics import patch
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
-from .core import SegsynError, default_device, atomic_write
+from .core import SegsynError, default_device, atomic_write, moved_names
 from .labels import CITYSCAPES
 from .metrics import ConfusionMatrix, scores_from_cm
 from .checkpoint import CheckpointError, load_checked, load_checkpoint
@@ -21,7 +21,7 @@ from .fcn import fcn32_resnet34, fcn8s_vgg16
 from .unet import unet, res_unet, ssfpn
 from .deeplab import deeplabv3_resnet50, deeplabv3plus_resnet50
 from .denseaspp import denseaspp121, denseaspp161
-from .spade import tanh_to_imagenet
+from .cgan import tanh_to_imagenet
 
 # %% auto #0
 __all__ = ['SEGMENTERS', 'to_segmenter_input', 'build_segmenter', 'save_segmenter', 'load_segmenter', 'EvalReport', 'evaluate',
@@ -214,15 +214,7 @@ def fid(real, # images in [-1, 1]: a N×3×H×W tensor, or an iterable of batche
     return frechet_distance(*gaussian_stats(feats(real)), *gaussian_stats(feats(fake)))
 
 # %% ../nbs/08_evaluation.ipynb #96c3cd61
-to_segmenter_input = tanh_to_imagenet   # [-1, 1] → ImageNet normalisation (defined with SPADE's training, 07_spade)
-
-@torch.no_grad()
-def segmentation_score(segmenter:nn.Module, # trained on real photos, ImageNet-normalised input
-                       images:torch.Tensor, # N×3×H×W generated images in [-1, 1]
-                       labels:torch.Tensor, # N×H×W the label maps they were generated from (segmenter's class ids, 255 ignore)
-                       num_classes:int=19, batch_size:int=16) -> EvalReport:
-    "Segment generated images and score them against their input label maps (the SPADE protocol)"
-    if images.shape[0] != labels.shape[0] or images.shape[-2:] != labels.shape[-2:]:
-        raise SegsynError(f"{tuple(images.shape)} images for {tuple(labels.shape)} label maps: one label map per image, same size")
-    return evaluate(segmenter, list(zip(images.split(batch_size), labels.split(batch_size))), num_classes, name='segmentation score',
-                    input_fn=to_segmenter_input, device=next(segmenter.parameters()).device, progress=False)
+to_segmenter_input = tanh_to_imagenet   # [-1, 1] → ImageNet normalisation (06_cgan)
+# `segmentation_score` lives with SPADE's training (07b), which imports this module; it still imports from here
+_all_ = ['segmentation_score']
+__getattr__ = moved_names('segsyn.evaluation', {'segmentation_score': 'segsyn.spade_training'})

@@ -6,7 +6,6 @@ Docs: https://segsyn.github.io/segsyn/metrics.html.md"""
 
 # %% ../nbs/01a_metrics.ipynb #1c8a8a21
 from __future__ import annotations
-import math
 import torch
 from .labels import DatasetError
 

@@ -150,26 +150,24 @@ def train_small_pair(root:str|Path, # a Cityscapes-layout folder (train and val 
                      base:int=16, ngf:int=16, # widths of the U-Net and of SPADE
                      num_workers:int=0) -> tuple: # -> (segmenter, G, info dict)
     "Train a small U-Net segmenter and a small SPADE generator on the same data (for demos and tests)"
-    import time as _t
     from segsyn.core import seed_everything
     from segsyn.datasets import Cityscapes, PreResized, seg_transforms, spade_recipe, make_loader
-    from segsyn.training import Learner, train_segmenters
-    from segsyn.spade import spade_options, SPADETask
+    from segsyn.training import Learner, train_segmenters, fit_cached, fingerprint
+    from segsyn.spade_training import small_spade
     from segsyn.unet import unet
-    H, W = size
     seg = train_segmenters({'unet': lambda: unet(19, base=base)}, PreResized(Cityscapes(root, 'train'), size, transform=seg_transforms(True)),
                            PreResized(Cityscapes(root, 'val'), size, transform=seg_transforms(False)), seg_epochs,
                            runs_dir=runs_dir, num_workers=num_workers, seed=seed)[0]
     segmenter = seg['learner'].task.model.eval()
     seed_everything(seed)
-    opt = spade_options(ngf=ngf, spade_hidden=2 * ngf, ndf=2 * ngf, crop_size=W, aspect_ratio=W / H, num_upsampling_layers='normal', no_vgg_loss=True)
-    task = SPADETask(opt, segmenter=segmenter)
-    L = Learner(task, make_loader(Cityscapes(root, 'train', target='labelIds', transform=spade_recipe(size), instance=True), 8, num_workers=num_workers, seed=seed),
-                make_loader(Cityscapes(root, 'val', target='labelIds', transform=spade_recipe(size, train=False), instance=True), 8, shuffle=False, num_workers=num_workers),
-                lr=5e-4, epochs=spade_epochs, sched='poly', name='spade', runs_dir=runs_dir, monitor='seg_miou', progress=False, seed=seed)
-    t0 = _t.time(); L.fit()
+    rec = small_spade(size, ngf=ngf, lr=5e-4, epochs=spade_epochs, no_vgg_loss=True)     # the course's SPADE recipe (07b)
+    task = rec.task(segmenter=segmenter)
+    learn = Learner(task, make_loader(Cityscapes(root, 'train', target='labelIds', transform=spade_recipe(size), instance=True), 8, num_workers=num_workers, seed=seed),
+                    make_loader(Cityscapes(root, 'val', target='labelIds', transform=spade_recipe(size, train=False), instance=True), 8, shuffle=False, num_workers=num_workers),
+                    **rec.learner_kw, name='spade', runs_dir=runs_dir, monitor='seg_miou', progress=False, seed=seed)
+    hist, secs = fit_cached(learn, opt=vars(rec.opt), judge=fingerprint(segmenter))   # one training per configuration (01e)
     info = dict(segmenter=dict(arch='unet', base=base, secs=seg['secs'], **{k: seg['hist'][-1][k] for k in ('val_miou', 'val_pixel_acc')}),
-                spade=dict(ngf=ngf, secs=_t.time() - t0, **{k: L.history[-1][k] for k in ('val_seg_miou', 'val_seg_pixel_acc')}))
+                spade=dict(ngf=ngf, secs=secs, **{k: hist[-1][k] for k in ('val_seg_miou', 'val_seg_pixel_acc')}))
     return segmenter, task.G.eval(), info
 
 # %% ../nbs/09_roundtrip.ipynb #47a3c861

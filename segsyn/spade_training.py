@@ -11,7 +11,7 @@ from typing import NamedTuple
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
 from .core import SegsynError, by_profile, default_device, time_steps
-from .datasets import CITYSCAPES, IMAGENET_MEAN, IMAGENET_STD, read_mask, resize_ids
+from .datasets import CITYSCAPES, read_mask, resize_ids
 from .cgan import gan_loss
 from .fcn import torchvision_model
 from .metrics import scores_from_cm
@@ -20,8 +20,8 @@ from .spade import (SPADEOptions, SPADEInputError, spade_options, preprocess_lab
                           MultiscaleDiscriminator, ConvEncoder, reparameterize, _as_batch, _UPS)
 
 # %% auto #0
-__all__ = ['feature_matching_loss', 'VGGLoss', 'kld_loss', 'SPADETask', 'tanh_to_imagenet', 'segmentation_score', 'synthesize',
-           'SPADERecipe', 'small_spade', 'spade_step_benchmark']
+__all__ = ['feature_matching_loss', 'VGGLoss', 'kld_loss', 'SPADETask', 'segmentation_score', 'synthesize', 'SPADERecipe',
+           'small_spade', 'spade_step_benchmark']
 
 # %% ../nbs/07b_spade_training.ipynb #055063aa
 def feature_matching_loss(fake:list, real:list, # D's outputs (lists of feature lists per scale) for fake and real
@@ -138,10 +138,7 @@ def train_step(self:SPADETask, batch, # (photos in [-1, 1], label ids, instance 
     return {'loss': g['g'].detach(), 'd': (d_fake + d_real).detach(), 'g_gan': g['g_gan'].detach()}
 
 # %% ../nbs/07b_spade_training.ipynb #8247def4
-def tanh_to_imagenet(x:torch.Tensor) -> torch.Tensor:
-    "Images in [-1, 1] (SPADE's) → ImageNet-normalised (the segmenters')"
-    m, s = (torch.tensor(v, device=x.device, dtype=x.dtype)[:, None, None] for v in (IMAGENET_MEAN, IMAGENET_STD))
-    return ((x + 1) / 2 - m) / s
+from .cgan import tanh_to_imagenet   # defined once, with pix2pix (06_cgan); re-exported here
 
 # %% ../nbs/07b_spade_training.ipynb #61a70023
 @torch.no_grad()

@@ -6,14 +6,14 @@ Docs: https://segsyn.github.io/segsyn/training.html.md"""
 
 # %% ../nbs/01e_training.ipynb #32c50049
 from __future__ import annotations
-import json, math, os, random, time
+import json, math, random, time
 from contextlib import nullcontext
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import SegsynError, atomic_write, default_device, seed_everything, cache_root, cached
 from .metrics import ConfusionMatrix
-from .checkpoint import CheckpointError, state_dict_diff, load_checked, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, state_dict_diff, load_checked, load_checkpoint, save_checkpoint   # re-exported: they lived here
 from .layers import model_logits
 from fastcore.basics import patch
 
