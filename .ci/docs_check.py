@@ -13,9 +13,13 @@ def main(root:Path):
     from nbdev.serve import proc_nbs
     import nbformat
     from nbconvert import HTMLExporter
-    cache = Path(proc_nbs(root/'nbs', n_workers=0, force=True))
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        cache = Path(proc_nbs(root/'nbs', n_workers=0, force=True))
+    mixed = [str(w.message).split('---')[1].strip().splitlines()[0] for w in caught if 'containing imports and other code' in str(w.message)]
     out = cache/'_html'; out.mkdir(exist_ok=True)
-    pages, errors = sorted(cache.glob('*.ipynb')), []
+    pages, errors = sorted(cache.glob('*.ipynb')), [f"a cell mixes imports with other code (nbdev runs its imports at docs time; split it): {m}" for m in mixed]
     exp = HTMLExporter()
     for p in pages:
         try:
