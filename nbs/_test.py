@@ -46,6 +46,9 @@ def test_slow_cells_are_skipped():
     "The full-size cells (`#| slow`, `#| gpu`) must be skipped by default: they download weights and run for hours"
     assert {'slow', 'gpu'} <= set(_skip_flags()), f"tst_flags in settings.ini is {_skip_flags()}"
 
+# a guard against a hung cell, not a speed limit: the comparison cells train several models (minutes on a busy 2-core machine)
+CELL_TIMEOUT = int(os.environ.get('SEGSYN_CELL_TIMEOUT', 1800))
+
 @pytest.fixture
 def own_tmp(tmp_path, monkeypatch):
     "Each notebook's temporary files (datasets, checkpoints: GBs for the model comparisons) go to a folder removed afterwards"
@@ -58,7 +61,7 @@ def own_tmp(tmp_path, monkeypatch):
 def test_notebook(nb, own_tmp):
     from nbdev.test import test_nb
     ok, secs = test_nb(nb, skip_flags=_skip_flags(), force_flags=os.environ.get('SEGSYN_FLAGS', '').split(),
-                       basepath=ROOT, showerr=True)
+                       basepath=ROOT, showerr=True, cell_timeout=CELL_TIMEOUT)
     assert ok, f"{nb.name} failed: the failing cell and its traceback are printed above"
 
 
