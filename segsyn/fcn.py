@@ -6,11 +6,10 @@ Docs: https://segsyn.github.io/segsyn/fcn.html.md"""
 
 # %% ../nbs/02_fcn.ipynb #cd2bdf14
 from __future__ import annotations
-import json, tempfile
+import tempfile
 import torch, torch.nn as nn
-from .core import cached, moved_names
+from .core import moved_names
 from .layers import check_input, pad_to, torchvision_model, resnet_trunk
-from .checkpoint import save_checkpoint, load_checkpoint
 
 # %% auto #0
 __all__ = ['FCN_RECIPES', 'bilinear_kernel', 'upsampler', 'FCN32s', 'fcn32_resnet34', 'FCN8s', 'fcn8s_vgg16', 'fcn32_reference']
@@ -109,16 +108,10 @@ def fcn32_reference(size:tuple=(64, 128), # (H, W) of the synthetic streets
                     n_train:int=64, n_val:int=16, # frames
                     epochs:int=10, seed:int=0) -> tuple: # -> (model in eval mode, result row as `train_segmenters` gives it)
     "FCN-32s/ResNet-34 from scratch on synthetic streets, trained once per configuration (cached): the chapters' reference"
-    key = dict(what='fcn32 reference', size=list(size), n_train=n_train, n_val=n_val, epochs=epochs, seed=seed)
-    def build(folder):
-        from segsyn.loaders import street_splits
-        from segsyn.training import train_segmenters
-        from segsyn.labels import CITYSCAPES
-        with tempfile.TemporaryDirectory() as runs:
-            r = train_segmenters({'FCN-32s': lambda: fcn32_resnet34(19)}, *street_splits(size, n_train, n_val, seed=seed), epochs,
-                                 names=CITYSCAPES.names, runs_dir=runs, seed=seed)[0]
-        save_checkpoint(r['learner'].task.model.state_dict(), folder/'model.pt')
-        (folder/'row.json').write_text(json.dumps({k: r[k] for k in ('model', 'params', 'secs', 'hist')}))
-    d = cached(key, build, 'fcn32')
-    model = fcn32_resnet34(19); model.load_state_dict(load_checkpoint(d/'model.pt', 'FCN-32s reference'))
-    return model.eval(), json.loads((d/'row.json').read_text())
+    from segsyn.loaders import street_splits
+    from segsyn.training import train_segmenters
+    from segsyn.labels import CITYSCAPES
+    with tempfile.TemporaryDirectory() as runs:     # train_segmenters shares the fit through `fit_cached` (01e)
+        r = train_segmenters({'FCN-32s': lambda: fcn32_resnet34(19)}, *street_splits(size, n_train, n_val, seed=seed), epochs,
+                             names=CITYSCAPES.names, runs_dir=runs, seed=seed)[0]
+    return r['learner'].task.model.eval(), {k: r[k] for k in ('model', 'params', 'secs', 'hist')}

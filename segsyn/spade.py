@@ -13,7 +13,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from torch.nn.utils import spectral_norm
 from fastcore.basics import patch
 from .core import SegsynError, moved_names
-from .training import CheckpointError, load_checked
+from .checkpoint import CheckpointError, load_checked, load_checkpoint
 
 # %% auto #0
 __all__ = ['SPADEInputError', 'SPADEOptions', 'spade_options', 'instance_edges', 'preprocess_labels', 'SPADE', 'SPADEResnetBlock',
@@ -314,9 +314,7 @@ def reparameterize(mu:torch.Tensor, # N×z_dim means
 # %% ../nbs/07a_spade.ipynb #58293d07
 def _read_state_dict(path:Path) -> dict:
     "A checkpoint's tensors, read with weights_only=True; `CheckpointError` when missing or unreadable"
-    if not path.exists(): raise CheckpointError(f"no checkpoint at {path.resolve()}; download the official SPADE checkpoints (see the NVlabs/SPADE README)")
-    try: sd = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e: raise CheckpointError(f"{path}: cannot read it as a state_dict ({type(e).__name__}: {e})") from e
+    sd = load_checkpoint(path, 'checkpoint', hint='download the official SPADE checkpoints (see the NVlabs/SPADE README)')
     if not isinstance(sd, dict) or not sd: raise CheckpointError(f"{path}: holds a {type(sd).__name__}, not a state_dict")
     return sd
 
