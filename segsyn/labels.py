@@ -100,6 +100,7 @@ def _unknown(mask, known):
     "Sorted values of `mask` outside `known` (a bool lookup over 0..255)"
     if mask.dtype == torch.uint8: vals = torch.bincount(mask.flatten(), minlength=256).nonzero()[:, 0]   # fast path
     else: vals = torch.unique(mask.long())
+    vals = vals.cpu()                              # at most 256 values; `known` lives on the CPU
     bad = vals[(vals < 0) | (vals >= len(known))]
     ok = vals[(vals >= 0) & (vals < len(known))]
     return sorted(bad.tolist() + ok[~known[ok]].tolist())

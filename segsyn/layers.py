@@ -6,12 +6,14 @@ Docs: https://segsyn.github.io/segsyn/layers.html.md"""
 
 # %% ../nbs/01d_layers.ipynb #de236433
 from __future__ import annotations
+import itertools
 import torch, torch.nn as nn, torch.nn.functional as F
 import torchvision
 from .core import SegsynError
 
 # %% auto #0
-__all__ = ['torchvision_model', 'resnet_trunk', 'ModelInputError', 'check_input', 'pad_to', 'model_logits']
+__all__ = ['torchvision_model', 'resnet_trunk', 'ModelInputError', 'check_input', 'pad_to', 'model_logits', 'model_device',
+           'predict']
 
 # %% ../nbs/01d_layers.ipynb #0c66402b
 def torchvision_model(name:str, # a torchvision.models builder, e.g. 'resnet34', 'vgg19_bn', 'densenet121'
@@ -57,3 +59,16 @@ def model_logits(model:nn.Module, # a segmenter (or a compiled / DDP-wrapped one
     "The main logits of a segmenter: torchvision's segmentation models return {'out': ..., 'aux': ...}, the rest a tensor"
     out = model(x)
     return out['out'] if isinstance(out, dict) else out
+
+# %% ../nbs/01d_layers.ipynb #d5431ed2
+def model_device(model:nn.Module) -> torch.device:
+    "The device of a model's first parameter (or buffer); the CPU for a model with neither"
+    for t in itertools.chain(model.parameters(), model.buffers()): return t.device
+    return torch.device('cpu')
+
+@torch.no_grad()
+def predict(model:nn.Module, # a segmenter (logits tensor or torchvision's dict)
+            x:torch.Tensor) -> torch.Tensor: # N×3×H×W input batch, on any device
+    "Class ids (N×H×W) of `model` on `x` in eval mode, computed on the model's device and returned on `x`'s"
+    model.eval()
+    return model_logits(model, x.to(model_device(model))).argmax(1).to(x.device)

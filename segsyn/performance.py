@@ -25,13 +25,15 @@ def init_distributed(backend:str|None=None # None: NCCL on CUDA, gloo otherwise
     "Join torchrun's process group when WORLD_SIZE > 1 (NCCL on CUDA, gloo otherwise); (0, 1, default device) otherwise"
     world = int(os.environ.get('WORLD_SIZE', '1'))
     if world <= 1 and not dist.is_initialized(): return 0, 1, default_device()
-    cuda = torch.cuda.is_available()
+    cuda, local = torch.cuda.is_available(), int(os.environ.get('LOCAL_RANK', '0'))
+    if cuda and local >= torch.cuda.device_count():      # before joining: a rank with no GPU would hang the others
+        raise SegsynError(f"LOCAL_RANK {local} but this node has {torch.cuda.device_count()} visible GPU(s): start at most one "
+                          "process per GPU (torchrun --nproc_per_node N), or hide the GPUs (CUDA_VISIBLE_DEVICES=) to run on the CPU")
     if not dist.is_initialized():
         if 'MASTER_ADDR' not in os.environ:
             raise SegsynError("WORLD_SIZE > 1 but no MASTER_ADDR: start distributed runs with torchrun "
                               "(torchrun --nproc_per_node N -m segsyn.cli train ...)")
         dist.init_process_group(backend or ('nccl' if cuda else 'gloo'))
-    local = int(os.environ.get('LOCAL_RANK', '0'))
     dev = torch.device('cuda', local) if cuda else torch.device('cpu')
     if cuda: torch.cuda.set_device(dev)
     return dist.get_rank(), dist.get_world_size(), dev
