@@ -18,7 +18,7 @@ from .spade_training import small_spade, synthesize
 from .evaluation import SEGMENTERS, build_segmenter, save_segmenter, load_segmenter, evaluate
 from .roundtrip import round_trip, segment_video, train_small_pair, pan_frames
 from .performance import init_distributed, shard_loader, DDPSegTask, bench, bench_table
-from .unet import StructureLoss, StructureTask
+from .unet import StructureLoss, StructureTask, StructureSegTask
 
 # %% auto #0
 __all__ = ['cmd_data', 'save_generator', 'load_generator', 'cmd_train', 'cmd_eval', 'cmd_synth', 'cmd_roundtrip', 'cmd_video',
@@ -81,7 +81,6 @@ def _loaders(a, spade=False, keep_uint8=False):
     return [PreResized(Cityscapes(root, s), a.size, transform=seg_transforms(s == 'train', keep_uint8=keep_uint8)) for s in ('train', 'val')]
 
 # %% ../nbs/11_cli.ipynb #1538b3a3
-class _StructureSegTask(StructureTask, SegTask): "SegTask whose StructureLoss sees each batch's images"
 class _StructureDDPSegTask(StructureTask, DDPSegTask): "DDPSegTask whose StructureLoss sees each batch's images"
 
 def _seg_task(a, world:int): # world: processes in the job (> 1: DDP)
@@ -90,7 +89,7 @@ def _seg_task(a, world:int): # world: processes in the job (> 1: DDP)
     model = build_segmenter(a.model, 19, pretrained=a.pretrained, **kw)
     common = dict(names=CITYSCAPES.names, compile=a.compile)
     if world > 1: common['sync_bn'] = a.sync_bn
-    if a.model == 'ssfpn': return (_StructureDDPSegTask if world > 1 else _StructureSegTask)(model, 19, loss_fn=StructureLoss(), **common)
+    if a.model == 'ssfpn': return (_StructureDDPSegTask if world > 1 else StructureSegTask)(model, 19, loss_fn=StructureLoss(), **common)
     return (DDPSegTask if world > 1 else SegTask)(model, 19, **common)
 
 # %% ../nbs/11_cli.ipynb #98a069f2

@@ -103,6 +103,16 @@ def cache_root() -> Path|None:
     p = os.environ.get('SEGSYN_CACHE', '').strip()
     return Path(p).expanduser() if p else None
 
+@contextmanager
+def _build_lock(path:Path):
+    "An exclusive lock on `path` while the block runs (POSIX `flock`; released by the OS if the process dies)"
+    try: import fcntl
+    except ImportError: yield; return                # Windows: no waiting, a duplicate build at worst
+    with open(path, 'a') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
 def cache_key(key) -> str:
     "A short, stable hash of a JSON-able configuration"
     return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -117,14 +127,16 @@ def cached(key, # the configuration that determines the content (JSON-able)
         d = Path(tempfile.mkdtemp(prefix=f'{name}-')); build(d); return d
     final = root/f'{name}-{cache_key(key)}'
     if (final/'.complete').exists(): return final
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f'.{final.name}.'))
-    try:
-        build(tmp); (tmp/'.complete').write_text(json.dumps(key, sort_keys=True, default=str))
-        os.replace(tmp, final)
-    except OSError:
-        if not (final/'.complete').exists(): raise
-    finally: shutil.rmtree(tmp, ignore_errors=True)   # gone after the rename; removed if another process won
+    (root/'.locks').mkdir(parents=True, exist_ok=True)
+    with _build_lock(root/'.locks'/final.name):       # another process building the same thing: wait for its result
+        if (final/'.complete').exists(): return final
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=f'.{final.name}.'))
+        try:
+            build(tmp); (tmp/'.complete').write_text(json.dumps(key, sort_keys=True, default=str))
+            os.replace(tmp, final)
+        except OSError:
+            if not (final/'.complete').exists(): raise
+        finally: shutil.rmtree(tmp, ignore_errors=True)   # gone after the rename
     return final
 
 # %% ../nbs/00_core.ipynb #5f266705

@@ -27,6 +27,9 @@ class CrossEntropy(nn.Module):
     def forward(self, logits, target):
         check_target(target, logits.shape[1], self.ignore_index)
         return F.cross_entropy(logits.float(), target, weight=self.weight, ignore_index=self.ignore_index, label_smoothing=self.label_smoothing)
+    def extra_repr(self):     # the settings, so that two differently weighted losses never print (or cache) alike
+        w = None if self.weight is None else [round(v, 4) for v in self.weight.tolist()]
+        return f"weight={w}, ignore_index={self.ignore_index}, label_smoothing={self.label_smoothing}"
 
 # %% ../nbs/01b_losses.ipynb #6ecabc6e
 class DiceLoss(nn.Module):
@@ -40,6 +43,7 @@ class DiceLoss(nn.Module):
         onehot = F.one_hot(target.clamp(0, C - 1), C).permute(0, 3, 1, 2) * valid
         inter, card = (prob * onehot).sum((0, 2, 3)), (prob + onehot).sum((0, 2, 3))
         return 1 - ((2 * inter + self.smooth) / (card + self.smooth)).mean()
+    def extra_repr(self): return f"ignore_index={self.ignore_index}, smooth={self.smooth}"
 
 class CEDice(nn.Module):
     "Cross-entropy plus Dice: `ce_weight·CE + dice_weight·Dice`"
@@ -47,3 +51,4 @@ class CEDice(nn.Module):
         super().__init__(); self.cw, self.dw = ce_weight, dice_weight
         self.ce, self.dice = CrossEntropy(weight, ignore_index), DiceLoss(ignore_index)
     def forward(self, logits, target): return self.cw * self.ce(logits, target) + self.dw * self.dice(logits, target)
+    def extra_repr(self): return f"ce_weight={self.cw}, dice_weight={self.dw}"

@@ -11,10 +11,11 @@ from torch.utils.checkpoint import checkpoint
 from .core import SegsynError, moved_names, time_steps
 from .layers import check_input, pad_to, resnet_trunk, torchvision_model
 from .losses import CrossEntropy
+from .training import SegTask
 
 # %% auto #0
 __all__ = ['DoubleConv', 'Up', 'UNet', 'unet', 'ResUNet', 'res_unet', 'FPNFuse', 'SSFPN', 'ssfpn', 'structure_similarity',
-           'StructureLoss', 'structure_loss_benchmark', 'StructureTask']
+           'StructureLoss', 'structure_loss_benchmark', 'StructureTask', 'StructureSegTask']
 
 # %% ../nbs/03_unet.ipynb #bfef5ddf
 # these used to be importable from here; they live in segsyn.layers
@@ -187,6 +188,7 @@ class StructureLoss(nn.Module):
         if image is None: raise ValueError("StructureLoss needs the images: call loss(logits, target, image) or set loss.image")
         s = structure_similarity(logits, target, image, **self.kw)
         return self.gamma * self.ce(logits, target) + (1 - self.gamma) * (1 - s.mean())
+    def extra_repr(self): return ', '.join(f'{k}={v}' for k, v in dict(gamma=self.gamma, **self.kw).items())
 
 # %% ../nbs/03_unet.ipynb #a7c77827
 def _rss_mb(reset_peak=False, peak=False):
@@ -227,3 +229,5 @@ class StructureTask:
     def train_step(self, batch, learn):
         self.loss_fn.image = batch[0]
         return super().train_step(batch, learn)
+
+class StructureSegTask(StructureTask, SegTask): "A `SegTask` whose `StructureLoss` sees each batch's images"
