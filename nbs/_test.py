@@ -32,11 +32,14 @@ pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning')
 NBS = Path(__file__).resolve().parent
 ROOT = NBS.parent
 NOTEBOOKS = sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith('_'))
-# the longest notebooks start first (two workers, `--dist worksteal`: the short ones fill in around them). Chapter 08
-# leads because it trains the two models no chapter trains; the fits it shares with 02-05 are built once, by whichever
-# notebook asks first (the other waits for it: `segsyn.core.cached`).
-_LONGEST_FIRST = ['08_evaluation', '03_unet', '04_deeplab', '11_cli', '07b_spade_training', '05_denseaspp', '02_fcn', '06_cgan', '09_roundtrip']
-RUN_ORDER = sorted(NOTEBOOKS, key=lambda p: (_LONGEST_FIRST.index(p.stem) if p.stem in _LONGEST_FIRST else len(_LONGEST_FIRST), p.name))
+# Run order (two workers, `--dist worksteal`: an idle worker takes tests queued on the other). The chapters that train the
+# shared models start first, the longest first; the notebooks that reuse their fits (`segsyn.core.cached`: built once
+# per configuration, a second asker waits for the first) come last, so nobody waits: 07b and 11 reuse 09's segmenter
+# and SPADE, 08 all nine of 02-05's segmenters.
+_FIRST = ['03_unet', '04_deeplab', '05_denseaspp', '09_roundtrip', '02_fcn', '06_cgan', '10_performance']
+_LAST = ['11_cli', '07b_spade_training', '08_evaluation']
+def _rank(p): return (0, _FIRST.index(p.stem)) if p.stem in _FIRST else (2, _LAST.index(p.stem)) if p.stem in _LAST else (1, p.name)
+RUN_ORDER = sorted(NOTEBOOKS, key=_rank)
 
 def _skip_flags():
     from nbdev.config import get_config

@@ -13,7 +13,7 @@ from .labels import CITYSCAPES, LabelTable, rgb_to_ids
 from .loaders import IMAGENET_MEAN, IMAGENET_STD
 from .layers import ModelInputError, check_input
 from .metrics import ConfusionMatrix
-from .training import Task
+from .training import Task, adam
 
 # %% auto #0
 __all__ = ['ColourPairs', 'decode_colours', 'gan_loss', 'UNetGenerator', 'PatchDiscriminator', 'Pix2PixTask', 'ColorPairs',
@@ -87,7 +87,7 @@ class Pix2PixTask(Task):
         self.G, self.D, self.gan_mode, self.l1, self.betas, self.decode, self.log = G, D, gan_mode, l1, betas, decode, []
     def modules(self): return {'G': self.G, 'D': self.D}
     def optimizers(self, lr):
-        return {'G': torch.optim.Adam(self.G.parameters(), lr, betas=self.betas), 'D': torch.optim.Adam(self.D.parameters(), lr, betas=self.betas)}
+        return {'G': adam(self.G.parameters(), lr, betas=self.betas), 'D': adam(self.D.parameters(), lr, betas=self.betas)}
     def d_loss(self, x, y, fake):
         "D's loss: real pairs → real, fake pairs (detached) → fake"
         return 0.5 * (gan_loss(self.D(x, y), True, self.gan_mode) + gan_loss(self.D(x, fake.detach()), False, self.gan_mode))

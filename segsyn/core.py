@@ -97,12 +97,7 @@ def time_steps(step, # one unit of work: a batch, a frame, a training step
     sync()
     return n / (time.perf_counter() - t0), (torch.cuda.max_memory_allocated(dev) / 2**30 if cuda else None)
 
-# %% ../nbs/00_core.ipynb #40d231d7
-def cache_root() -> Path|None:
-    "The folder shared by notebooks for built artefacts: `$SEGSYN_CACHE`, or None (no sharing)"
-    p = os.environ.get('SEGSYN_CACHE', '').strip()
-    return Path(p).expanduser() if p else None
-
+# %% ../nbs/00_core.ipynb #53263e21
 @contextmanager
 def _build_lock(path:Path):
     "An exclusive lock on `path` while the block runs (POSIX `flock`; released by the OS if the process dies)"
@@ -112,6 +107,12 @@ def _build_lock(path:Path):
         fcntl.flock(f, fcntl.LOCK_EX)
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
+
+# %% ../nbs/00_core.ipynb #40d231d7
+def cache_root() -> Path|None:
+    "The folder shared by notebooks for built artefacts: `$SEGSYN_CACHE`, or None (no sharing)"
+    p = os.environ.get('SEGSYN_CACHE', '').strip()
+    return Path(p).expanduser() if p else None
 
 def cache_key(key) -> str:
     "A short, stable hash of a JSON-able configuration"

@@ -15,7 +15,7 @@ from .datasets import CITYSCAPES, read_mask, resize_ids
 from .cgan import gan_loss
 from .fcn import torchvision_model
 from .metrics import scores_from_cm
-from .training import Task, Learner
+from .training import Task, Learner, adam
 from .spade import (SPADEOptions, SPADEInputError, spade_options, preprocess_labels, SPADEGenerator,
                           MultiscaleDiscriminator, ConvEncoder, reparameterize, _as_batch, _UPS)
 
@@ -78,7 +78,7 @@ class SPADETask(Task):
         o = self.opt
         (b1, b2), lg, ld = ((o.beta1, o.beta2), lr, lr) if o.no_TTUR else ((0., 0.9), lr / 2, lr * 2)
         gp = list(self.G.parameters()) + (list(self.E.parameters()) if self.E is not None else [])
-        return {'G': torch.optim.Adam(gp, lg, betas=(b1, b2)), 'D': torch.optim.Adam(self.D.parameters(), ld, betas=(b1, b2))}
+        return {'G': adam(gp, lg, betas=(b1, b2)), 'D': adam(self.D.parameters(), ld, betas=(b1, b2))}
 
 # %% ../nbs/07b_spade_training.ipynb #c3af945e
 @patch

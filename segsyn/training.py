@@ -18,7 +18,7 @@ from .layers import model_logits
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['TrainingError', 'get_rng_state', 'set_rng_state', 'lr_factor', 'Task', 'SegTask', 'Learner', 'plot_history',
+__all__ = ['TrainingError', 'get_rng_state', 'set_rng_state', 'lr_factor', 'Task', 'adam', 'SegTask', 'Learner', 'plot_history',
            'segmentation_floors', 'fingerprint', 'fit_cached', 'train_segmenters', 'results_table', 'learned']
 
 # %% ../nbs/01e_training.ipynb #77d9e7bc
@@ -64,6 +64,17 @@ class Task:
     def validate(self, dl, learner) -> dict: return {}          # -> {'miou': ..., ...}
 
 
+# %% ../nbs/01e_training.ipynb #1660ad6e
+_TORCH_VERSION = tuple(int(v) for v in torch.__version__.split('+')[0].split('.')[:2])
+
+def adam(params, # parameters (those that need no gradient are left out)
+         lr:float, cls=torch.optim.Adam, # or torch.optim.AdamW
+         **kw) -> torch.optim.Optimizer: # betas, weight_decay, ...
+    "`cls` over `params`, with torch's fused kernel where it has one for their device (CUDA; the CPU from torch 2.4)"
+    ps = [p for p in params if p.requires_grad]
+    dev = ps[0].device.type if ps else None
+    return cls(ps, lr=lr, fused=dev == 'cuda' or (dev == 'cpu' and _TORCH_VERSION >= (2, 4)), **kw)
+
 # %% ../nbs/01e_training.ipynb #20bbc70c
 class SegTask(Task):
     "Segmentation: one model, one optimiser (AdamW or SGD), a pixel loss, confusion-matrix validation"
@@ -83,8 +94,7 @@ class SegTask(Task):
     def optimizers(self, lr):
         ps = [p for p in self.model.parameters() if p.requires_grad]
         if self.opt == 'sgd': return {'opt': torch.optim.SGD(ps, lr=lr, momentum=self.momentum, weight_decay=self.wd)}
-        cls = torch.optim.AdamW if self.opt == 'adamw' else torch.optim.Adam
-        return {'opt': cls(ps, lr=lr, weight_decay=self.wd, fused=bool(ps) and ps[0].is_cuda)}   # one fused kernel on CUDA
+        return {'opt': adam(ps, lr, torch.optim.AdamW if self.opt == 'adamw' else torch.optim.Adam, weight_decay=self.wd)}
 
 # %% ../nbs/01e_training.ipynb #19767fb5
 @patch
