@@ -2,7 +2,7 @@
 
 Cells flagged with a word in `tst_flags` (settings.ini) are skipped unless named in `$SEGSYN_FLAGS`.
 `SEGSYN_FLAGS="slow gpu"` in the CI profile is the *smoke mode*: every slow/GPU cell runs at tiny size on the CPU
-(.ci/run does this), so no code path goes untested. Run from the project root: `pytest -n 2 nbs/_test.py`.
+(.ci/run does this), so no code path goes untested. Run from the project root: `pytest -n 2 --dist loadgroup nbs/_test.py` (two lanes, below).
 Notebooks of one run share built artefacts (synthetic datasets, small trained models) through `$SEGSYN_CACHE`
 (default: a folder for this run under the temp dir). Checks that need third-party data (../shared/data) are
 separate tests that report themselves as skipped when it is absent.
@@ -32,14 +32,15 @@ pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning')
 NBS = Path(__file__).resolve().parent
 ROOT = NBS.parent
 NOTEBOOKS = sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith('_'))
-# Run order (two workers, `--dist worksteal`: an idle worker takes tests queued on the other). The chapters that train the
-# shared models start first, the longest first; the notebooks that reuse their fits (`segsyn.core.cached`: built once
-# per configuration, a second asker waits for the first) come last, so nobody waits: 07b and 11 reuse 09's segmenter
-# and SPADE, 08 all nine of 02-05's segmenters.
-_FIRST = ['03_unet', '04_deeplab', '05_denseaspp', '09_roundtrip', '02_fcn', '06_cgan', '10_performance']
-_LAST = ['11_cli', '07b_spade_training', '08_evaluation']
-def _rank(p): return (0, _FIRST.index(p.stem)) if p.stem in _FIRST else (2, _LAST.index(p.stem)) if p.stem in _LAST else (1, p.name)
+# Two lanes, one per worker (`--dist loadgroup`; each lane runs its notebooks in the order listed). The chapters that
+# train the shared models come before the notebooks that reuse their fits (`segsyn.core.cached`: built once per
+# configuration; a second asker waits for the first): 08 reuses all nine segmenters of 02-05, 07b and 11 the U-Net and
+# SPADE of 09. The lanes take about the same time on 2 CPU cores; lane B ends with the short notebooks.
+LANE_A = ['03_unet', '05_denseaspp', '02_fcn', '08_evaluation']
+LANE_B = ['04_deeplab', '09_roundtrip', '06_cgan', '11_cli', '07b_spade_training', '10_performance']
+def _rank(p): return (0, LANE_A.index(p.stem)) if p.stem in LANE_A else (1, LANE_B.index(p.stem)) if p.stem in LANE_B else (2, p.name)
 RUN_ORDER = sorted(NOTEBOOKS, key=_rank)
+_LANED = [pytest.param(p, id=p.stem, marks=pytest.mark.xdist_group('A' if p.stem in LANE_A else 'B')) for p in RUN_ORDER]
 
 def _skip_flags():
     from nbdev.config import get_config
@@ -65,7 +66,7 @@ def own_tmp(tmp_path, monkeypatch):
     yield tmp_path
     shutil.rmtree(tmp_path, ignore_errors=True)
 
-@pytest.mark.parametrize('nb', RUN_ORDER, ids=[p.stem for p in RUN_ORDER])
+@pytest.mark.parametrize('nb', _LANED)
 def test_notebook(nb, own_tmp):
     from nbdev.test import test_nb
     ok, secs = test_nb(nb, skip_flags=_skip_flags(), force_flags=os.environ.get('SEGSYN_FLAGS', '').split(),

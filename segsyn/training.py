@@ -11,15 +11,16 @@ from contextlib import nullcontext
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
-from .core import SegsynError, atomic_write, default_device, seed_everything, cache_root, cached
+from .core import SegsynError, atomic_write, default_device, seed_everything, cache_root, cached, by_profile
 from .metrics import ConfusionMatrix
 from .checkpoint import CheckpointError, state_dict_diff, load_checked, load_checkpoint, save_checkpoint   # re-exported: they lived here
 from .layers import model_logits
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['TrainingError', 'get_rng_state', 'set_rng_state', 'lr_factor', 'Task', 'adam', 'SegTask', 'Learner', 'plot_history',
-           'segmentation_floors', 'fingerprint', 'fit_cached', 'train_segmenters', 'results_table', 'learned']
+__all__ = ['CI_EPOCHS', 'TrainingError', 'get_rng_state', 'set_rng_state', 'lr_factor', 'Task', 'adam', 'SegTask', 'Learner',
+           'plot_history', 'segmentation_floors', 'fingerprint', 'fit_cached', 'train_segmenters', 'course_epochs',
+           'results_table', 'learned']
 
 # %% ../nbs/01e_training.ipynb #77d9e7bc
 class TrainingError(SegsynError, RuntimeError):
@@ -368,12 +369,23 @@ def train_segmenters(models:dict, # name -> model or builder, or name -> dict(mo
         out.append(dict(model=name, params=sum(p.numel() for p in spec['model'].parameters()), secs=secs, hist=h, learner=learn))
     return out
 
+# %% ../nbs/01e_training.ipynb #28d83845
+CI_EPOCHS = dict(fcn32_resnet34=10, fcn8s_vgg16=6, unet=10, res_unet=6, ssfpn=6, deeplabv3_resnet50=7, deeplabv3plus_resnet50=6,
+                 denseaspp121=6, denseaspp161=4)
+
+def course_epochs(arch:str) -> int: # a name of `segsyn.evaluation.SEGMENTERS`
+    "Epochs a course segmenter trains for in the active profile"
+    if arch not in CI_EPOCHS: raise SegsynError(f"no course budget for {arch!r}; known: {sorted(CI_EPOCHS)}")
+    return by_profile(CI_EPOCHS[arch], 40)
+
 # %% ../nbs/01e_training.ipynb #879e91e4
 def results_table(results:list, floors:dict|None=None, title:str='') -> str:
     "Floors and trained models as a Markdown table of validation pixel accuracy and mIoU"
-    rows = [f"| {n} | | {f['pixel_acc']:.1%} | {f['miou']:.1%} | |" for n, f in (floors or {}).items()]
-    rows += [f"| {r['model']} | {r['params']:,} | {r['hist'][-1]['val_pixel_acc']:.1%} | {r['hist'][-1]['val_miou']:.1%} | {r['secs']:.0f}s |" for r in results]
-    return (f"{title}\n\n" if title else '') + "| model | params | val pixel acc | val mIoU | train time |\n|---|---|---|---|---|\n" + '\n'.join(rows)
+    rows = [f"| {n} | | | {f['pixel_acc']:.1%} | {f['miou']:.1%} | |" for n, f in (floors or {}).items()]
+    rows += [f"| {r['model']} | {r['params']:,} | {len(r['hist'])} | {r['hist'][-1]['val_pixel_acc']:.1%} | {r['hist'][-1]['val_miou']:.1%} | {r['secs']:.0f}s |"
+             for r in results]
+    head = "| model | params | epochs | val pixel acc | val mIoU | train time |\n|---|---|---|---|---|---|\n"
+    return (f"{title}\n\n" if title else '') + head + '\n'.join(rows)
 
 def learned(r:dict, floors:dict, margin_miou:float=0.04, margin_acc:float=0.15) -> bool:
     "Did a trained model clear every floor on held-out data by the margins (absolute, in mIoU and pixel accuracy)?"
