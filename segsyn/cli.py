@@ -6,7 +6,7 @@ Docs: https://segsyn.github.io/segsyn/cli.html.md"""
 
 # %% ../nbs/11_cli.ipynb #eb4ee756
 from __future__ import annotations
-import argparse, json, sys, time
+import argparse, errno, json, math, os, shutil, socket, sys, tempfile, time
 from pathlib import Path
 import torch
 from .core import SegsynError, data_root, seed_everything, get_profile, atomic_write
@@ -21,27 +21,68 @@ from .performance import init_distributed, shard_loader, DDPSegTask, bench, benc
 from .unet import StructureLoss, StructureTask, StructureSegTask
 
 # %% auto #0
-__all__ = ['cmd_data', 'save_generator', 'load_generator', 'cmd_train', 'cmd_eval', 'cmd_synth', 'cmd_roundtrip', 'cmd_video',
-           'cmd_bench', 'cmd_demo', 'build_parser', 'run', 'main']
+__all__ = ['write_streets', 'cmd_data', 'save_generator', 'load_generator', 'cmd_train', 'cmd_eval', 'cmd_synth', 'cmd_roundtrip',
+           'cmd_video', 'cmd_bench', 'cmd_demo', 'build_parser', 'run', 'main']
 
 # %% ../nbs/11_cli.ipynb #31ded2a0
+def write_streets(root:str|Path, n_train:int, n_val:int, size:tuple, seed:int=0, overwrite:bool=False, progress:bool=False) -> Path:
+    "The synthetic streets, staged beside `root` and moved into place only when complete, with a manifest of what it holds"
+    root = Path(root); root.parent.mkdir(parents=True, exist_ok=True)
+    if root.exists() and any(root.iterdir()) and not overwrite:
+        raise SegsynError(f"{root} already holds files; pass --overwrite to write over it or --root to choose another folder")
+    _claim(root.parent/f'.{root.name}.lock', str(root))             # one writer per dataset folder
+    for old in root.parent.glob(f'.{root.name}.partial-*'): shutil.rmtree(old, ignore_errors=True)   # a killed write's stage
+    stage = Path(tempfile.mkdtemp(dir=root.parent, prefix=f'.{root.name}.partial-'))
+    make_synthetic_streets(stage, n_train, n_val, size=tuple(size), seed=seed, progress=progress)
+    (stage/'manifest.json').write_text(json.dumps(dict(n_train=n_train, n_val=n_val, size=list(size), seed=seed)))
+    if root.exists(): shutil.rmtree(root)
+    os.replace(stage, root); return root
+
 def cmd_data(a):
     "segsyn data --synthetic N: write the synthetic streets (N train frames, N/4 val) in the Cityscapes layout"
     root = Path(a.root) if a.root else data_root()/'synthetic_streets'
-    if (root/'leftImg8bit').exists() and not a.overwrite:
-        raise SegsynError(f"{root} already holds a dataset; pass --overwrite to write over it or --root to choose another folder")
-    t0 = time.time()
-    make_synthetic_streets(root, a.synthetic, max(1, a.synthetic // 4), size=tuple(a.size), seed=a.seed, progress=True)
+    t0 = time.time(); write_streets(root, a.synthetic, max(1, a.synthetic // 4), a.size, a.seed, a.overwrite, progress=True)
     print(f"wrote {a.synthetic} + {max(1, a.synthetic // 4)} frames to {root} in {time.time() - t0:.0f}s")
 
 # %% ../nbs/11_cli.ipynb #3594a1be
+_LOCK = '.segsyn.lock'      # in every run folder: who holds it (a killed holder's flock is released by the OS)
+_HELD = []                  # this process's open lock files, released when its command ends
+
+def _claim(lock:Path, # the lock file
+           what:str): # what it guards, for the messages
+    "Hold `lock` for this command: refused while a live run holds it; one left by a killed run is reported and taken over"
+    try: import fcntl
+    except ImportError: return                       # no flock (Windows): folders are not locked
+    f = open(lock, 'a+')
+    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0); owner = f.read().strip() or 'another process'; f.close()
+        raise SegsynError(f"{what} is in use by another segsyn run ({owner}); wait for it to finish or choose another folder")
+    f.seek(0); prev = f.read().strip()
+    if prev: print(f"segsyn: {what} was left by a run that stopped without finishing ({prev}); taking it over", file=sys.stderr)
+    f.seek(0); f.truncate()
+    f.write(f"segsyn {' '.join(sys.argv[1:2]) or 'run'}, pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    f.flush(); _HELD.append(f)
+
+def _release():
+    "Give back the folders this command held (an empty lock file: it ended cleanly)"
+    while _HELD:
+        f = _HELD.pop(); f.seek(0); f.truncate(); f.close()
+
+# %% ../nbs/11_cli.ipynb #09a6c75a
 def _out_dir(out:str|Path, # the run folder (--out)
-             overwrite:bool): # --overwrite: write into it even when it holds files
-    "The run folder: created; an existing non-empty one is refused unless `overwrite`"
+             overwrite:bool, # --overwrite: write into it even when it holds files
+             resume:bool=False): # --resume: it holds the run to continue
+    "The run folder: created, writable, claimed for this command; an existing non-empty one is refused unless `overwrite`/`resume`"
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise SegsynError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir(): raise SegsynError(f"--out {out} is a file, not a folder; give a folder path")
+    try: out.mkdir(parents=True, exist_ok=True)
+    except PermissionError: raise SegsynError(f"cannot create --out {out}: permission denied; choose a folder you can write to") from None
+    if not os.access(out, os.W_OK | os.X_OK): raise SegsynError(f"--out {out} is not writable; choose a folder you can write to")
+    _claim(out/_LOCK, str(out))
+    for t in out.rglob('.*.tmp'): t.unlink(missing_ok=True)      # half-written files of an interrupted run (atomic_write's temps)
+    if not (overwrite or resume) and any(p.name != _LOCK for p in out.iterdir()):
+        raise SegsynError(f"{out} already exists and is not empty; choose another --out, pass --overwrite, or --resume a training run")
     return out
 
 # %% ../nbs/11_cli.ipynb #3cecaa59
@@ -68,8 +109,17 @@ def _train_root(a, rank:int) -> Path: # rank: only rank 0 writes data
     root = Path(a.root)
     if a.dataset == 'synthetic' and not (root/'leftImg8bit').is_dir() and rank == 0:
         print(f"--dataset synthetic: writing {_SYNTHETIC_FRAMES[0]} + {_SYNTHETIC_FRAMES[1]} frames at {a.size[0]}x{a.size[1]} to {root}")
-        make_synthetic_streets(root, *_SYNTHETIC_FRAMES, size=tuple(a.size), seed=a.seed)
+        write_streets(root, *_SYNTHETIC_FRAMES, size=a.size, seed=a.seed)
     return root
+
+def _check_manifest(root:Path):
+    "A dataset written by segsyn holds the frames its manifest lists (else it was cut short: say how to rewrite it)"
+    if not (root/'manifest.json').exists(): return
+    m = json.loads((root/'manifest.json').read_text())
+    for split in ('train', 'val'):
+        have, want = len(list((root/'leftImg8bit'/split).glob('*/*_leftImg8bit.png'))), m[f'n_{split}']
+        if have != want: raise SegsynError(f"{root} holds {have} of the {want} {split} frames its manifest lists: it was cut short; "
+                                           f"write it again (segsyn data --synthetic {m['n_train']} --root {root} --overwrite)")
 
 def _loaders(a, spade=False, keep_uint8=False):
     "train/val datasets of a Cityscapes-layout root at --size"
@@ -77,6 +127,7 @@ def _loaders(a, spade=False, keep_uint8=False):
     if not (root/'leftImg8bit').is_dir():
         raise SegsynError(f"{root}: no Cityscapes-layout dataset (leftImg8bit/, gtFine/). Make one with `segsyn data --synthetic 200 --root {root}`, "
                           "pass --dataset synthetic, or get Cityscapes with ./data_setup.sh cityscapes")
+    _check_manifest(root)
     if spade: return [Cityscapes(root, s, target='labelIds', transform=spade_recipe(a.size, train=s == 'train'), instance=True) for s in ('train', 'val')]
     return [PreResized(Cityscapes(root, s), a.size, transform=seg_transforms(s == 'train', keep_uint8=keep_uint8)) for s in ('train', 'val')]
 
@@ -92,12 +143,22 @@ def _seg_task(a, world:int): # world: processes in the job (> 1: DDP)
     if a.model == 'ssfpn': return (_StructureDDPSegTask if world > 1 else StructureSegTask)(model, 19, loss_fn=StructureLoss(), **common)
     return (DDPSegTask if world > 1 else SegTask)(model, 19, **common)
 
+# %% ../nbs/11_cli.ipynb #d69e8112
+def _check_resume(learn:Learner, out:Path):
+    "--resume: the run folder holds a checkpoint, written with the same options (the device may differ)"
+    if not (learn.run_dir/'last.pt').exists():
+        raise SegsynError(f"nothing to resume in {out}: no run/last.pt (the run stopped before its first epoch ended); start it again without --resume")
+    cfg = learn.run_dir/'config.json'
+    old, new = json.loads(cfg.read_text()) if cfg.exists() else {}, json.loads(json.dumps(learn.config, default=str))
+    diff = [f"{k}: {old.get(k)} -> {new.get(k)}" for k in sorted(set(old) | set(new)) if k != 'device' and old.get(k) != new.get(k)]
+    if diff: raise SegsynError(f"--resume with other options than the run in {out} ({'; '.join(diff)}); resume with the options in {cfg}")
+
 # %% ../nbs/11_cli.ipynb #98a069f2
 def cmd_train(a):
     "segsyn train --model ARCH|spade --root DIR: train on a Cityscapes-layout dataset; writes model.pt and metrics.json (torchrun: DDP)"
     rank, world, dev = init_distributed()
     if world > 1 and a.model == 'spade': raise SegsynError("distributed training is implemented for the segmenters; train SPADE with one process")
-    if rank == 0: _out_dir(a.out, a.overwrite); _train_root(a, rank)
+    if rank == 0: _out_dir(a.out, a.overwrite, a.resume); _train_root(a, rank)
     if world > 1: torch.distributed.barrier()          # the others wait until rank 0 has made the run folder (and the data)
     out = Path(a.out); seed_everything(a.seed)
     on_dev = a.model != 'spade' and (a.normalize == 'device' or (a.normalize == 'auto' and dev.type == 'cuda'))   # uint8 loaders, normalised on the GPU
@@ -112,7 +173,8 @@ def cmd_train(a):
                 monitor='miou' if a.model != 'spade' else 'l1', save=rank == 0, progress=rank == 0, batch_tfm=DeviceNormalize() if on_dev else None,
                 config=dict(arch=a.model, arch_kw=kw, num_classes=19, names=CITYSCAPES.names, world_size=world, dataset=a.dataset,
                             loss=type(task.loss_fn).__name__ if hasattr(task, 'loss_fn') else None))
-    hist = learn.fit()
+    if a.resume: _check_resume(learn, out)
+    hist = learn.fit(resume=a.resume)
     if world > 1: torch.distributed.barrier(); torch.distributed.destroy_process_group()   # leave together: a rank exiting with gloo threads alive aborts
     if rank != 0: return hist
     path = save_generator(task.G, out/'model.pt') if a.model == 'spade' else save_segmenter(task.model, out/'model.pt', a.model, 19, **kw)
@@ -133,12 +195,12 @@ def cmd_synth(a):
     from PIL import Image
     out = _out_dir(a.out, a.overwrite)
     G = load_generator(a.generator, a.dataset)
-    res = synthesize(G, a.labels, n=a.n, seed=a.seed)
+    res, written = synthesize(G, a.labels, n=a.n, seed=a.seed), []
     for src, imgs in res.items():
         for k, im in enumerate(imgs):
-            name = Path(src).name.replace('_gtFine_labelIds', '').replace('.png', '') + (f'_{k}' if len(imgs) > 1 else '') + '.png'
-            Image.fromarray(to_uint8_image(im).permute(1, 2, 0).numpy()).save(out/name)
-    print(f"{sum(len(v) for v in res.values())} images written to {out}"); return sorted(p.name for p in out.iterdir())
+            written.append(Path(src).name.replace('_gtFine_labelIds', '').replace('.png', '') + (f'_{k}' if len(imgs) > 1 else '') + '.png')
+            Image.fromarray(to_uint8_image(im).permute(1, 2, 0).numpy()).save(out/written[-1])
+    print(f"{len(written)} images written to {out}"); return sorted(written)
 
 # %% ../nbs/11_cli.ipynb #5b693ad4
 def cmd_roundtrip(a):
@@ -246,16 +308,34 @@ def _report(out, m, rep, rt):
 
 # %% ../nbs/11_cli.ipynb #61b25807
 def _size(s:str) -> tuple: # 'HxW', e.g. '256x512'
-    "Parse 'HxW' as a (H, W) tuple"
-    try: h, w = (int(v) for v in s.lower().split('x')); return h, w
-    except ValueError: raise argparse.ArgumentTypeError(f"size {s!r} must look like 256x512 (height x width)")
+    "Parse 'HxW' as a (H, W) tuple of positive sizes"
+    try: h, w = (int(v) for v in s.lower().split('x'))
+    except ValueError: raise argparse.ArgumentTypeError(f"size {s!r} must look like 256x512 (height x width)") from None
+    if min(h, w) < 1: raise argparse.ArgumentTypeError(f"size {s!r}: height and width must be positive, e.g. 256x512")
+    return h, w
+
+def _count(least:int): # the smallest value allowed (1: positive, 0: none or more)
+    "An argparse type for whole numbers >= `least`"
+    def parse(s:str) -> int:
+        try: v = int(s)
+        except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not a whole number") from None
+        if v < least: raise argparse.ArgumentTypeError(f"{v} must be {'positive' if least == 1 else f'at least {least}'}")
+        return v
+    return parse
+
+def _rate(s:str) -> float:
+    "An argparse type for a learning rate: a finite number > 0"
+    try: v = float(s)
+    except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
+    if not (math.isfinite(v) and v > 0): raise argparse.ArgumentTypeError(f"{s} must be a positive finite number, e.g. 2e-3")
+    return v
 
 def _common(p, out_default:str, size:tuple|None=None):
     "The options every run-folder command shares: --out, --overwrite, --size, --batch-size, --workers, --seed"
     p.add_argument('--out', default=out_default, help=f'run folder (default {out_default}); must be empty unless --overwrite')
     p.add_argument('--overwrite', action='store_true', help='write into an existing run folder')
     p.add_argument('--size', type=_size, default=size, help=f'work at HxW{f" (default {size[0]}x{size[1]})" if size else ""}')
-    p.add_argument('--batch-size', type=int, default=8); p.add_argument('--workers', type=int, default=0, help='DataLoader workers')
+    p.add_argument('--batch-size', type=_count(1), default=8); p.add_argument('--workers', type=_count(0), default=0, help='DataLoader workers')
     p.add_argument('--seed', type=int, default=0)
 
 # %% ../nbs/11_cli.ipynb #1b0232f3
@@ -267,8 +347,9 @@ def _add_train(sub):
                    help='cityscapes: an existing Cityscapes-layout --root (real, or from `segsyn data`); '
                         f'synthetic: the synthetic streets, written to --root first ({_SYNTHETIC_FRAMES[0]}+{_SYNTHETIC_FRAMES[1]} frames at --size) when it holds none')
     t.add_argument('--root', required=True, help='dataset folder (leftImg8bit/, gtFine/)')
-    t.add_argument('--epochs', type=int, default=10); t.add_argument('--lr', type=float, default=2e-3)
-    t.add_argument('--ngf', type=int, default=16, help='width of U-Net / SPADE (default 16)')
+    t.add_argument('--epochs', type=_count(1), default=10); t.add_argument('--lr', type=_rate, default=2e-3)
+    t.add_argument('--resume', action='store_true', help="continue the run in --out from its last checkpoint (same options; it says which differ)")
+    t.add_argument('--ngf', type=_count(1), default=16, help='width of U-Net / SPADE (default 16)')
     t.add_argument('--pretrained', action='store_true', help='ImageNet backbone weights (SPADE: VGG19 loss) — downloads once')
     t.add_argument('--sync-bn', action='store_true', help='SyncBatchNorm across processes (torchrun on GPUs)')
     t.add_argument('--compile', action='store_true', help='torch.compile the segmenter forward (GPU; first steps are slow)')
@@ -286,7 +367,7 @@ def _add_model_cmds(sub):
     s.add_argument('--generator', required=True, help='segsyn generator file or official latest_net_G.pth')
     s.add_argument('--dataset', default='cityscapes', choices=['cityscapes', 'coco', 'ade20k'], help='options of an official checkpoint')
     s.add_argument('--labels', required=True, help='label-id PNG or folder (Cityscapes *_labelIds.png, instance maps beside them)')
-    s.add_argument('--n', type=int, default=1, help='samples per map (VAE generators)')
+    s.add_argument('--n', type=_count(1), default=1, help='samples per map (VAE generators)')
     _common(s, 'runs/synth'); s.set_defaults(func=cmd_synth)
     r = sub.add_parser('roundtrip', help='photo → segmenter → SPADE → segmenter on a split, with consistency scores')
     r.add_argument('--segmenter', required=True); r.add_argument('--generator', required=True); r.add_argument('--root', required=True)
@@ -294,7 +375,7 @@ def _add_model_cmds(sub):
     _common(r, 'runs/roundtrip'); r.set_defaults(func=cmd_roundtrip)
     v = sub.add_parser('video', help='segment a sequence of frames: overlay GIF and class shares')
     v.add_argument('--segmenter', required=True); v.add_argument('--frames', required=True, help='folder of frames or a video file (needs PyAV)')
-    v.add_argument('--generator', help='also write the round trip of every frame'); v.add_argument('--fps', type=float, default=5)
+    v.add_argument('--generator', help='also write the round trip of every frame'); v.add_argument('--fps', type=_rate, default=5)
     v.add_argument('--dataset', default='cityscapes', choices=['cityscapes', 'coco', 'ade20k'])
     _common(v, 'runs/video'); v.set_defaults(func=cmd_video)
 
@@ -304,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='segsyn', description='segsyn: semantic segmentation and semantic image synthesis')
     sub = p.add_subparsers(dest='cmd', required=True, metavar='COMMAND')
     d = sub.add_parser('data', help='prepare datasets (synthetic here; real ones with ./data_setup.sh)')
-    d.add_argument('--synthetic', type=int, metavar='N', required=True, help='number of synthetic training frames (val: N/4)')
+    d.add_argument('--synthetic', type=_count(1), metavar='N', required=True, help='number of synthetic training frames (val: N/4)')
     d.add_argument('--root', help='output folder (default: $SEGSYN_DATA/synthetic_streets or ./data/synthetic_streets)')
     d.add_argument('--size', type=_size, default=(256, 512), help='frame size HxW (default 256x512)')
     d.add_argument('--seed', type=int, default=0); d.add_argument('--overwrite', action='store_true')
@@ -317,9 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_bench)
     m = sub.add_parser('demo', help='the main job on the embedded default data (~3 min on 2 CPU cores)')
     m.add_argument('--out', default='runs/demo', help='run folder (default runs/demo); must not exist unless --overwrite')
-    m.add_argument('--n-train', type=int, default=64); m.add_argument('--n-val', type=int, default=16)
+    m.add_argument('--n-train', type=_count(1), default=64); m.add_argument('--n-val', type=_count(1), default=16)
     m.add_argument('--size', type=_size, default=(64, 128), help='frame size HxW (default 64x128)')
-    m.add_argument('--seg-epochs', type=int, default=10); m.add_argument('--spade-epochs', type=int, default=10)
+    m.add_argument('--seg-epochs', type=_count(1), default=10); m.add_argument('--spade-epochs', type=_count(1), default=10)
     m.add_argument('--seed', type=int, default=0); m.add_argument('--overwrite', action='store_true')
     m.set_defaults(func=cmd_demo)
     return p
@@ -329,8 +410,18 @@ def run(argv:list|None=None): # arguments (default: sys.argv[1:])
     "Run a `segsyn` command and return its result (what `main` does, for notebooks and tests)"
     a = build_parser().parse_args(argv)
     try: return a.func(a)
-    except SegsynError as e:
-        print(f"segsyn {a.cmd}: error: {e}", file=sys.stderr); sys.exit(2)
+    except SegsynError as e: _fail(a, e)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
+        _fail(a, f"the disk is full ({e.filename or 'while writing'}); free some space and run it again (train: add --resume)")
+    except RuntimeError as e:        # torch.save on a full disk: "... unexpected pos N vs M"
+        if 'unexpected pos' not in str(e) and 'PytorchStreamWriter' not in str(e): raise
+        _fail(a, "writing a file failed (is the disk full?); free some space and run it again (train: add --resume)")
+    finally: _release()
+
+def _fail(a, msg):
+    "One line on stderr, exit status 2"
+    print(f"segsyn {a.cmd}: error: {msg}", file=sys.stderr); sys.exit(2)
 
 def main(argv:list|None=None): # arguments (default: sys.argv[1:])
     "Entry point of the `segsyn` command (exit status 0 on success, 2 on a clear error)"

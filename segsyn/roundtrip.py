@@ -231,7 +231,7 @@ def segment_video(segmenter:nn.Module, # ImageNet-normalised input, train ids ou
     _save_gif(over, out/'overlay.gif', fps); _save_mp4(over, out/'overlay.mp4', fps)
     if trip: _save_gif(trip, out/'roundtrip.gif', fps)
     with atomic_write(out/'shares.json', 'w') as fh: json.dump(shares, fh, indent=1)
-    return dict(frames=len(frames), shares=shares, files=sorted(p.name for p in out.iterdir()))
+    return dict(frames=len(frames), shares=shares, files=sorted(p.name for p in out.iterdir() if not p.name.startswith('.')))
 
 # %% ../nbs/09_roundtrip.ipynb #2414050c
 def pan_frames(photo:torch.Tensor, # 3×H×W' uint8, wider than `width`

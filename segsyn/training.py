@@ -206,6 +206,10 @@ def backward_step(self:Learner, loss:torch.Tensor, # the loss to minimise
     else: o.step()
 
 # %% ../nbs/01e_training.ipynb #33b5020b
+def _loader_gen(dl) -> torch.Generator|None:
+    "The generator a seeded loader shuffles with (`make_loader(..., seed=)`): its state belongs in the checkpoint"
+    return getattr(dl, 'generator', None)
+
 @patch
 def state(self:Learner) -> dict:
     "Everything needed to resume: modules, optimisers, schedulers, scalers, counters, RNGs, config, history"
@@ -213,7 +217,8 @@ def state(self:Learner) -> dict:
                 optimizers={k: o.state_dict() for k, o in self.opts.items()},
                 schedulers={k: s.state_dict() for k, s in self.scheds.items()},
                 scalers={k: s.state_dict() for k, s in self.scalers.items()},
-                epoch=self.epoch, step=self.step, rng=get_rng_state(), config=self.config, history=self.history)
+                epoch=self.epoch, step=self.step, rng=get_rng_state(), config=self.config, history=self.history,
+                loader_rng=_loader_gen(self.train_dl).get_state() if _loader_gen(self.train_dl) is not None else None)
 
 @patch
 def save_checkpoint(self:Learner, path:str|Path|None=None): # default: runs_dir/name/last.pt
@@ -232,6 +237,7 @@ def restore(self:Learner, ck:dict): # a checkpoint read by `load_checkpoint`
         for k, o in objs.items(): o.load_state_dict(ck[group][k])
     self.epoch, self.step, self.history = ck['epoch'], ck['step'], ck['history']
     set_rng_state(ck['rng'])
+    if ck.get('loader_rng') is not None and _loader_gen(self.train_dl) is not None: _loader_gen(self.train_dl).set_state(ck['loader_rng'])
 
 # %% ../nbs/01e_training.ipynb #df841bbe
 @patch
@@ -280,8 +286,8 @@ def fit(self:Learner, epochs:int|None=None, # train until this epoch (default: t
 @patch
 def _save_epoch(self:Learner, row):
     "metrics.json, last.pt, and best.pt when the monitored score improved"
+    self.save_checkpoint()            # the checkpoint first: metrics.json never describes an epoch that has no checkpoint
     with atomic_write(self.run_dir/'metrics.json', 'w') as f: json.dump(self.history, f, indent=1)
-    self.save_checkpoint()
     k = f'val_{self.monitor}'
     if k in row and row[k] >= max(r.get(k, -1) for r in self.history): self.save_checkpoint(self.run_dir/'best.pt')
 
