@@ -14,15 +14,15 @@ from .datasets import (CITYSCAPES, Cityscapes, PreResized, make_synthetic_street
                              show_batch, make_loader, to_uint8_image, DeviceNormalize, TANH_MEAN, TANH_STD)
 from .training import Learner, SegTask, load_checkpoint, CheckpointError, segmentation_floors
 from .spade import SPADEGenerator, load_official_spade, SPADEOptions
-from .spade_training import small_spade, synthesize
+from .spade_training import small_spade, synthesize, save_generator, load_generator   # (the generator files lived here)
 from .evaluation import SEGMENTERS, build_segmenter, save_segmenter, load_segmenter, evaluate
 from .roundtrip import round_trip, segment_video, train_small_pair, pan_frames
 from .performance import init_distributed, shard_loader, DDPSegTask, bench, bench_table
 from .unet import StructureLoss, StructureTask, StructureSegTask
 
 # %% auto #0
-__all__ = ['write_streets', 'cmd_data', 'save_generator', 'load_generator', 'cmd_train', 'cmd_eval', 'cmd_synth', 'cmd_roundtrip',
-           'cmd_video', 'cmd_bench', 'cmd_demo', 'build_parser', 'run', 'main']
+__all__ = ['write_streets', 'cmd_data', 'cmd_train', 'cmd_eval', 'cmd_synth', 'cmd_roundtrip', 'cmd_video', 'cmd_bench',
+           'cmd_demo', 'build_parser', 'run', 'main']
 
 # %% ../nbs/11_cli.ipynb #31ded2a0
 def write_streets(root:str|Path, n_train:int, n_val:int, size:tuple, seed:int=0, overwrite:bool=False, progress:bool=False) -> Path:
@@ -84,22 +84,6 @@ def _out_dir(out:str|Path, # the run folder (--out)
     if not (overwrite or resume) and any(p.name != _LOCK for p in out.iterdir()):
         raise SegsynError(f"{out} already exists and is not empty; choose another --out, pass --overwrite, or --resume a training run")
     return out
-
-# %% ../nbs/11_cli.ipynb #3cecaa59
-def save_generator(G:SPADEGenerator, path:str|Path):
-    "A self-describing SPADE generator file: {'kind': 'spade_generator', 'opt': options, 'state_dict'}"
-    with atomic_write(path) as f: torch.save(dict(kind='spade_generator', opt=vars(G.opt), state_dict=G.state_dict()), f)
-    return Path(path)
-
-def load_generator(path:str|Path, dataset:str='cityscapes') -> SPADEGenerator: # dataset: options of an official checkpoint
-    "A SPADE generator from a segsyn file, or an official checkpoint (options of `dataset`)"
-    ck = load_checkpoint(path)
-    if ck.get('kind') == 'spade_generator':
-        G = SPADEGenerator(SPADEOptions(**ck['opt'])); G.load_state_dict(ck['state_dict']); return G.eval()
-    if 'kind' in ck or 'modules' in ck:
-        raise CheckpointError(f"{path} is not a SPADE generator (it holds {ck.get('kind') or 'a training checkpoint'}); "
-                              "give a generator file written by `segsyn train --model spade` or an official latest_net_G.pth")
-    return load_official_spade(path, dataset)
 
 # %% ../nbs/11_cli.ipynb #b5e30ab4
 _SYNTHETIC_FRAMES = (200, 50)   # train, val frames that `segsyn train --dataset synthetic` writes into an empty --root

@@ -122,7 +122,7 @@ def map_ids(self:LabelTable, mask:torch.Tensor, # label ids
             where:str=''): # the file it came from, for the message
     "Checked label ids → train ids as uint8 (the compact form the loaders keep until the end)"
     check_ids(self, mask, where)
-    return self.lut[mask.long() if mask.dtype != torch.uint8 else mask.int()]
+    return self.lut.to(mask.device)[mask.long() if mask.dtype != torch.uint8 else mask.int()]   # a no-op copy on the CPU
 
 @patch
 def to_train(self:LabelTable, mask:torch.Tensor, # label ids

@@ -10,18 +10,19 @@ from pathlib import Path
 from typing import NamedTuple
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
-from .core import SegsynError, by_profile, default_device, time_steps
+from .core import SegsynError, by_profile, default_device, time_steps, atomic_write
 from .datasets import CITYSCAPES, read_mask, resize_ids
 from .cgan import gan_loss
 from .fcn import torchvision_model
 from .metrics import scores_from_cm
 from .training import Task, Learner, adam
+from .checkpoint import CheckpointError, load_checkpoint
 from .spade import (SPADEOptions, SPADEInputError, spade_options, preprocess_labels, SPADEGenerator,
-                          MultiscaleDiscriminator, ConvEncoder, reparameterize, _as_batch, _UPS)
+                          MultiscaleDiscriminator, ConvEncoder, reparameterize, load_official_spade, _as_batch, _UPS)
 
 # %% auto #0
-__all__ = ['feature_matching_loss', 'VGGLoss', 'kld_loss', 'SPADETask', 'segmentation_score', 'synthesize', 'SPADERecipe',
-           'small_spade', 'spade_step_benchmark']
+__all__ = ['feature_matching_loss', 'VGGLoss', 'kld_loss', 'SPADETask', 'segmentation_score', 'synthesize', 'save_generator',
+           'load_generator', 'SPADERecipe', 'small_spade', 'spade_step_benchmark']
 
 # %% ../nbs/07b_spade_training.ipynb #055063aa
 def feature_matching_loss(fake:list, real:list, # D's outputs (lists of feature lists per scale) for fake and real
@@ -224,6 +225,22 @@ def synthesize(G:SPADEGenerator, # a SPADE generator (e.g. from load_official_sp
     if not o.use_vae: return G(sem)
     gen = torch.Generator(device='cpu').manual_seed(seed) if seed is not None else None
     return G(sem.repeat_interleave(n, 0), _style_z(o, encoder, style, len(lab), n, gen, dev))
+
+# %% ../nbs/07b_spade_training.ipynb #2737cff9
+def save_generator(G:SPADEGenerator, path:str|Path):
+    "A self-describing SPADE generator file: {'kind': 'spade_generator', 'opt': options, 'state_dict'}"
+    with atomic_write(path) as f: torch.save(dict(kind='spade_generator', opt=vars(G.opt), state_dict=G.state_dict()), f)
+    return Path(path)
+
+def load_generator(path:str|Path, dataset:str='cityscapes') -> SPADEGenerator: # dataset: options of an official checkpoint
+    "A SPADE generator from a segsyn file, or an official checkpoint (options of `dataset`)"
+    ck = load_checkpoint(path)
+    if ck.get('kind') == 'spade_generator':
+        G = SPADEGenerator(SPADEOptions(**ck['opt'])); G.load_state_dict(ck['state_dict']); return G.eval()
+    if 'kind' in ck or 'modules' in ck:
+        raise CheckpointError(f"{path} is not a SPADE generator (it holds {ck.get('kind') or 'a training checkpoint'}); "
+                              "give a generator file written by `segsyn train --model spade` or an official latest_net_G.pth")
+    return load_official_spade(path, dataset)
 
 # %% ../nbs/07b_spade_training.ipynb #2a45925b
 class SPADERecipe(NamedTuple):
