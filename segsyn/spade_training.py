@@ -261,7 +261,7 @@ class SPADERecipe(NamedTuple):
 def small_spade(size:tuple=(64, 128), # (H, W) the generator draws at
                 ngf:int|None=None, # generator width (default: 16 in ci, 64 in full); spade_hidden = 2·ngf, ndf = min(2·ngf, 64)
                 lr:float|None=None, # default: 5e-4 in ci (few steps), 2e-4 in full (the paper's)
-                epochs:int|None=None, # default: 7 in ci, 200 in full
+                epochs:int|None=None, # default: 10 in ci (7 leaves the samples too weak to judge), 200 in full
                 **overrides) -> SPADERecipe: # any option by its official name, e.g. no_vgg_loss=True
     "The course's SPADE setup for Cityscapes label ids at `size`, by profile"
     H, W = size
@@ -272,7 +272,7 @@ def small_spade(size:tuple=(64, 128), # (H, W) the generator draws at
     opt = spade_options('cityscapes', **{**kw, **overrides})
     f = 2 ** _UPS[opt.num_upsampling_layers]
     if H % f or W % f: raise SPADEInputError(f"size {H}×{W}: with num_upsampling_layers={opt.num_upsampling_layers!r} both sides must be multiples of {f}")
-    return SPADERecipe(opt, lr or by_profile(5e-4, 2e-4), epochs or by_profile(7, 200))
+    return SPADERecipe(opt, lr or by_profile(5e-4, 2e-4), epochs or by_profile(10, 200))
 
 # %% ../nbs/07b_spade_training.ipynb #b27982d7
 def _bench_mode(opt, data, mode, steps, dev) -> dict:
