@@ -384,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument('--out', default='runs/demo', help='run folder (default runs/demo); must not exist unless --overwrite')
     m.add_argument('--n-train', type=_count(1), default=64); m.add_argument('--n-val', type=_count(1), default=16)
     m.add_argument('--size', type=_size, default=(64, 128), help='frame size HxW (default 64x128)')
-    m.add_argument('--seg-epochs', type=_count(1), default=8); m.add_argument('--spade-epochs', type=_count(1), default=10)
+    m.add_argument('--seg-epochs', type=_count(1), default=10); m.add_argument('--spade-epochs', type=_count(1), default=10)
     m.add_argument('--seed', type=int, default=0); m.add_argument('--overwrite', action='store_true')
     m.set_defaults(func=cmd_demo)
     return p

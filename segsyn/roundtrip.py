@@ -146,7 +146,7 @@ def round_trip(segmenter:nn.Module, # trained on real photos (ImageNet-normalise
 # %% ../nbs/09_roundtrip.ipynb #cc60e94f
 def train_small_pair(root:str|Path, # a Cityscapes-layout folder (train and val splits)
                      size:tuple=(64, 128), # (H, W) both models work at
-                     seg_epochs:int=8, spade_epochs:int=10, runs_dir:str|Path='runs', seed:int=0,
+                     seg_epochs:int=10, spade_epochs:int=10, runs_dir:str|Path='runs', seed:int=0,
                      base:int=16, ngf:int=16, # widths of the U-Net and of SPADE
                      num_workers:int=0) -> tuple: # -> (segmenter, G, info dict)
     "Train a small U-Net segmenter and a small SPADE generator on the same data (for demos and tests)"
