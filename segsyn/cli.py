@@ -35,6 +35,7 @@ def write_streets(root:str|Path, n_train:int, n_val:int, size:tuple, seed:int=0,
     stage = Path(tempfile.mkdtemp(dir=root.parent, prefix=f'.{root.name}.partial-'))
     make_synthetic_streets(stage, n_train, n_val, size=tuple(size), seed=seed, progress=progress)
     (stage/'manifest.json').write_text(json.dumps(dict(n_train=n_train, n_val=n_val, size=list(size), seed=seed)))
+    umask = os.umask(0); os.umask(umask); os.chmod(stage, 0o777 & ~umask)   # mkdtemp made it private: the user's usual mode
     if root.exists(): shutil.rmtree(root)
     os.replace(stage, root); return root
 
