@@ -25,7 +25,12 @@ __all__ = ['write_streets', 'cmd_data', 'cmd_train', 'cmd_eval', 'cmd_synth', 'c
            'cmd_demo', 'build_parser', 'run', 'main']
 
 # %% ../nbs/11_cli.ipynb #31ded2a0
-def write_streets(root:str|Path, n_train:int, n_val:int, size:tuple, seed:int=0, overwrite:bool=False, progress:bool=False) -> Path:
+def write_streets(root:str|Path, # the dataset folder to write (Cityscapes layout)
+                  n_train:int, n_val:int, # frames per split
+                  size:tuple, # (H, W) of every frame
+                  seed:int=0, # the dataset seed
+                  overwrite:bool=False, # replace a folder that already holds files
+                  progress:bool=False) -> Path: # show progress bars
     "The synthetic streets, staged beside `root` and moved into place only when complete, with a manifest of what it holds"
     root = Path(root); root.parent.mkdir(parents=True, exist_ok=True)
     if root.exists() and any(root.iterdir()) and not overwrite:
