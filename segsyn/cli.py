@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse, errno, json, math, os, shutil, socket, sys, tempfile, time
 from pathlib import Path
 import torch
-from .core import SegsynError, data_root, seed_everything, get_profile, atomic_write
+from .core import SegsynError, data_root, seed_everything, get_profile, atomic_write, user_mode
 from .datasets import (CITYSCAPES, Cityscapes, PreResized, make_synthetic_streets, seg_transforms, spade_recipe,
                              show_batch, make_loader, to_uint8_image, DeviceNormalize, TANH_MEAN, TANH_STD)
 from .training import Learner, SegTask, load_checkpoint, CheckpointError, segmentation_floors
@@ -40,7 +40,7 @@ def write_streets(root:str|Path, # the dataset folder to write (Cityscapes layou
     stage = Path(tempfile.mkdtemp(dir=root.parent, prefix=f'.{root.name}.partial-'))
     make_synthetic_streets(stage, n_train, n_val, size=tuple(size), seed=seed, progress=progress)
     (stage/'manifest.json').write_text(json.dumps(dict(n_train=n_train, n_val=n_val, size=list(size), seed=seed)))
-    umask = os.umask(0); os.umask(umask); os.chmod(stage, 0o777 & ~umask)   # mkdtemp made it private: the user's usual mode
+    os.chmod(stage, user_mode(0o777))                 # mkdtemp made it private: the user's usual mode
     if root.exists(): shutil.rmtree(root)
     os.replace(stage, root); return root
 
@@ -124,9 +124,9 @@ def _loaders(a, spade=False, keep_uint8=False):
 # %% ../nbs/11_cli.ipynb #1538b3a3
 class _StructureDDPSegTask(StructureTask, DDPSegTask): "DDPSegTask whose StructureLoss sees each batch's images"
 
-def _seg_task(a, world:int): # world: processes in the job (> 1: DDP)
+def _seg_task(a, world:int, # processes in the job (> 1: DDP)
+              kw:dict): # the builder's options (U-Net's width), as saved with the model
     "The task `segsyn train` trains a segmenter with: DDP when distributed, SSFPN with its structure loss"
-    kw = {'base': a.ngf} if a.model == 'unet' else {}
     model = build_segmenter(a.model, 19, pretrained=a.pretrained, **kw)
     common = dict(names=CITYSCAPES.names, compile=a.compile)
     if world > 1: common['sync_bn'] = a.sync_bn
@@ -152,13 +152,13 @@ def cmd_train(a):
     if world > 1: torch.distributed.barrier()          # the others wait until rank 0 has made the run folder (and the data)
     out = Path(a.out); seed_everything(a.seed)
     on_dev = a.model != 'spade' and (a.normalize == 'device' or (a.normalize == 'auto' and dev.type == 'cuda'))   # uint8 loaders, normalised on the GPU
+    kw = {'base': a.ngf} if a.model == 'unet' else {}                  # the builder's options, saved with the model
     if a.model == 'spade':
         tr, va = _loaders(a, spade=True)
         task = small_spade(tuple(a.size), ngf=a.ngf, lr=a.lr, epochs=a.epochs, no_vgg_loss=not a.pretrained).task()   # the course's recipe (07b)
-    else: tr, va = _loaders(a, keep_uint8=on_dev); task = _seg_task(a, world)
+    else: tr, va = _loaders(a, keep_uint8=on_dev); task = _seg_task(a, world, kw)
     if world > 1: dls = [shard_loader(d, a.batch_size, rank, world, d is tr, a.seed, a.workers) for d in (tr, va)]
     else: dls = (make_loader(tr, a.batch_size, num_workers=a.workers, seed=a.seed), make_loader(va, a.batch_size, shuffle=False, num_workers=a.workers))
-    kw = {'base': a.ngf} if a.model == 'unet' else {}
     learn = Learner(task, *dls, lr=a.lr, epochs=a.epochs, runs_dir=out, name='run', seed=a.seed, device=dev,
                 monitor='miou' if a.model != 'spade' else 'l1', save=rank == 0, progress=rank == 0, batch_tfm=DeviceNormalize() if on_dev else None,
                 config=dict(arch=a.model, arch_kw=kw, num_classes=19, names=CITYSCAPES.names, world_size=world, dataset=a.dataset,

@@ -14,7 +14,7 @@ import torch
 
 # %% auto #0
 __all__ = ['PROFILES', 'get_profile', 'by_profile', 'default_device', 'seed_everything', 'SegsynError', 'data_root',
-           'sample_data', 'atomic_write', 'time_steps', 'cache_root', 'cache_key', 'cached', 'moved_names']
+           'sample_data', 'user_mode', 'atomic_write', 'time_steps', 'cache_root', 'cache_key', 'cached', 'moved_names']
 
 # %% ../nbs/00_core.ipynb #116fce09
 PROFILES = ('ci', 'full')
@@ -67,6 +67,11 @@ def sample_data(name:str='', # a sub-folder such as 'cityscapes_sample'; '' for 
     return None
 
 # %% ../nbs/00_core.ipynb #ca984c47
+def user_mode(bits:int=0o666) -> int: # 0o666 for files, 0o777 for folders
+    "`bits` under the user's umask: the mode `open()` or `mkdir()` would give (mkstemp/mkdtemp make private ones)"
+    umask = os.umask(0); os.umask(umask)
+    return bits & ~umask
+
 @contextmanager
 def atomic_write(path:str|Path, # the file to (re)write
                  mode:str='wb'): # 'wb' for bytes, 'w' for text
@@ -75,8 +80,7 @@ def atomic_write(path:str|Path, # the file to (re)write
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, mode) as f: yield f
-        umask = os.umask(0); os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)                  # mkstemp makes 0600 files; the result gets the user's usual mode
+        os.chmod(tmp, user_mode(0o666))                # mkstemp makes 0600 files; the result gets the user's usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise

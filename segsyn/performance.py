@@ -12,7 +12,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 from .core import SegsynError, default_device, seed_everything, atomic_write, time_steps
-from .training import SegTask, Learner, model_logits
+from .training import SegTask, Learner, model_logits, adam
 from .losses import CrossEntropy
 
 # %% auto #0
@@ -118,13 +118,13 @@ def _tv_ref_step(x, y):
     return step
 
 def _segsyn_step(x, y):
-    "One training step on segsyn's fast path: bf16 autocast, channels-last and fused AdamW on CUDA (plain fp32 elsewhere)"
+    "One training step on segsyn's fast path: fused AdamW as the Learner builds it (`training.adam`), bf16 autocast and channels-last on CUDA"
     from segsyn.deeplab import deeplabv3_resnet50
     cuda = x.device.type == 'cuda'
     torch.manual_seed(0)
     m = deeplabv3_resnet50(19).to(x.device).train()
     if cuda: m, x = m.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-    opt, ce = torch.optim.AdamW(m.parameters(), 1e-4, fused=cuda), CrossEntropy()
+    opt, ce = adam(m.parameters(), 1e-4, torch.optim.AdamW), CrossEntropy()
     def step():
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cuda): out = model_logits(m, x)
         loss = ce(out.float(), y); opt.zero_grad(set_to_none=True); loss.backward(); opt.step()

@@ -213,12 +213,13 @@ def _loader_gen(dl) -> torch.Generator|None:
 @patch
 def state(self:Learner) -> dict:
     "Everything needed to resume: modules, optimisers, schedulers, scalers, counters, RNGs, config, history"
+    g = _loader_gen(self.train_dl)
     return dict(modules={k: m.state_dict() for k, m in self.task.modules().items()},
                 optimizers={k: o.state_dict() for k, o in self.opts.items()},
                 schedulers={k: s.state_dict() for k, s in self.scheds.items()},
                 scalers={k: s.state_dict() for k, s in self.scalers.items()},
                 epoch=self.epoch, step=self.step, rng=get_rng_state(), config=self.config, history=self.history,
-                loader_rng=_loader_gen(self.train_dl).get_state() if _loader_gen(self.train_dl) is not None else None)
+                loader_rng=g.get_state() if g is not None else None)
 
 @patch
 def save_checkpoint(self:Learner, path:str|Path|None=None): # default: runs_dir/name/last.pt
@@ -237,7 +238,8 @@ def restore(self:Learner, ck:dict): # a checkpoint read by `load_checkpoint`
         for k, o in objs.items(): o.load_state_dict(ck[group][k])
     self.epoch, self.step, self.history = ck['epoch'], ck['step'], ck['history']
     set_rng_state(ck['rng'])
-    if ck.get('loader_rng') is not None and _loader_gen(self.train_dl) is not None: _loader_gen(self.train_dl).set_state(ck['loader_rng'])
+    g = _loader_gen(self.train_dl)
+    if g is not None and ck.get('loader_rng') is not None: g.set_state(ck['loader_rng'])
 
 # %% ../nbs/01e_training.ipynb #df841bbe
 @patch
