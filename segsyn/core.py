@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['PROFILES', 'get_profile', 'by_profile', 'default_device', 'seed_everything', 'SegsynError', 'data_root',
-           'sample_data', 'user_mode', 'atomic_write', 'time_steps', 'cache_root', 'cache_key', 'cached', 'moved_names']
+__all__ = ['PROFILES', 'get_profile', 'by_profile', 'default_device', 'seed_everything', 'native_bf16', 'SegsynError',
+           'data_root', 'sample_data', 'user_mode', 'atomic_write', 'time_steps', 'cache_root', 'cache_key', 'cached',
+           'moved_names']
 
 # %% ../nbs/00_core.ipynb #116fce09
 PROFILES = ('ci', 'full')
@@ -41,6 +42,16 @@ def default_device() -> torch.device:
 def seed_everything(seed:int=0): # the seed for `random`, NumPy and torch (all devices)
     "Seed every random number generator a run touches"
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+
+# %% ../nbs/00_core.ipynb #c21f8120
+def native_bf16(device=None # a device or its name (default: `default_device()`)
+               ) -> bool:
+    "Does `device` compute bf16 natively (a CUDA GPU with bf16, a CPU with AMX tiles)? `'auto'` AMP uses bf16 only then"
+    device = torch.device(device) if device is not None else default_device()
+    if device.type == 'cuda': return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != 'cpu': return False
+    amx = getattr(torch.cpu, '_is_amx_tile_supported', None)   # torch >= 2.3; older: no autodetection
+    return bool(amx and amx())
 
 # %% ../nbs/00_core.ipynb #951d39d5
 class SegsynError(Exception):

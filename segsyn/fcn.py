@@ -12,7 +12,8 @@ from .core import moved_names
 from .layers import check_input, pad_to, torchvision_model, resnet_trunk
 
 # %% auto #0
-__all__ = ['FCN_RECIPES', 'bilinear_kernel', 'upsampler', 'FCN32s', 'fcn32_resnet34', 'FCN8s', 'fcn8s_vgg16', 'fcn32_reference']
+__all__ = ['FCN_RECIPES', 'bilinear_kernel', 'Upsampler', 'upsampler', 'FCN32s', 'fcn32_resnet34', 'FCN8s', 'fcn8s_vgg16',
+           'fcn32_reference']
 
 # %% ../nbs/02_fcn.ipynb #f1818a72
 # the shared model plumbing lives in segsyn.layers now; `from segsyn.fcn import check_input` (the old path) keeps working
@@ -29,9 +30,14 @@ def bilinear_kernel(channels:int, # in = out channels (each upsampled on its own
     w[range(channels), range(channels)] = filt[:, None] * filt[None, :]
     return w
 
+class Upsampler(nn.ConvTranspose2d):
+    "A transposed convolution that always runs in fp32 (under CPU bf16 autocast its large kernels take a slow path)"
+    def forward(self, x):
+        with torch.autocast(x.device.type, enabled=False): return super().forward(x.float())
+
 def upsampler(channels:int, stride:int) -> nn.ConvTranspose2d:
     "A learnable ×`stride` upsampling layer (kernel 2·stride, exact output size), initialised bilinear"
-    up = nn.ConvTranspose2d(channels, channels, 2 * stride, stride, padding=stride // 2, bias=False)
+    up = Upsampler(channels, channels, 2 * stride, stride, padding=stride // 2, bias=False)
     with torch.no_grad(): up.weight.copy_(bilinear_kernel(channels, 2 * stride))
     return up
 

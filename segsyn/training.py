@@ -11,7 +11,7 @@ from contextlib import nullcontext
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
-from .core import SegsynError, atomic_write, default_device, seed_everything, cache_root, cached, by_profile
+from .core import SegsynError, atomic_write, default_device, native_bf16, seed_everything, cache_root, cached, by_profile
 from .metrics import ConfusionMatrix
 from .checkpoint import CheckpointError, state_dict_diff, load_checked, load_checkpoint, save_checkpoint   # re-exported: they lived here
 from .layers import model_logits
@@ -151,7 +151,7 @@ class Learner:
                  lr:float=1e-3, epochs:int=10, # base learning rate; planned epochs (the schedule spans them)
                  sched:str|None='poly', warmup:int=0, # 'poly', 'cosine' or None; warm-up steps
                  name:str='run', runs_dir:str|Path='runs', # checkpoints and logs go to runs_dir/name
-                 amp:str|bool='auto', # 'auto': bf16 on CUDA, off elsewhere; 'fp16', 'bf16' or False
+                 amp:str|bool='auto', # 'auto': bf16 where the hardware computes it natively (`native_bf16`), else off; 'fp16', 'bf16' or False
                  channels_last:str|bool='auto', # 'auto': on CUDA
                  clip:float|None=None, # max gradient norm (None: no clipping)
                  seed:int=0, device=None, config:dict|None=None, # recorded in config.json
@@ -162,7 +162,7 @@ class Learner:
         self.sched, self.warmup, self.clip, self.seed, self.monitor, self.progress, self.save = sched, warmup, clip, seed, monitor, progress, save
         self.device = torch.device(device) if device is not None else default_device()
         cuda = self.device.type == 'cuda'
-        self.amp = ('bf16' if cuda else False) if amp == 'auto' else amp
+        self.amp = ('bf16' if native_bf16(self.device) else False) if amp == 'auto' else amp
         self.channels_last = cuda if channels_last == 'auto' else channels_last
         self.run_dir = Path(runs_dir)/name
         self.config = dict(name=name, lr=lr, epochs=epochs, sched=sched, warmup=warmup, amp=self.amp, clip=clip, seed=seed,
