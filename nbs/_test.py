@@ -104,6 +104,19 @@ def test_course_order():
         assert f'({cur})' in _md(NBS/prev)[-1], f"{prev}'s last cell does not link on to {cur}"
 
 
+def test_runtime_needs_no_course_tools():
+    "The library and the command run on the light install: no module imports nbdev, Jupyter or IPython, and neither is a dependency"
+    import subprocess, sys, re
+    probe = ("import importlib, pkgutil, sys, segsyn\n"
+             "for m in pkgutil.iter_modules(segsyn.__path__): importlib.import_module('segsyn.' + m.name)\n"
+             "from segsyn.cli import build_parser; build_parser().format_help()\n"
+             "print(sorted({n.split('.')[0] for n in sys.modules} & {'nbdev', 'IPython', 'ipykernel', 'jupyterlab', 'jupyter_server', 'execnb'}))")
+    out = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == '[]', f"segsyn imports course tools at run time: {out.stdout}"
+    deps = re.search(r'^dependencies = \[(.*)\]$', (ROOT/'pyproject.toml').read_text(), re.M).group(1)
+    assert not re.search(r"'(nbdev|jupyterlab|notebook|ipython)\b", deps, re.I), f"a course tool is a run-time dependency: {deps}"
+
 # ---- real-data checks: third-party samples (../shared/data) that the project's own CI does not have ----
 def _samples():
     env = os.environ.get('SEGSYN_SAMPLES')

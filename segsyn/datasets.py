@@ -23,13 +23,13 @@ from .labels import (DatasetError, Label, LabelTable, check_ids, CITYSCAPES, VOC
                            rgb_to_ids, nearest_color, nearest_colour)
 
 # %% auto #0
-__all__ = ['read_image', 'read_mask', 'SegDataset', 'Cityscapes', 'resize_ids', 'CityscapesLabelMaps', 'VOCSegmentation',
-           'ImageMaskFolder', 'COCOStuff', 'Pix2PixCityscapes', 'CITYSCAPES', 'VOC', 'COCO_STUFF', 'nearest_colour',
-           'DatasetError', 'Label', 'LabelTable', 'check_ids', 'show_legend', 'voc_palette', 'rgb_to_ids',
-           'nearest_color', 'street_frame', 'make_synthetic_streets', 'synthetic_streets', 'IMAGENET_MEAN',
-           'IMAGENET_STD', 'TANH_MEAN', 'TANH_STD', 'seg_transforms', 'fcn_recipe', 'spade_recipe', 'to_uint8_image',
-           'colorize', 'overlay', 'show_batch', 'make_loader', 'PreResized', 'DeviceNormalize', 'loader_benchmark',
-           'colour_baseline', 'street_splits', 'color_baseline']
+__all__ = ['read_image', 'read_mask', 'SegDataset', 'check_label_ids', 'Cityscapes', 'resize_ids', 'CityscapesLabelMaps',
+           'VOCSegmentation', 'ImageMaskFolder', 'COCOStuff', 'Pix2PixCityscapes', 'CITYSCAPES', 'VOC', 'COCO_STUFF',
+           'nearest_colour', 'DatasetError', 'Label', 'LabelTable', 'check_ids', 'show_legend', 'voc_palette',
+           'rgb_to_ids', 'nearest_color', 'street_frame', 'make_synthetic_streets', 'synthetic_streets',
+           'IMAGENET_MEAN', 'IMAGENET_STD', 'TANH_MEAN', 'TANH_STD', 'seg_transforms', 'fcn_recipe', 'spade_recipe',
+           'to_uint8_image', 'colorize', 'overlay', 'show_batch', 'make_loader', 'PreResized', 'DeviceNormalize',
+           'loader_benchmark', 'colour_baseline', 'street_splits', 'color_baseline']
 
 # %% ../nbs/00b_datasets.ipynb #47daab4a
 def read_image(path:str|Path) -> torch.Tensor:
@@ -133,6 +133,17 @@ def _cs_items(root:Path, split:str, need_images:bool=True):
     if not labs: raise DatasetError(f"Cityscapes: {gt} holds no *_gtFine_labelIds.png label maps (empty split?)")
     return [(None, l, l.with_name(l.name.replace('_labelIds', '_instanceIds'))) for l in labs]
 
+# %% ../nbs/00b_datasets.ipynb #a68ec29c
+def check_label_ids(ids:torch.Tensor, # a map said to hold Cityscapes label ids (0–33)
+                    where:str='label map'): # the file or argument, for the message
+    "Refuse a map of train ids (0–18) where Cityscapes label ids are expected"
+    if not ids.numel() or int(ids.max()) > 18: return
+    void = (ids <= 6).float().mean().item()
+    if void > 0.5:
+        raise DatasetError(f"{where}: {void:.0%} of its pixels hold void label ids (0-6) and no id exceeds 18: it looks like a map of "
+                           "Cityscapes train ids (0-18), but label ids (0-33) are expected here. Write label ids "
+                           "(segsyn.roundtrip.train_to_label_ids converts a train-id map).")
+
 # %% ../nbs/00b_datasets.ipynb #23f9393e
 class Cityscapes(SegDataset):
     "Cityscapes (or the synthetic streets) in the official layout: yields (image, mask[, instance])"
@@ -146,6 +157,9 @@ class Cityscapes(SegDataset):
         if target not in self.targets: raise DatasetError(f"Cityscapes: target={target!r}; use one of {self.targets}")
         self.root, self.split, self.target = Path(root) if root is not None else data_root()/'cityscapes', split, target
         super().__init__(_cs_items(self.root, split), transform=transform, map_ids=(target == 'trainIds'), instance=instance)
+
+    def load_mask(self, path):
+        m = super().load_mask(path); check_label_ids(m, str(path)); return m
 
     def decode(self, i):
         img, m, *rest = super().decode(i)
@@ -170,7 +184,7 @@ class CityscapesLabelMaps(Dataset):
     def __len__(self): return len(self.items)
     def __getitem__(self, i):
         _, lp, ip = self.items[i]
-        lab = read_mask(lp); check_ids(CITYSCAPES, lab, str(lp))
+        lab = read_mask(lp); check_ids(CITYSCAPES, lab, str(lp)); check_label_ids(lab, str(lp))
         ins = read_mask(ip) if ip.exists() else lab.to(torch.int32)
         if self.size is not None:
             lab, ins = resize_ids(lab, self.size), resize_ids(ins, self.size)

@@ -88,13 +88,14 @@ def overlay(image:torch.Tensor, # 3×H×W photo (any of `to_uint8_image`'s forms
 # %% ../nbs/00d_loaders.ipynb #9b757fb0
 def show_batch(images, # N×3×H×W photos
                masks, # N×H×W masks (train ids), or a list of such batches to show side by side
-               table:LabelTable=CITYSCAPES,
+               table=CITYSCAPES, # a `LabelTable`, or the dataset the masks come from (its own table)
                titles:list|None=None, # a title per mask column
                legend:bool=True, # add a legend of the classes present
                n:int=4, # at most this many rows
                figsize_w:float=12.):
     "Photos with their colourised masks in rows, and a legend of the classes present"
     import matplotlib.pyplot as plt, matplotlib.patches as mpatches
+    table = getattr(table, 'table', table)   # a dataset carries its label table
     cols = masks if isinstance(masks, (list, tuple)) else [masks]
     n = min(n, len(images)); nc = 1 + len(cols)
     H, W = images.shape[-2:]

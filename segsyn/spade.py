@@ -60,7 +60,11 @@ def spade_options(dataset:str='cityscapes', # 'cityscapes', 'coco' (COCO-Stuff) 
         raise SPADEInputError(f"unknown SPADE option(s) {bad}{hint}; the options are {sorted(o)}")
     o.update(overrides)
     if o['num_upsampling_layers'] not in _UPS: raise SPADEInputError(f"num_upsampling_layers={o['num_upsampling_layers']!r}: use {list(_UPS)}")
-    return SPADEOptions(**o)
+    opt = SPADEOptions(**o)
+    if min(opt.start_size) < 1:
+        raise SPADEInputError(f"crop_size={opt.crop_size} with aspect_ratio={opt.aspect_ratio} and num_upsampling_layers={opt.num_upsampling_layers!r} "
+                              f"leaves the generator a {opt.start_size[0]}×{opt.start_size[1]} first map: raise crop_size or use fewer upsampling layers")
+    return opt
 
 # %% ../nbs/07a_spade.ipynb #6f988eba
 def instance_edges(inst:torch.Tensor) -> torch.Tensor: # N×H×W (or N×1×H×W) instance ids → N×1×H×W float 0/1
@@ -179,8 +183,11 @@ def _init_weights(net:nn.Module, gain:float=0.02):
 # %% ../nbs/07a_spade.ipynb #eb2375de
 class SPADEGenerator(nn.Module):
     "The SPADE generator: label map (or z) at 1/2^k size → SPADE ResBlks with ×2 upsampling → tanh RGB"
-    def __init__(self, opt:SPADEOptions):
+    def __init__(self, opt:SPADEOptions|None=None, # the options; or build them from keyword options:
+                 **kw): # `spade_options`'s arguments, e.g. dataset='coco', ngf=16
         super().__init__()
+        if opt is not None and kw: raise SPADEInputError(f"give SPADEGenerator either opt or keyword options, not both ({sorted(kw)})")
+        opt = opt if opt is not None else spade_options(**kw)
         self.opt, nf = opt, opt.ngf
         self.sh, self.sw = opt.start_size
         self.fc = (nn.Linear(opt.z_dim, 16 * nf * self.sh * self.sw) if opt.use_vae

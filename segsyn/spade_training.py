@@ -6,12 +6,13 @@ Docs: https://segsyn.github.io/segsyn/spade_training.html.md"""
 
 # %% ../nbs/07b_spade_training.ipynb #cc36c43c
 from __future__ import annotations
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
 from .core import SegsynError, by_profile, default_device, time_steps, atomic_write
-from .datasets import CITYSCAPES, read_mask, resize_ids
+from .datasets import CITYSCAPES, read_mask, resize_ids, check_label_ids
 from .cgan import gan_loss
 from .fcn import torchvision_model
 from .metrics import scores_from_cm
@@ -173,8 +174,8 @@ def validate(self:SPADETask, dl, # yields (photos, label ids[, instance ids])
     return out
 
 # %% ../nbs/07b_spade_training.ipynb #b753203c
-def _load_maps(path:Path):
-    "label maps (and instance maps) from a PNG or a folder of Cityscapes label PNGs"
+def _load_maps(path:Path, opt:SPADEOptions|None=None):
+    "label maps (and instance maps) from a PNG or a folder of Cityscapes label PNGs, checked for `opt`'s label space"
     if not path.exists(): raise SPADEInputError(f"{path}: no such label map or folder")
     files = sorted(path.rglob('*_labelIds.png')) or sorted(path.glob('*.png')) if path.is_dir() else [path]
     if not files: raise SPADEInputError(f"{path}: no label maps found (looked for *_labelIds.png, then *.png)")
@@ -182,6 +183,7 @@ def _load_maps(path:Path):
     for f in files:
         inst = f.with_name(f.name.replace('_labelIds', '_instanceIds'))
         out.append((f, read_mask(f), read_mask(inst) if '_labelIds' in f.name and inst.exists() else None))
+        if opt is not None and opt.dataset_mode == 'cityscapes': check_label_ids(out[-1][1], str(f))
     return out
 
 def _style_z(opt, encoder, style, n_maps, n, gen, dev):
@@ -193,6 +195,16 @@ def _style_z(opt, encoder, style, n_maps, n, gen, dev):
     if len(mu) not in (1, n_maps): raise SPADEInputError(f"{len(mu)} style images for {n_maps} label maps: give one, or one per map")
     mu, logvar = (v.expand(n_maps, -1).repeat_interleave(n, 0) for v in (mu, logvar))
     return reparameterize(mu, logvar, eps)
+
+def _draw_size(lab:torch.Tensor, size:tuple, opt:SPADEOptions) -> tuple:
+    "The size to draw at; warns when the label maps' aspect ratio differs (resizing distorts them)"
+    if opt.dataset_mode == 'cityscapes': check_label_ids(lab)          # train ids given for label ids: refused
+    (h, w), (H, W) = lab.shape[-2:], size
+    if abs(w / h - W / H) > 0.01 * W / H:
+        warnings.warn(f"label maps of {h}×{w} are resized to {H}×{W}: aspect ratio {w / h:.2f} instead of {W / H:.2f}, so the "
+                      "photos come out distorted. Crop the maps to the generator's aspect ratio, or pass size=(H, W) "
+                      "(segsyn synth --size HxW) with their own.", stacklevel=3)
+    return tuple(size)
 
 # %% ../nbs/07b_spade_training.ipynb #95bcd124
 @torch.no_grad()
@@ -208,7 +220,7 @@ def synthesize(G:SPADEGenerator, # a SPADE generator (e.g. from load_official_sp
     "Photos from label maps with a SPADE generator: one map, a batch, a PNG or a folder"
     if isinstance(label_map, (str, Path)):
         return {str(f): synthesize(G, lab, ins, style, encoder, n, seed, size, device)
-                for f, lab, ins in _load_maps(Path(label_map))}
+                for f, lab, ins in _load_maps(Path(label_map), G.opt)}
     o, dev = G.opt, torch.device(device) if device is not None else next(G.parameters()).device
     if style is not None and encoder is None:
         raise SPADEInputError("a style image needs the style encoder: pass encoder=ConvEncoder loaded from latest_net_E.pth (a VAE model)")
@@ -219,7 +231,7 @@ def synthesize(G:SPADEGenerator, # a SPADE generator (e.g. from load_official_sp
     inst = None if instance_map is None else _as_batch(instance_map, 'instance map')
     if inst is not None and inst.shape != lab.shape:
         raise SPADEInputError(f"the instance map is {tuple(inst.shape[-2:])} but the label map is {tuple(lab.shape[-2:])}: they must match")
-    size = size or G.size
+    size = _draw_size(lab, size or G.size, o)
     sem = preprocess_labels(resize_ids(lab, size), None if inst is None else resize_ids(inst, size), o).to(dev)
     G.eval()
     if not o.use_vae: return G(sem)
