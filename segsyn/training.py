@@ -379,7 +379,7 @@ def train_segmenters(models:dict, # name -> model or builder, or name -> dict(mo
 
 # %% ../nbs/01e_training.ipynb #28d83845
 CI_EPOCHS = dict(fcn32_resnet34=10, fcn8s_vgg16=6, unet=10, res_unet=5, ssfpn=5, deeplabv3_resnet50=7, deeplabv3plus_resnet50=5,
-                 denseaspp121=5, denseaspp161=4)
+                 denseaspp121=5, denseaspp161=3)
 
 def course_epochs(arch:str) -> int: # a name of `segsyn.evaluation.SEGMENTERS`
     "Epochs a course segmenter trains for in the active profile"
