@@ -90,10 +90,10 @@ class Pix2PixTask(Task):
         return {'G': adam(self.G.parameters(), lr, betas=self.betas), 'D': adam(self.D.parameters(), lr, betas=self.betas)}
     def d_loss(self, x, y, fake):
         "D's loss: real pairs → real, fake pairs (detached) → fake"
-        return 0.5 * (gan_loss(self.D(x, y), True, self.gan_mode) + gan_loss(self.D(x, fake.detach()), False, self.gan_mode))
+        return 0.5 * (gan_loss(self.D(x, y).float(), True, self.gan_mode) + gan_loss(self.D(x, fake.detach()).float(), False, self.gan_mode))
     def g_loss(self, x, y, fake):
         "G's loss: fool D, stay close to the truth in L1; returns (total, adversarial, L1)"
-        adv, l1 = gan_loss(self.D(x, fake), True, self.gan_mode, for_d=False), F.l1_loss(fake, y)
+        adv, l1 = gan_loss(self.D(x, fake).float(), True, self.gan_mode, for_d=False), F.l1_loss(fake, y)
         return adv + self.l1 * l1, adv, l1
 
 # %% ../nbs/06_cgan.ipynb #b94802da
@@ -101,10 +101,11 @@ class Pix2PixTask(Task):
 def train_step(self:Pix2PixTask, batch, learn):
     "One D step, then one G step; logs both losses"
     x, y = batch[0], batch[1]
-    with learn.autocast(): fake = self.G(x)
-    fake = fake.float()
-    d = self.d_loss(x, y, fake); learn.backward_step(d, 'D')
-    g, adv, l1 = self.g_loss(x, y, fake); learn.backward_step(g, 'G')
+    with learn.autocast(): fake = self.G(x).float()
+    with learn.autocast(): d = self.d_loss(x, y, fake)          # D in the run's precision too; its scores and the losses in fp32
+    learn.backward_step(d, 'D')
+    with learn.autocast(): g, adv, l1 = self.g_loss(x, y, fake)
+    learn.backward_step(g, 'G')
     self.log.append(dict(step=learn.step, d=d.item(), g_adv=adv.item(), l1=l1.item()))
     return {'loss': l1.detach(), 'd': d.detach(), 'g_adv': adv.detach()}
 

@@ -185,7 +185,7 @@ def cmd_synth(a):
     from PIL import Image
     out = _out_dir(a.out, a.overwrite)
     G = load_generator(a.generator, a.dataset)
-    res, written = synthesize(G, a.labels, n=a.n, seed=a.seed), []
+    res, written = synthesize(G, a.labels, n=a.n, seed=a.seed, size=a.size), []
     for src, imgs in res.items():
         for k, im in enumerate(imgs):
             written.append(Path(src).name.replace('_gtFine_labelIds', '').replace('.png', '') + (f'_{k}' if len(imgs) > 1 else '') + '.png')
@@ -320,12 +320,12 @@ def _rate(s:str) -> float:
     if not (math.isfinite(v) and v > 0): raise argparse.ArgumentTypeError(f"{s} must be a positive finite number, e.g. 2e-3")
     return v
 
-def _common(p, out_default:str, size:tuple|None=None):
-    "The options every run-folder command shares: --out, --overwrite, --size, --batch-size, --workers, --seed"
+def _common(p, out_default:str, size:tuple|None=None, loader:bool=True): # loader: the command reads batches (--batch-size, --workers)
+    "The options every run-folder command shares: --out, --overwrite, --size, --seed (and --batch-size, --workers where it loads batches)"
     p.add_argument('--out', default=out_default, help=f'run folder (default {out_default}); must be empty unless --overwrite')
     p.add_argument('--overwrite', action='store_true', help='write into an existing run folder')
     p.add_argument('--size', type=_size, default=size, help=f'work at HxW{f" (default {size[0]}x{size[1]})" if size else ""}')
-    p.add_argument('--batch-size', type=_count(1), default=8); p.add_argument('--workers', type=_count(0), default=0, help='DataLoader workers')
+    if loader: p.add_argument('--batch-size', type=_count(1), default=8); p.add_argument('--workers', type=_count(0), default=0, help='DataLoader workers')
     p.add_argument('--seed', type=int, default=0)
 
 # %% ../nbs/11_cli.ipynb #1b0232f3
@@ -358,7 +358,7 @@ def _add_model_cmds(sub):
     s.add_argument('--dataset', default='cityscapes', choices=['cityscapes', 'coco', 'ade20k'], help='options of an official checkpoint')
     s.add_argument('--labels', required=True, help='label-id PNG or folder (Cityscapes *_labelIds.png, instance maps beside them)')
     s.add_argument('--n', type=_count(1), default=1, help='samples per map (VAE generators)')
-    _common(s, 'runs/synth'); s.set_defaults(func=cmd_synth)
+    _common(s, 'runs/synth', loader=False); s.set_defaults(func=cmd_synth)
     r = sub.add_parser('roundtrip', help='photo → segmenter → SPADE → segmenter on a split, with consistency scores')
     r.add_argument('--segmenter', required=True); r.add_argument('--generator', required=True); r.add_argument('--root', required=True)
     r.add_argument('--split', default='val'); r.add_argument('--dataset', default='cityscapes', choices=['cityscapes', 'coco', 'ade20k'])
@@ -367,7 +367,7 @@ def _add_model_cmds(sub):
     v.add_argument('--segmenter', required=True); v.add_argument('--frames', required=True, help='folder of frames or a video file (needs PyAV)')
     v.add_argument('--generator', help='also write the round trip of every frame'); v.add_argument('--fps', type=_rate, default=5)
     v.add_argument('--dataset', default='cityscapes', choices=['cityscapes', 'coco', 'ade20k'])
-    _common(v, 'runs/video'); v.set_defaults(func=cmd_video)
+    _common(v, 'runs/video', loader=False); v.set_defaults(func=cmd_video)
 
 # %% ../nbs/11_cli.ipynb #e5b83a39
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ Docs: https://segsyn.github.io/segsyn/evaluation.html.md"""
 
 # %% ../nbs/08_evaluation.ipynb #3f3238ee
 from __future__ import annotations
-import json
+import importlib.util, json, warnings
 from dataclasses import dataclass, field
 from fastcore.basics import patch
 from pathlib import Path
@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 from .core import SegsynError, default_device, atomic_write, moved_names
 from .labels import CITYSCAPES
 from .metrics import ConfusionMatrix, scores_from_cm
-from .checkpoint import CheckpointError, load_checked, load_checkpoint
+from .checkpoint import CheckpointError, load_checked, load_checkpoint, save_checkpoint
 from .layers import model_logits, torchvision_model
 from .fcn import fcn32_resnet34, fcn8s_vgg16
 from .unet import unet, res_unet, ssfpn
@@ -25,7 +25,8 @@ from .cgan import tanh_to_imagenet
 
 # %% auto #0
 __all__ = ['SEGMENTERS', 'to_segmenter_input', 'build_segmenter', 'save_segmenter', 'load_segmenter', 'EvalReport', 'evaluate',
-           'compare_models', 'frechet_distance', 'gaussian_stats', 'InceptionFeatures', 'fid', 'segmentation_score']
+           'compare_models', 'frechet_distance', 'gaussian_stats', 'InceptionFeatures', 'image_features', 'fid', 'kid',
+           'fid_report', 'segmentation_score']
 
 # %% ../nbs/08_evaluation.ipynb #c09ac8e6
 SEGMENTERS = {f.__name__: f for f in (fcn32_resnet34, fcn8s_vgg16, unet, res_unet, ssfpn, deeplabv3_resnet50,
@@ -40,10 +41,8 @@ def build_segmenter(arch:str, num_classes:int=19, **kw) -> nn.Module:
 def save_segmenter(model:nn.Module, path:str|Path, arch:str, num_classes:int=19, names:list|None=None, **kw):
     "Write a self-describing segmenter file: {'kind': 'segmenter', arch, kwargs, num_classes, names, state_dict}"
     if arch not in SEGMENTERS: raise SegsynError(f"unknown segmenter {arch!r}; choose one of {sorted(SEGMENTERS)}")
-    with atomic_write(path) as f:
-        torch.save(dict(kind='segmenter', arch=arch, kwargs=kw, num_classes=num_classes, names=names or CITYSCAPES.names[:num_classes],
-                        state_dict=model.state_dict()), f)
-    return Path(path)
+    return save_checkpoint(dict(kind='segmenter', arch=arch, kwargs=kw, num_classes=num_classes, names=names or CITYSCAPES.names[:num_classes],
+                                state_dict=model.state_dict()), path)
 
 # %% ../nbs/08_evaluation.ipynb #dca44681
 def load_segmenter(path:str|Path) -> tuple: # -> (model in eval mode, info dict: arch, kwargs, num_classes, names)
@@ -188,30 +187,76 @@ def gaussian_stats(feats:torch.Tensor) -> tuple: # N×D features → (μ, Σ) in
 
 # %% ../nbs/08_evaluation.ipynb #8d41cc97
 class InceptionFeatures(nn.Module):
-    "Inception-v3 pool features (2048-d) of images in [-1, 1], resized to 299×299"
-    def __init__(self, pretrained:bool=True): # ImageNet weights (downloaded once); False: random (tests)
+    "Inception-v3 pool features (2048-d) of images in [-1, 1] at 299×299; `.name` says which network"
+    def __init__(self, pretrained:bool=True, # trained weights (downloaded once); False: random torchvision weights (tests)
+                 kind:str='auto'): # 'fid': pytorch-fid's FID Inception; 'torchvision': ImageNet Inception-v3; 'auto': 'fid' if installed
         super().__init__()
-        net = torchvision_model('inception_v3', pretrained, aux_logits=False, init_weights=not pretrained)
-        net.fc = nn.Identity()
-        self.net = net.eval().requires_grad_(False)
+        have = importlib.util.find_spec('pytorch_fid') is not None
+        if kind not in ('auto', 'fid', 'torchvision'): raise SegsynError(f"kind={kind!r}: use 'auto', 'fid' or 'torchvision'")
+        if kind == 'fid' and not (have and pretrained):
+            raise SegsynError("kind='fid' needs pytorch-fid and its trained weights: pip install pytorch-fid (pretrained=False works with kind='torchvision')")
+        self.kind = 'fid' if pretrained and have and kind != 'torchvision' else 'torchvision'
+        if self.kind == 'fid':
+            from pytorch_fid.inception import InceptionV3
+            self.net, self.name = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]]), 'FID Inception (pytorch-fid port of the TF graph), 299×299'
+        else:
+            if pretrained and kind == 'auto': warnings.warn("pytorch-fid is not installed: FID falls back to torchvision's ImageNet Inception-v3, "
+                                                            "whose FIDs do not compare with published ones (pip install pytorch-fid)")
+            self.net = torchvision_model('inception_v3', pretrained, aux_logits=False, init_weights=not pretrained); self.net.fc = nn.Identity()
+            self.name = f"torchvision Inception-v3 ({'ImageNet weights: not comparable with published FIDs' if pretrained else 'random weights: a smoke test, not a FID'}), 299×299"
+        self.net.eval().requires_grad_(False)
     def train(self, mode=True): return super().train(False)
     @torch.no_grad()
     def forward(self, x): # N×3×H×W in [-1, 1]
+        if self.kind == 'fid': return self.net((x.float() + 1) / 2)[0].flatten(1)   # pytorch-fid: [0, 1] in, resized to 299 inside
         return self.net(tanh_to_imagenet(F.interpolate(x.float(), size=(299, 299), mode='bilinear', align_corners=False)))
 
 # %% ../nbs/08_evaluation.ipynb #abff63ec
 @torch.no_grad()
+def image_features(imgs, # images in [-1, 1]: a N×3×H×W tensor, or an iterable of batches
+                   features:nn.Module, batch_size:int=32, device=None) -> torch.Tensor: # N×D, on the CPU
+    "The features of a set of images, batch by batch on the device"
+    dev = torch.device(device) if device is not None else default_device()
+    features = features.to(dev)
+    return torch.cat([features(b.to(dev)).cpu() for b in (imgs.split(batch_size) if torch.is_tensor(imgs) else imgs)])
+
 def fid(real, # images in [-1, 1]: a N×3×H×W tensor, or an iterable of batches
         fake, # the same for the generated images
-        features:nn.Module|None=None, # an `InceptionFeatures` (default: pretrained)
+        features:nn.Module|None=None, # an `InceptionFeatures` (default: pretrained, the FID Inception when installed)
         batch_size:int=32, device=None) -> float:
     "FID between two sets of images"
-    dev = torch.device(device) if device is not None else default_device()
-    features = (features or InceptionFeatures(True)).to(dev)
-    def feats(imgs):
-        batches = imgs.split(batch_size) if torch.is_tensor(imgs) else imgs
-        return torch.cat([features(b.to(dev)).cpu() for b in batches])
-    return frechet_distance(*gaussian_stats(feats(real)), *gaussian_stats(feats(fake)))
+    features = features or InceptionFeatures(True)
+    return frechet_distance(*gaussian_stats(image_features(real, features, batch_size, device)),
+                            *gaussian_stats(image_features(fake, features, batch_size, device)))
+
+# %% ../nbs/08_evaluation.ipynb #62624b6b
+def kid(real_feats:torch.Tensor, fake_feats:torch.Tensor, # N×D and M×D features
+        subsets:int=100, subset_size:int=1000, # random subsets, each of min(subset_size, N, M) samples per set
+        seed:int=0) -> tuple: # (KID, its standard deviation over the subsets)
+    "Kernel Inception Distance: the unbiased MMD² under the kernel (x·y/d + 1)³, averaged over random subsets"
+    x, y = real_feats.double(), fake_feats.double()
+    m, d = min(subset_size, len(x), len(y)), x.shape[1]
+    if m < 2: raise SegsynError(f"KID needs at least 2 images per set, got {len(x)} and {len(y)}")
+    g, vals = torch.Generator().manual_seed(seed), []
+    def pairs(k): return (k.sum() - k.diagonal().sum()) / (m * (m - 1))      # mean over pairs of different samples
+    for _ in range(subsets):
+        a, b = x[torch.randperm(len(x), generator=g)[:m]], y[torch.randperm(len(y), generator=g)[:m]]
+        kxx, kyy, kxy = ((p @ q.T / d + 1) ** 3 for p, q in ((a, a), (b, b), (a, b)))
+        vals.append(pairs(kxx) + pairs(kyy) - 2 * kxy.mean())
+    v = torch.stack(vals)
+    return v.mean().item(), (v.std().item() if subsets > 1 else 0.)
+
+# %% ../nbs/08_evaluation.ipynb #dfcbd30f
+def fid_report(real, fake, # images in [-1, 1]: N×3×H×W tensors, or iterables of batches
+               features:nn.Module|None=None, # default: `InceptionFeatures(True)` (the FID Inception when pytorch-fid is installed)
+               batch_size:int=32, device=None, subsets:int=100, subset_size:int=1000) -> dict:
+    "FID and KID of two image sets, naming the feature extractor, its input resolution and the sample counts"
+    features = features or InceptionFeatures(True)
+    fr, ff = image_features(real, features, batch_size, device), image_features(fake, features, batch_size, device)
+    k, k_std = kid(fr, ff, subsets, subset_size)
+    return dict(fid=frechet_distance(*gaussian_stats(fr), *gaussian_stats(ff)), kid=k, kid_std=k_std,
+                features=getattr(features, 'name', type(features).__name__),
+                resolution='299×299' if isinstance(features, InceptionFeatures) else 'as given', n_real=len(fr), n_fake=len(ff))
 
 # %% ../nbs/08_evaluation.ipynb #96c3cd61
 to_segmenter_input = tanh_to_imagenet   # [-1, 1] → ImageNet normalisation (06_cgan)

@@ -39,8 +39,9 @@ class RoundTripReport:
     "Consistency of a round trip, scores against ground truth, FID, and example images"
     def __init__(self, cm_consistency, # confusion matrix of label′ (columns) against label (rows)
                  cm_first=None, cm_second=None, # label and label′ against the ground truth, when there is one
-                 fid=None, examples=None, names=None, images=0): # FID(photo′, photo); {'photo', 'label', 'photo2', 'label2'} lists
-        self.cm_consistency, self.cm_first, self.cm_second, self.fid = cm_consistency, cm_first, cm_second, fid
+                 fid=None, examples=None, names=None, images=0, # FID(photo′, photo); {'photo', 'label', 'photo2', 'label2'} lists
+                 fid_features:str|None=None): # the FID's feature extractor, by name
+        self.cm_consistency, self.cm_first, self.cm_second, self.fid, self.fid_features = cm_consistency, cm_first, cm_second, fid, fid_features
         self.examples, self.names, self.images = examples or {}, names or CITYSCAPES.names, images
 
     def metrics(self) -> dict:
@@ -50,7 +51,7 @@ class RoundTripReport:
                    per_class_consistency={n: v for n, v in zip(self.names, c['iou']) if v == v})
         for k, cm in (('first', self.cm_first), ('second', self.cm_second)):
             if cm is not None: s = scores_from_cm(cm); out.update({f'{k}_miou': s['miou'], f'{k}_pixel_acc': s['pixel_acc']})
-        if self.fid is not None: out['fid'] = self.fid
+        if self.fid is not None: out.update(fid=self.fid, fid_features=self.fid_features)
         return out
 
 # %% ../nbs/09_roundtrip.ipynb #b720f946
@@ -61,7 +62,7 @@ def table(self:RoundTripReport) -> str:
     rows = [('label′ vs label (consistency)', m['consistency_pixel_acc'], m['consistency_miou'])]
     if 'first_miou' in m: rows += [('label vs ground truth', m['first_pixel_acc'], m['first_miou']), ('label′ vs ground truth', m['second_pixel_acc'], m['second_miou'])]
     md = '| comparison | pixel acc | mIoU |\n|---|---|---|\n' + '\n'.join(f'| {a} | {b:.1%} | {c:.1%} |' for a, b, c in rows)
-    return md + (f"\n\nFID(photo′, photo) = {m['fid']:.3g} over {m['images']} images" if 'fid' in m else '')
+    return md + (f"\n\nFID(photo′, photo) = {m['fid']:.3g} over {m['images']} images (features: {m['fid_features']})" if 'fid' in m else '')
 
 # %% ../nbs/09_roundtrip.ipynb #f77c34f6
 @patch
@@ -141,7 +142,8 @@ def round_trip(segmenter:nn.Module, # trained on real photos (ImageNet-normalise
     if n == 0: raise SegsynError("the round trip got no images (empty loader or frame folder?)")
     fd = frechet_distance(*gaussian_stats(torch.cat(feats[0])), *gaussian_stats(torch.cat(feats[1]))) if fid_features is not None else None
     gt_cms = (cms[1].cm.clone(), cms[2].cm.clone()) if cms[1].cm.sum() > 0 else (None, None)
-    return RoundTripReport(cms[0].cm.clone(), *gt_cms, fd, {k: v[:keep] for k, v in ex.items()}, list(table.names[:num_classes]), n)
+    return RoundTripReport(cms[0].cm.clone(), *gt_cms, fd, {k: v[:keep] for k, v in ex.items()}, list(table.names[:num_classes]), n,
+                           getattr(fid_features, 'name', type(fid_features).__name__) if fid_features is not None else None)
 
 # %% ../nbs/09_roundtrip.ipynb #cc60e94f
 def train_small_pair(root:str|Path, # a Cityscapes-layout folder (train and val splits)

@@ -17,7 +17,7 @@ from .cgan import gan_loss
 from .fcn import torchvision_model
 from .metrics import scores_from_cm
 from .training import Task, Learner, adam
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .spade import (SPADEOptions, SPADEInputError, spade_options, preprocess_labels, SPADEGenerator,
                           MultiscaleDiscriminator, ConvEncoder, reparameterize, load_official_spade, _as_batch, _UPS)
 
@@ -241,7 +241,7 @@ def synthesize(G:SPADEGenerator, # a SPADE generator (e.g. from load_official_sp
 # %% ../nbs/07b_spade_training.ipynb #2737cff9
 def save_generator(G:SPADEGenerator, path:str|Path):
     "A self-describing SPADE generator file: {'kind': 'spade_generator', 'opt': options, 'state_dict'}"
-    with atomic_write(path) as f: torch.save(dict(kind='spade_generator', opt=vars(G.opt), state_dict=G.state_dict()), f)
+    save_checkpoint(dict(kind='spade_generator', opt=vars(G.opt), state_dict=G.state_dict()), path)
     return Path(path)
 
 def load_generator(path:str|Path, dataset:str='cityscapes') -> SPADEGenerator: # dataset: options of an official checkpoint
