@@ -40,8 +40,9 @@ Variables:
                            CITYSCAPES_LEFTIMG8BIT, VOC2012, COCO_TRAIN2017, COCO_VAL2017,
                            COCO_STUFFTHINGMAPS, ADE20K.
                            Archives without a published md5 (Cityscapes, stuffthingmaps,
-                           ADE20K) are pinned on first download: their sha256 is recorded
-                           next to the archive and checked on every later run.
+                           ADE20K) are pinned once their first download has extracted: their
+                           sha256 is recorded next to the archive and checked on every later
+                           run (a corrupt first download is deleted, never pinned).
 
 Exit status is non-zero on any error, with a one-line message saying what to do.
 EOF
@@ -55,12 +56,13 @@ say() { echo "data_setup.sh: $*"; }
 fetch() {
   local key=$1 url=$2 md5=$3; shift 3
   local uvar="SEGSYN_URL_$key" mvar="SEGSYN_MD5_$key"
-  url=${!uvar:-$url}; md5=${!mvar:-$md5}
+  url=${!uvar:-$url}; md5=${!mvar:-$md5}; FETCHED_MD5=$md5
   local f="$DL/$(basename "${url%%\?*}")"
   [ "$key" = CITYSCAPES_GTFINE ] && f="$DL/gtFine_trainvaltest.zip"
   [ "$key" = CITYSCAPES_LEFTIMG8BIT ] && f="$DL/leftImg8bit_trainvaltest.zip"
   if [ -f "$f" ] && verify "$f" "$md5" quiet; then say "$(basename "$f"): present and verified"; FETCHED=$f; return; fi
-  [ -f "$f" ] && die "$f is corrupt (checksum mismatch); delete it and run again"
+  [ -f "$f" ] && [ -n "$md5" ] && die "$f is corrupt (checksum mismatch); delete it and run again"
+  [ -f "$f" ] && die "$f does not match the sha256 pinned in $f.sha256 when it was first downloaded and extracted; if the server's file changed, delete both and run again"
   check_space "$url" "$@"
   say "downloading $url"
   local rc=0 quiet=-sS
@@ -71,14 +73,18 @@ fetch() {
   fi
   case $rc in
     0) ;;
-    6|7|28) die "cannot reach $url (no network? curl exit $rc); the partial file $f.part is kept and resumes next run" ;;
+    6|7|28) if [ -s "$f.part" ]; then die "cannot reach $url (no network? curl exit $rc); the partial file $f.part is kept and resumes next run"
+            else rm -f "$f.part"; die "cannot reach $url (no network? curl exit $rc); nothing was downloaded"; fi ;;
     22) die "the server refused $url (HTTP error; check the URL or your credentials)" ;;
     23) die "could not write $f.part (disk full? $(df -h "$DL" | awk 'NR==2{print $4}') free in $DL)" ;;
     *) die "download of $url failed (curl exit $rc); run again to resume" ;;
   esac
-  if ! verify "$f.part" "$md5"; then rm -f "$f.part"; die "checksum mismatch for $(basename "$f") from $url: the file was deleted; run again (or fix SEGSYN_URL_$key)"; fi
+  if ! verify "$f.part" "$md5"; then
+    [ -n "$md5" ] && { rm -f "$f.part"; die "checksum mismatch for $(basename "$f") from $url: the file was deleted; run again (or fix SEGSYN_URL_$key)"; }
+    mv "$f.part" "$f.mismatch"
+    die "$(basename "$f") from $url does not match the sha256 pinned in $f.sha256 at its first successful download; the new file is kept as $f.mismatch. If the server's file changed (or that pin is wrong), delete $f.sha256, rename $f.mismatch to $f and run again"
+  fi
   mv "$f.part" "$f"
-  [ -n "$md5" ] || sha256sum "$f" | cut -d' ' -f1 > "$f.sha256"
   FETCHED=$f
 }
 
@@ -110,12 +116,20 @@ check_space() {
 stage() { STAGE=$(mktemp -d "$ROOT/.tmp.$1.XXXXXX"); STAGES+=("$STAGE"); }
 cleanup() { local s; for s in "${STAGES[@]:-}"; do if [ -n "$s" ]; then rm -rf "$s"; fi; done; return 0; }
 
-unpack() {   # unpack ARCHIVE DIR
+# unpack ARCHIVE DIR. An archive without a published checksum is pinned (its sha256 recorded) only once it has
+# extracted: a corrupt first download is deleted, never pinned, so the next run fetches it again.
+unpack() {
+  local ok=0
   case $1 in
-    *.zip) python3 -m zipfile -e "$1" "$2" || die "could not extract $1 (corrupt archive?); delete it and run again" ;;
-    *.tar|*.tar.gz|*.tgz) tar -xf "$1" -C "$2" || die "could not extract $1 (corrupt archive?); delete it and run again" ;;
+    *.zip) python3 -m zipfile -e "$1" "$2" 2>/dev/null || ok=$? ;;
+    *.tar|*.tar.gz|*.tgz) tar -xf "$1" -C "$2" 2>/dev/null || ok=$? ;;
     *) die "unknown archive type: $1" ;;
   esac
+  if [ $ok -ne 0 ]; then
+    [ -f "$1.sha256" ] || [ -n "${FETCHED_MD5:-}" ] || { rm -f "$1"; die "could not extract $1 (a corrupt download?): it was deleted (it had no checksum to trust); run again to download it anew"; }
+    die "could not extract $1 (corrupt archive?); delete it and run again"
+  fi
+  [ -n "${FETCHED_MD5:-}" ] || [ -f "$1.sha256" ] || sha256sum "$1" | cut -d' ' -f1 > "$1.sha256"
 }
 
 # install SRC DEST: move a complete folder into place and mark it complete
@@ -136,7 +150,8 @@ do_synthetic() {
   local n=$1 dest="$ROOT/synthetic_streets"
   done_already "$dest" && return
   stage synthetic
-  python3 -m segsyn.cli data --synthetic "$n" --root "$STAGE/out" || die "the synthetic generator failed (is segsyn installed? pip install -e .)"
+  python3 -c 'import segsyn' 2>/dev/null || die "segsyn is not installed in this Python ($(command -v python3)): pip install -e . first"
+  python3 -m segsyn.cli data --synthetic "$n" --root "$STAGE/out" || die "the synthetic generator failed: its message is above"
   install_dir "$STAGE/out" "$dest"
 }
 
