@@ -119,17 +119,18 @@ cleanup() { local s; for s in "${STAGES[@]:-}"; do if [ -n "$s" ]; then rm -rf "
 # unpack ARCHIVE DIR. An archive without a published checksum is pinned (its sha256 recorded) only once it has
 # extracted: a corrupt first download is deleted, never pinned, so the next run fetches it again.
 unpack() {
-  local ok=0
+  local ok=0 trusted=no
+  [ -n "${FETCHED_MD5:-}" ] || [ -f "$1.sha256" ] && trusted=yes     # a published md5, or a pin from an earlier extraction
   case $1 in
     *.zip) python3 -m zipfile -e "$1" "$2" 2>/dev/null || ok=$? ;;
     *.tar|*.tar.gz|*.tgz) tar -xf "$1" -C "$2" 2>/dev/null || ok=$? ;;
     *) die "unknown archive type: $1" ;;
   esac
   if [ $ok -ne 0 ]; then
-    [ -f "$1.sha256" ] || [ -n "${FETCHED_MD5:-}" ] || { rm -f "$1"; die "could not extract $1 (a corrupt download?): it was deleted (it had no checksum to trust); run again to download it anew"; }
+    [ $trusted = yes ] || { rm -f "$1"; die "could not extract $1 (a corrupt download?): it was deleted (it had no checksum to trust); run again to download it anew"; }
     die "could not extract $1 (corrupt archive?); delete it and run again"
   fi
-  [ -n "${FETCHED_MD5:-}" ] || [ -f "$1.sha256" ] || sha256sum "$1" | cut -d' ' -f1 > "$1.sha256"
+  [ $trusted = yes ] || sha256sum "$1" | cut -d' ' -f1 > "$1.sha256"
 }
 
 # install SRC DEST: move a complete folder into place and mark it complete

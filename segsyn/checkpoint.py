@@ -6,7 +6,7 @@ Docs: https://segsyn.github.io/segsyn/checkpoint.html.md"""
 
 # %% ../nbs/01c_checkpoint.ipynb #d9d4f59b
 from __future__ import annotations
-import errno, pickle, re, zipfile
+import pickle, re, zipfile
 from pathlib import Path
 import torch, torch.nn as nn
 from .core import SegsynError, atomic_write
@@ -70,10 +70,5 @@ def save_checkpoint(obj, # tensors / plain data (what `load_checkpoint` can read
                     path:str|Path) -> Path:
     "`torch.save` through `atomic_write`: the old file stays intact until the new one is complete; a full disk is `OSError(ENOSPC)`"
     path = Path(path)
-    try:
-        with atomic_write(path) as f: torch.save(obj, f)
-    except RuntimeError as e:            # torch's zip writer reports a failed write (a full disk) as "unexpected pos N vs M"
-        if 'unexpected pos' not in str(e) and 'PytorchStreamWriter' not in str(e): raise
-        raise OSError(errno.ENOSPC, f"no space left on the device while writing ({_one_line(e)}); free some space and "
-                                    f"save again: the previous {path.name}, if any, is intact", str(path)) from None
+    with atomic_write(path) as f: torch.save(obj, f)
     return path

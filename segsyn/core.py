@@ -6,7 +6,7 @@ Docs: https://segsyn.github.io/segsyn/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #5cbc5818
 from __future__ import annotations
-import hashlib, importlib, json, os, random, shutil, tempfile, time
+import errno, hashlib, importlib, json, os, random, shutil, tempfile, time
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
@@ -86,15 +86,19 @@ def user_mode(bits:int=0o666) -> int: # 0o666 for files, 0o777 for folders
 @contextmanager
 def atomic_write(path:str|Path, # the file to (re)write
                  mode:str='wb'): # 'wb' for bytes, 'w' for text
-    "Context manager giving a temporary file that replaces `path` only if the block succeeds"
+    "Context manager giving a temporary file that replaces `path` only if the block succeeds; a full disk is `OSError(ENOSPC)`"
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, mode) as f: yield f
         os.chmod(tmp, user_mode(0o666))                # mkstemp makes 0600 files; the result gets the user's usual mode
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, RuntimeError) and ('unexpected pos' in str(e) or 'PytorchStreamWriter' in str(e)):   # torch.save's writer on a full disk
+            raise OSError(errno.ENOSPC, f"no space left on the device while writing ({str(e).strip().splitlines()[0]}); free some "
+                                        f"space and write it again: the previous {path.name}, if any, is intact", str(path)) from None
+        raise
 
 # %% ../nbs/00_core.ipynb #9837cd41
 def time_steps(step, # one unit of work: a batch, a frame, a training step

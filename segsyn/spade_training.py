@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import NamedTuple
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
-from .core import SegsynError, by_profile, default_device, time_steps, atomic_write
+from .core import SegsynError, by_profile, default_device, time_steps
 from .datasets import CITYSCAPES, read_mask, resize_ids, check_label_ids
 from .cgan import gan_loss
 from .fcn import torchvision_model
@@ -196,9 +196,8 @@ def _style_z(opt, encoder, style, n_maps, n, gen, dev):
     mu, logvar = (v.expand(n_maps, -1).repeat_interleave(n, 0) for v in (mu, logvar))
     return reparameterize(mu, logvar, eps)
 
-def _draw_size(lab:torch.Tensor, size:tuple, opt:SPADEOptions) -> tuple:
+def _draw_size(lab:torch.Tensor, size:tuple) -> tuple:
     "The size to draw at; warns when the label maps' aspect ratio differs (resizing distorts them)"
-    if opt.dataset_mode == 'cityscapes': check_label_ids(lab)          # train ids given for label ids: refused
     (h, w), (H, W) = lab.shape[-2:], size
     if abs(w / h - W / H) > 0.01 * W / H:
         warnings.warn(f"label maps of {h}×{w} are resized to {H}×{W}: aspect ratio {w / h:.2f} instead of {W / H:.2f}, so the "
@@ -231,7 +230,8 @@ def synthesize(G:SPADEGenerator, # a SPADE generator (e.g. from load_official_sp
     inst = None if instance_map is None else _as_batch(instance_map, 'instance map')
     if inst is not None and inst.shape != lab.shape:
         raise SPADEInputError(f"the instance map is {tuple(inst.shape[-2:])} but the label map is {tuple(lab.shape[-2:])}: they must match")
-    size = _draw_size(lab, size or G.size, o)
+    if o.dataset_mode == 'cityscapes': check_label_ids(lab)           # train ids given for label ids: refused
+    size = _draw_size(lab, size or G.size)
     sem = preprocess_labels(resize_ids(lab, size), None if inst is None else resize_ids(inst, size), o).to(dev)
     G.eval()
     if not o.use_vae: return G(sem)
