@@ -15,7 +15,7 @@ import torch
 # %% auto #0
 __all__ = ['PROFILES', 'get_profile', 'by_profile', 'default_device', 'seed_everything', 'native_bf16', 'SegsynError',
            'data_root', 'sample_data', 'user_mode', 'atomic_write', 'time_steps', 'cache_root', 'cache_key', 'cached',
-           'moved_names']
+           'results_dir', 'record_results', 'results_markdown', 'moved_names']
 
 # %% ../nbs/00_core.ipynb #116fce09
 PROFILES = ('ci', 'full')
@@ -160,6 +160,55 @@ def cached(key, # the configuration that determines the content (JSON-able)
             if not (final/'.complete').exists(): raise
         finally: shutil.rmtree(tmp, ignore_errors=True)   # gone after the rename
     return final
+
+# %% ../nbs/00_core.ipynb #077c4e4b
+def results_dir() -> Path|None:
+    "The folder results are recorded in: `$SEGSYN_RESULTS`, or None (nothing is recorded)"
+    p = os.environ.get('SEGSYN_RESULTS', '').strip()
+    return Path(p) if p else None
+
+def _rounded(v):
+    "Floats rounded to 4 places, so a result file changes only when a result does"
+    if isinstance(v, float): return round(v, 4)
+    if isinstance(v, dict): return {k: _rounded(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)): return [_rounded(x) for x in v]
+    return v
+
+def record_results(chapter:str, # the notebook's name, e.g. '02_fcn': the file is <chapter>.json
+                   table:str, # which of the chapter's tables (a chapter may record several)
+                   rows:list, # dicts with at least 'model', 'pixel_acc', 'miou' (fractions); 'kind': 'floor' for baselines
+                   caption:str='', # what was measured, on what data
+                   section:str='segmentation' # the index groups tables by section: 'segmentation', 'synthesis', 'round trip'
+                  ) -> Path|None: # the file written, or None when `$SEGSYN_RESULTS` is unset
+    "Record a table of results in `$SEGSYN_RESULTS/<chapter>.json` (merged with the chapter's other tables)"
+    folder = results_dir()
+    if folder is None: return None
+    for r in rows:
+        missing = {'model', 'pixel_acc', 'miou'} - set(r)
+        if missing: raise ValueError(f"record_results({chapter!r}, {table!r}): a row lacks {sorted(missing)}: {r}")
+    f = folder/f'{chapter}.json'
+    data = json.loads(f.read_text()) if f.exists() else {}
+    data[table] = dict(section=section, caption=caption, profile=get_profile(), rows=_rounded([dict(r) for r in rows]))
+    with atomic_write(f, 'w') as o: json.dump(dict(sorted(data.items())), o, indent=1, ensure_ascii=False); o.write('\n')
+    return f
+
+# %% ../nbs/00_core.ipynb #2a1e8e3a
+def results_markdown(folder:str|Path # the recorded results: nbs/results
+                    ) -> str:
+    "Markdown tables of every recorded result in `folder`, grouped by section"
+    sections, seen = {}, set()
+    for f in sorted(Path(folder).glob('*.json')):
+        for name, t in json.loads(f.read_text()).items():
+            for r in t['rows']:
+                key = (r['model'], r['pixel_acc'], r['miou'])
+                if key in seen: continue
+                seen.add(key)
+                sections.setdefault(t['section'], []).append(f"| {r['model']} | {r['pixel_acc']:.1%} | {r['miou']:.1%} | [{f.stem}]({f.stem}.ipynb) |")
+    head = {'segmentation': 'model (val)', 'synthesis': 'a segmenter labels… (against the input label maps)',
+            'round trip': 'the round trip'}
+    order = lambda s: list(head).index(s[0]) if s[0] in head else len(head)
+    return '\n\n'.join(f"**{s.capitalize()}**\n\n| {head.get(s, 'model')} | pixel acc | mIoU | chapter |\n|---|---|---|---|\n" + '\n'.join(rows)
+                        for s, rows in sorted(sections.items(), key=order))
 
 # %% ../nbs/00_core.ipynb #5f266705
 def moved_names(module:str, # the old module, e.g. 'segsyn.datasets'

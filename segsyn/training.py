@@ -11,7 +11,8 @@ from contextlib import nullcontext
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
-from .core import SegsynError, atomic_write, default_device, native_bf16, seed_everything, cache_root, cached, by_profile
+from .core import (SegsynError, atomic_write, default_device, native_bf16, seed_everything, cache_root, cached, by_profile,
+                         record_results)
 from .metrics import ConfusionMatrix
 from .checkpoint import CheckpointError, state_dict_diff, load_checked, load_checkpoint, save_checkpoint   # re-exported: they lived here
 from .layers import model_logits
@@ -387,12 +388,19 @@ def course_epochs(arch:str) -> int: # a name of `segsyn.evaluation.SEGMENTERS`
     return by_profile(CI_EPOCHS[arch], 40)
 
 # %% ../nbs/01e_training.ipynb #879e91e4
-def results_table(results:list, floors:dict|None=None, title:str='') -> str:
-    "Floors and trained models as a Markdown table of validation pixel accuracy and mIoU"
-    rows = [f"| {n} | | | {f['pixel_acc']:.1%} | {f['miou']:.1%} | |" for n, f in (floors or {}).items()]
-    rows += [f"| {r['model']} | {r['params']:,} | {len(r['hist'])} | {r['hist'][-1]['val_pixel_acc']:.1%} | {r['hist'][-1]['val_miou']:.1%} | {r['secs']:.0f}s |"
-             for r in results]
-    head = "| model | params | epochs | val pixel acc | val mIoU | train time |\n|---|---|---|---|---|---|\n"
+def results_table(results:list, # rows of `train_segmenters` (or dicts with 'model', 'params' and 'hist')
+                  floors:dict|None=None, # baselines by name: {'pixel_acc', 'miou'} (`segmentation_floors`)
+                  title:str='', # the caption: what was measured, on what data
+                  record:str|None=None # 'chapter/table' to also record the rows with `core.record_results`
+                 ) -> str:
+    "Floors and trained models as a Markdown table of validation pixel accuracy and mIoU (train times live in `r['secs']`)"
+    fl = [dict(model=n, pixel_acc=f['pixel_acc'], miou=f['miou'], kind='floor') for n, f in (floors or {}).items()]
+    ms = [dict(model=r['model'], params=r['params'], epochs=len(r['hist']), pixel_acc=r['hist'][-1]['val_pixel_acc'],
+               miou=r['hist'][-1]['val_miou']) for r in results]
+    if record: record_results(*record.split('/', 1), fl + ms, title)
+    rows = [f"| {r['model']} | {r['params']:,} | {r['epochs']} |" if 'params' in r else f"| {r['model']} | | |" for r in fl + ms]
+    rows = [f"{s} {r['pixel_acc']:.1%} | {r['miou']:.1%} |" for s, r in zip(rows, fl + ms)]
+    head = "| model | params | epochs | val pixel acc | val mIoU |\n|---|---|---|---|---|\n"
     return (f"{title}\n\n" if title else '') + head + '\n'.join(rows)
 
 def learned(r:dict, floors:dict, margin_miou:float=0.04, margin_acc:float=0.15) -> bool:
