@@ -38,7 +38,7 @@ NOTEBOOKS = sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith('_'))
 # SPADE of 09 (07b runs last in lane A, long after 09 in lane B). The lanes take about the same time on 2 CPU cores
 # (measured: ~500 s each on a clean clone); lane B ends with the short notebooks.
 LANE_A = ['03_unet', '05_denseaspp', '06_cgan', '10_performance', '08_evaluation', '07b_spade_training']
-LANE_B = ['04_deeplab', '02_fcn', '09_roundtrip', '11_cli']
+LANE_B = ['04_deeplab', '02_fcn', '09_roundtrip', '11_cli', '03b_structure']
 def _rank(p): return (0, LANE_A.index(p.stem)) if p.stem in LANE_A else (1, LANE_B.index(p.stem)) if p.stem in LANE_B else (2, p.name)
 RUN_ORDER = sorted(NOTEBOOKS, key=_rank)
 _LANED = [pytest.param(p, id=p.stem, marks=pytest.mark.xdist_group('A' if p.stem in LANE_A else 'B')) for p in RUN_ORDER]
@@ -196,7 +196,7 @@ def test_public_methods_documented():
 PUBLIC = {
     'segsyn.datasets': 'CITYSCAPES VOC COCO_STUFF Cityscapes make_synthetic_streets',
     'segsyn.metrics': 'ConfusionMatrix',
-    'segsyn.fcn': 'fcn32_resnet34 fcn8s_vgg16', 'segsyn.unet': 'unet res_unet ssfpn',
+    'segsyn.fcn': 'fcn32_resnet34 fcn8s_vgg16', 'segsyn.unet': 'unet res_unet ssfpn seed_structure_distance',
     'segsyn.deeplab': 'deeplabv3_resnet50 deeplabv3plus_resnet50',
     'segsyn.denseaspp': 'denseaspp121 denseaspp161 load_official_denseaspp',
     'segsyn.spade': 'spade_options SPADEGenerator MultiscaleDiscriminator ConvEncoder preprocess_labels load_official_spade',

@@ -1,4 +1,4 @@
-"""U-Net, U-Net trained with CE + Dice, Res-UNet (ResNet-50 encoder), and SSFPN with its structure (pixel-affinity) loss.
+"""U-Net, U-Net trained with CE + Dice, Res-UNet (ResNet-50 encoder), and SSFPN with its structure (pixel-affinity) loss; write-up 003's own SSFPN and Res-UNet as variants, and its reported numbers.
 
 Docs: https://segsyn.github.io/segsyn/unet.html.md"""
 
@@ -9,17 +9,21 @@ from __future__ import annotations
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 from .core import SegsynError, moved_names, time_steps
+from .metrics import check_target
 from .layers import check_input, pad_to, resnet_trunk, torchvision_model
 from .losses import CrossEntropy
 from .training import SegTask
 
 # %% auto #0
-__all__ = ['DoubleConv', 'Up', 'UNet', 'unet', 'ResUNet', 'res_unet', 'FPNFuse', 'SSFPN', 'ssfpn', 'structure_similarity',
-           'StructureLoss', 'structure_loss_benchmark', 'StructureTask', 'StructureSegTask']
+__all__ = ['SEED003_REPORTED', 'DoubleConv', 'Up', 'UNet', 'unet', 'ResUNet', 'SeedResUNet', 'res_unet', 'FPNFuse', 'SSFPN',
+           'SeedSSFPN', 'ssfpn', 'structure_similarity', 'StructureLoss', 'structure_loss_benchmark', 'StructureTask',
+           'StructureSegTask', 'single_precision_recall']
 
 # %% ../nbs/03_unet.ipynb #bfef5ddf
-# these used to be importable from here; they live in segsyn.layers
-__getattr__ = moved_names('segsyn.unet', {n: 'segsyn.layers' for n in ('ModelInputError', '_resnet_trunk')})
+# these used to be importable from here; they live in segsyn.layers. seed_structure_distance lives in segsyn.structure
+# (03b builds on this module, so it is looked up on first use rather than imported here)
+__getattr__ = moved_names('segsyn.unet', {**{n: 'segsyn.layers' for n in ('ModelInputError', '_resnet_trunk')},
+                                          'seed_structure_distance': 'segsyn.structure'})
 
 # %% ../nbs/03_unet.ipynb #ae1e2a5e
 class DoubleConv(nn.Sequential):
@@ -92,9 +96,39 @@ class ResUNet(nn.Module):
         for up in self.ups: y = up(y, s.pop())
         return self.head(self.final(y, img))
 
-def res_unet(num_classes:int=19, pretrained:bool=False, **kw) -> ResUNet:
+
+# %% ../nbs/03_unet.ipynb #9c64f693
+class SeedResUNet(nn.Module):
+    "Write-up 003's Res-UNet (its Table 4): a small decoder fed by three ResNet-50 stages only (conv1, conv3_x, conv5_x)"
+    stride = 32
+    def __init__(self, num_classes:int=21, pretrained:bool=False):
+        super().__init__()
+        t = resnet_trunk('resnet50', pretrained)
+        self.stem, self.mid, self.deep = t[:3], t[3:6], t[6:]     # conv1_relu (s2, 64) · conv3_block4_out (s8, 512) · conv5_block3_out (s32, 2048)
+        up = lambda a, b: nn.Sequential(nn.ConvTranspose2d(a, b, 3, 2, padding=1, output_padding=1), nn.BatchNorm2d(b),
+                                        nn.ReLU(inplace=True), nn.Upsample(scale_factor=2))          # ×2 learned, then ×2 nearest
+        self.up5, self.up3 = up(2048, 256), up(256, 64)
+        self.fuse3 = nn.Sequential(nn.Conv2d(256 + 512, 256, 3, padding=1), nn.ReLU(inplace=True))
+        self.head = nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(64 + 64, 64, 3, padding=1), nn.ReLU(inplace=True),
+                                  nn.Conv2d(64, num_classes, 1))
+    def forward(self, x):
+        check_input(x, self.stride, name='Res-UNet (write-up 003)')
+        x, (H, W) = pad_to(x, self.stride)
+        c1 = self.stem(x); c3 = self.mid(c1); c5 = self.deep(c3)
+        y = self.fuse3(torch.cat([self.up5(c5), c3], 1))
+        return self.head(torch.cat([self.up3(y), c1], 1))[..., :H, :W]
+
+# %% ../nbs/03_unet.ipynb #d8b6f506
+def _variant(what:str, variants:dict, v:str):
+    "The model class of variant `v`, or an error that lists the choices"
+    if v not in variants: raise SegsynError(f"{what} has no variant {v!r}; choose one of {sorted(variants)}")
+    return variants[v]
+
+def res_unet(num_classes:int=19, pretrained:bool=False,
+             variant:str='segsyn', # 'segsyn': U-Net decoder over all five stages (`ResUNet`); 'seed003': write-up 003's Table 4 (`SeedResUNet`)
+             **kw) -> nn.Module:
     "Res-UNet: ResNet-50 encoder (ImageNet weights when `pretrained`), U-Net decoder"
-    return ResUNet(num_classes, pretrained, **kw)
+    return _variant('res_unet', dict(segsyn=ResUNet, seed003=SeedResUNet), variant)(num_classes, pretrained, **kw)
 
 # %% ../nbs/03_unet.ipynb #64d978a2
 class FPNFuse(nn.Module):
@@ -130,10 +164,36 @@ class SSFPN(nn.Module):
         for fuse, c in zip(self.fuses, cs[-2::-1]): p = fuse(p, c)
         return F.interpolate(self.head(p), scale_factor=4, mode='bilinear', align_corners=False)[..., :H, :W]
 
-# %% ../nbs/03_unet.ipynb #92a7323e
-def ssfpn(num_classes:int=19, pretrained:bool=False, **kw) -> SSFPN:
-    "SSFPN: VGG19 encoder (ImageNet weights when `pretrained`), FPN decoder; train it with `StructureLoss`"
-    return SSFPN(num_classes, pretrained, **kw)
+# %% ../nbs/03_unet.ipynb #37aa877a
+class SeedSSFPN(nn.Module):
+    "Write-up 003's SSFPN (its Table 1): VGG19 C1–C5, concatenate + 1×1 conv (256) per level, nearest ×2, head at full resolution"
+    stride = 16
+    def __init__(self, num_classes:int=21, pretrained:bool=False,
+                 freeze:bool|None=None, # VGG19 frozen (only the pyramid and head train); None: frozen when `pretrained`, as in the write-up
+                 d:int=256): # channels of every pyramid level
+        super().__init__()
+        f = torchvision_model('vgg19', pretrained).features
+        cut = [0] + [i for i, l in enumerate(f) if isinstance(l, nn.MaxPool2d)]   # C_k ends before pool k: block1_conv2 … block5_conv4
+        self.backbone = nn.ModuleList(f[a:b] for a, b in zip(cut[:-1], cut[1:]))   # strides 1 … 16
+        self.backbone.requires_grad_(not (pretrained if freeze is None else freeze))
+        self.top = nn.Sequential(nn.Conv2d(512, d, 1), nn.ReLU(inplace=True))                                  # P5
+        self.laterals = nn.ModuleList(nn.Sequential(nn.Conv2d(c + d, d, 1), nn.ReLU(inplace=True)) for c in (512, 256, 128, 64))  # P4 … P1
+        self.up, self.head = nn.Upsample(scale_factor=2, mode='nearest'), nn.Conv2d(d, num_classes, 1)
+    def forward(self, x):
+        check_input(x, self.stride, name='SSFPN (write-up 003)')
+        x, (H, W) = pad_to(x, self.stride)
+        cs = []
+        for b in self.backbone: x = b(x); cs.append(x)
+        p = self.top(cs[-1])
+        for lat, c in zip(self.laterals, cs[-2::-1]): p = lat(torch.cat([c, self.up(p)], 1))
+        return self.head(p)[..., :H, :W]
+
+# %% ../nbs/03_unet.ipynb #152f2d9f
+def ssfpn(num_classes:int=19, pretrained:bool=False,
+          variant:str='segsyn', # 'segsyn': VGG19-BN, 3×3 fusions, bilinear (`SSFPN`); 'seed003': write-up 003's Table 1 (`SeedSSFPN`)
+          **kw) -> nn.Module:
+    "SSFPN: VGG19 encoder (ImageNet weights when `pretrained`), FPN decoder; train it with `StructureLoss` (or 03b's `SeedStructureLoss`)"
+    return _variant('ssfpn', dict(segsyn=SSFPN, seed003=SeedSSFPN), variant)(num_classes, pretrained, **kw)
 
 # %% ../nbs/03_unet.ipynb #c7e2e147
 def _features(image, stride):
@@ -186,8 +246,10 @@ class StructureLoss(nn.Module):
     def forward(self, logits, target, image=None):
         image = image if image is not None else self.image
         if image is None: raise ValueError("StructureLoss needs the images: call loss(logits, target, image) or set loss.image")
-        s = structure_similarity(logits, target, image, **self.kw)
-        return self.gamma * self.ce(logits, target) + (1 - self.gamma) * (1 - s.mean())
+        return self.gamma * self.ce(logits, target) + (1 - self.gamma) * (1 - self.similarity(logits, target, image).mean())
+    def similarity(self, logits, target, image) -> torch.Tensor:
+        "cos(S_real, S_pred) per image (03b's `SeedStructureLoss` puts the write-up's affinities here)"
+        return structure_similarity(logits, target, image, **self.kw)
     def extra_repr(self): return ', '.join(f'{k}={v}' for k, v in dict(gamma=self.gamma, **self.kw).items())
 
 # %% ../nbs/03_unet.ipynb #a7c77827
@@ -231,3 +293,29 @@ class StructureTask:
         return super().train_step(batch, learn)
 
 class StructureSegTask(StructureTask, SegTask): "A `SegTask` whose `StructureLoss` sees each batch's images"
+
+# %% ../nbs/03_unet.ipynb #b4605d18
+SEED003_REPORTED = dict(
+    source='../shared/seeds/003_77a926345d57f338.txt (Tables 2, 3 and 5)',
+    data='PASCAL VOC 2012, a 600-image subset: 480 train / 120 val (fixed random split), 224×224, 21 classes',
+    scores={'SSFPN': dict(pixel_acc=.7834, mean_acc=.0440, miou=.0381, fwiou=.7992, precision=.8234, recall=.6408),
+            'DeepLabV3+': dict(pixel_acc=.8883, mean_acc=.0456, miou=.0423, fwiou=.8883, precision=.8355, recall=.7905),
+            'Res-UNet': dict(pixel_acc=.7136, fwiou=.7213, precision=.9394, recall=.8762)},
+    single=('precision', 'recall'),   # single numbers (`single_precision_recall`), not per-class ones
+    recipes={'SSFPN': "VGG19 frozen (Table 1); SGD lr 2.5e-4, momentum 0.9, Keras decay=5e-4 (a learning-rate decay, "
+                      "lr/(1 + decay·step), not weight decay); batch 5, 5 epochs; cross-entropy (its structure loss did not fit)",
+             'DeepLabV3+': "after the Keras tutorial (ResNet-50, ASPP); Adam lr 1e-4, batch 4, 5 epochs; cross-entropy",
+             'Res-UNet': "Table 4; Adam lr 1e-4; cross-entropy"})
+
+# %% ../nbs/03_unet.ipynb #ced65acd
+def single_precision_recall(probs:torch.Tensor, # N×C×H×W class probabilities (softmax outputs)
+                            target:torch.Tensor, # N×H×W true class ids
+                            threshold:float=0.5, # Keras' default
+                            ignore_index:int=255) -> tuple:
+    "Write-up 003's precision and recall: Keras' `Precision()`/`Recall()` on one-hot maps, over every (pixel, class) entry"
+    check_target(target, probs.shape[1], ignore_index)
+    keep = target != ignore_index
+    hit = probs.movedim(1, -1)[keep] > threshold                        # P×C: the entries predicted positive
+    truth = F.one_hot(target[keep].long(), probs.shape[1]).bool()
+    tp = int((hit & truth).sum())
+    return tp / max(int(hit.sum()), 1), tp / max(int(truth.sum()), 1)  # Keras returns 0 for 0/0
