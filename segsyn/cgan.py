@@ -9,15 +9,22 @@ from __future__ import annotations
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
 from torch.utils.data import Dataset
-from .labels import CITYSCAPES, LabelTable, rgb_to_ids
+from .core import SegsynError
+from .labels import CITYSCAPES, LabelTable
 from .loaders import IMAGENET_MEAN, IMAGENET_STD
 from .layers import ModelInputError, check_input
 from .metrics import ConfusionMatrix
 from .training import Task, adam
+from .unet import unet
 
 # %% auto #0
-__all__ = ['ColourPairs', 'decode_colours', 'gan_loss', 'UNetGenerator', 'PatchDiscriminator', 'Pix2PixTask', 'ColorPairs',
-           'decode_colors', 'tanh_to_imagenet']
+__all__ = ['ColourPairs', 'decode_colours', 'SEED002_FILE', 'SEED002_REPORTED', 'SEED002_ASSUMED', 'CGANError', 'gan_loss',
+           'UNetGenerator', 'PatchDiscriminator', 'Pix2PixTask', 'ColorPairs', 'decode_colors', 'tanh_to_imagenet',
+           'EncoderDecoderGenerator', 'ImageDiscriminator', 'ColorRegressionTask', 'seed002_recipe', 'seed002_tasks']
+
+# %% ../nbs/06_cgan.ipynb #5ae87c61
+class CGANError(SegsynError, ValueError):
+    "An option of pix2pix or of write-up 002's models that does not exist; the message names the ones that do"
 
 # %% ../nbs/06_cgan.ipynb #741bf2c5
 def gan_loss(pred:torch.Tensor|list, # D's output(s): a logit map, or a list of maps (multi-scale D)
@@ -31,7 +38,7 @@ def gan_loss(pred:torch.Tensor|list, # D's output(s): a logit map, or a list of 
     if mode == 'hinge':
         if not for_d: return -pred.mean()
         return F.relu(1 - pred).mean() if real else F.relu(1 + pred).mean()
-    raise ValueError(f"unknown GAN loss {mode!r}; use 'vanilla', 'lsgan' or 'hinge'")
+    raise CGANError(f"unknown GAN loss {mode!r}; use 'vanilla', 'lsgan' or 'hinge'")
 
 # %% ../nbs/06_cgan.ipynb #c5abe982
 def _norm(kind, ch):
@@ -39,6 +46,12 @@ def _norm(kind, ch):
     return nn.BatchNorm2d(ch) if kind == 'batch' else nn.InstanceNorm2d(ch, affine=True) if kind == 'instance' else nn.Identity()
 
 # %% ../nbs/06_cgan.ipynb #f40b48e9
+def _fold_first_layout(m, sd, prefix, *_):
+    "Load-time hook: segsyn's first layout (a bias on every transposed conv) → this one, exactly (a bias before batch norm only shifts its running mean)"
+    for j, u in enumerate(m.up):
+        b, rm = f"{prefix}up.{j}.1.bias", f"{prefix}up.{j}.2.running_mean"
+        if u[1].bias is None and b in sd and rm in sd: sd[rm] = sd[rm] - sd.pop(b)
+
 class UNetGenerator(nn.Module):
     "pix2pix's U-Net generator: 4×4 stride-2 encoder/decoder with skips, dropout as noise, tanh output"
     def __init__(self, in_ch:int=3, out_ch:int=3, ngf:int=64, n_down:int=8, norm:str='batch', dropout:float=0.5):
@@ -53,9 +66,10 @@ class UNetGenerator(nn.Module):
         for i in reversed(range(n_down)):
             cin = ws[i] if i == n_down - 1 else ws[i] * 2
             cout = out_ch if i == 0 else ws[i - 1]
-            layers = [nn.ReLU(), nn.ConvTranspose2d(cin, cout, 4, 2, 1)]
+            layers = [nn.ReLU(), nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=i == 0 or norm != 'batch')]   # no bias before batch norm
             layers += [nn.Tanh()] if i == 0 else [_norm(norm, cout)] + ([nn.Dropout(dropout)] if n_down - 1 - i < 3 and dropout else [])
             self.up.append(nn.Sequential(*layers))
+        self.register_load_state_dict_pre_hook(_fold_first_layout)
     def forward(self, x):
         check_input(x, self.stride, self.in_ch, 'UNetGenerator')
         if x.shape[-2] % self.stride or x.shape[-1] % self.stride:
@@ -82,7 +96,9 @@ class PatchDiscriminator(nn.Module):
 # %% ../nbs/06_cgan.ipynb #0cd5ddc0
 class Pix2PixTask(Task):
     "pix2pix as a Task: G and D, two Adam optimisers, D step on detached fakes, then G with GAN + λ·L1"
-    def __init__(self, G:nn.Module, D:nn.Module, gan_mode:str='vanilla', l1:float=100.,
+    def __init__(self, G:nn.Module, D:nn.Module,
+                 gan_mode:str='vanilla', # 'vanilla' (BCE), 'lsgan' or 'hinge'
+                 l1:float=100., # λ of the L1 term; 0: the adversarial loss alone (write-up 002's BCE-only cGAN)
                  betas:tuple=(0.5, 0.999), decode=None): # decode: output → class ids, for segmentation metrics
         self.G, self.D, self.gan_mode, self.l1, self.betas, self.decode, self.log = G, D, gan_mode, l1, betas, decode, []
     def modules(self): return {'G': self.G, 'D': self.D}
@@ -92,9 +108,9 @@ class Pix2PixTask(Task):
         "D's loss: real pairs → real, fake pairs (detached) → fake"
         return 0.5 * (gan_loss(self.D(x, y).float(), True, self.gan_mode) + gan_loss(self.D(x, fake.detach()).float(), False, self.gan_mode))
     def g_loss(self, x, y, fake):
-        "G's loss: fool D, stay close to the truth in L1; returns (total, adversarial, L1)"
+        "G's loss: fool D, stay close to the truth in L1 (unless `l1=0`); returns (total, adversarial, L1)"
         adv, l1 = gan_loss(self.D(x, fake).float(), True, self.gan_mode, for_d=False), F.l1_loss(fake, y)
-        return adv + self.l1 * l1, adv, l1
+        return (adv + self.l1 * l1 if self.l1 else adv), adv, l1
 
 # %% ../nbs/06_cgan.ipynb #b94802da
 @patch
@@ -110,26 +126,30 @@ def train_step(self:Pix2PixTask, batch, learn):
     return {'loss': l1.detach(), 'd': d.detach(), 'g_adv': adv.detach()}
 
 # %% ../nbs/06_cgan.ipynb #a616ac21
-@patch
 @torch.no_grad()
-def validate(self:Pix2PixTask, dl, learn):
-    "Mean L1 of G's outputs to the targets; with `decode`, the confusion-matrix scores of the decoded outputs"
+def _color_scores(task, G, dl, learn) -> dict:
+    "Mean L1 of G's outputs to the targets; with `task.decode`, the confusion-matrix scores of the decoded outputs (kept as `last_cm`)"
     tot, n, cm = 0., 0, None
     for batch in dl:
-        x, y = learn.to_device(batch)[:2]; fake = self.G(x).float()
+        x, y = learn.to_device(batch)[:2]; fake = G(x).float()
         tot += F.l1_loss(fake, y, reduction='sum').item() / fake[0].numel(); n += len(x)
-        if self.decode is not None:
+        if task.decode is not None:
             cm = cm or ConfusionMatrix(CITYSCAPES.num_classes)
-            cm.update(self.decode(fake), batch[2].to(fake.device))
+            cm.update(task.decode(fake), batch[2].to(fake.device))
     out = {'l1': tot / n}
-    if cm is not None: self.last_cm = cm; out.update({k: v for k, v in cm.compute().items() if not isinstance(v, list)})
+    if cm is not None: task.last_cm = cm; out.update({k: v for k, v in cm.compute().items() if not isinstance(v, list)})
     return out
+
+@patch
+def validate(self:Pix2PixTask, dl, learn):
+    "Mean L1 of G's outputs to the targets; with `decode`, the confusion-matrix scores of the decoded outputs"
+    return _color_scores(self, self.G, dl, learn)
 
 # %% ../nbs/06_cgan.ipynb #0609ee12
 class ColorPairs(Dataset):
     "(input, target, train ids) pairs for pix2pix from a dataset yielding (photo in [-1,1], train ids)"
     def __init__(self, ds:Dataset, direction:str='label2image', table:LabelTable=CITYSCAPES):
-        if direction not in ('label2image', 'image2label'): raise ValueError(f"direction={direction!r}: use 'label2image' or 'image2label'")
+        if direction not in ('label2image', 'image2label'): raise CGANError(f"direction={direction!r}: use 'label2image' or 'image2label'")
         self.ds, self.direction, self.table = ds, direction, table
     def __len__(self): return len(self.ds)
     def __getitem__(self, i):
@@ -138,13 +158,19 @@ class ColorPairs(Dataset):
         return (col, img, m) if self.direction == 'label2image' else (img, col, m)
 
 @torch.no_grad()
-def decode_colors(x:torch.Tensor, # N×3×H×W colour label maps in [-1, 1]
-                   table:LabelTable=CITYSCAPES) -> torch.Tensor:
-    "Class ids (N×H×W) of generated colour maps, by nearest palette colour (black → ignore)"
-    pal = torch.cat([table.colors, torch.zeros(1, 3, dtype=torch.uint8)])
+def decode_colors(x:torch.Tensor, # N×3×H×W colour label maps: float in [-1, 1] (a generator's), or uint8 0–255
+                  table:LabelTable=CITYSCAPES,
+                  tol:float|None=None # farther than this (RGB distance, 0–441) from every colour → ignore; None: always the nearest
+                 ) -> torch.Tensor:
+    "Class ids (N×H×W) of colour maps by nearest palette colour, in exact integer distances; black → ignore; a tie → the lower id"
+    pal = torch.cat([table.colors, torch.zeros(1, 3, dtype=torch.uint8)]).float()   # black last: a tie with a class goes to the class
     ids = torch.tensor([*range(table.num_classes), table.ignore_index])
-    rgb = ((x.float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte()
-    return torch.stack([rgb_to_ids(r, pal, ids, tol=1e9)[0] for r in rgb]).to(x.device)
+    rgb = x.cpu().float() if x.dtype == torch.uint8 else ((x.float().cpu().clamp(-1, 1) + 1) * 127.5).round()
+    p = rgb.permute(0, 2, 3, 1).reshape(-1, 3)
+    d2 = (p ** 2).sum(1, keepdim=True) - 2 * p @ pal.T + (pal ** 2).sum(1)   # squared distances: integers below 2**24, exact in float32
+    dist2, k = d2.min(1)                                                  # the first (lowest) palette index among equals
+    out = torch.where(dist2 <= tol ** 2, ids[k], table.ignore_index) if tol is not None else ids[k]
+    return out.reshape(rgb.shape[0], *rgb.shape[2:]).to(x.device)
 
 ColourPairs, decode_colours = ColorPairs, decode_colors   # the names of the first version
 
@@ -153,3 +179,93 @@ def tanh_to_imagenet(x:torch.Tensor) -> torch.Tensor: # N×3×H×W (or 3×H×W) 
     "Images in [-1, 1] (a GAN generator's) → ImageNet-normalised (the segmenters' input)"
     m, s = (torch.tensor(v, device=x.device, dtype=x.dtype)[:, None, None] for v in (IMAGENET_MEAN, IMAGENET_STD))
     return ((x + 1) / 2 - m) / s
+
+# %% ../nbs/06_cgan.ipynb #0b0802af
+SEED002_FILE = '../shared/seeds/002_1d58028a5df4781d.txt'
+SEED002_REPORTED = {'cGAN': dict(train=46.41, val=37.26),   # write-up 002 (SEED002_FILE), Tables 1-3: pixel accuracy (%),
+                    'U-Net': dict(train=56.75, val=59.88)}  # pix2pix's Cityscapes, colour label maps, train / val
+
+# %% ../nbs/06_cgan.ipynb #03c1e456
+class EncoderDecoderGenerator(nn.Module):
+    "Write-up 002's generator: DCGAN-style encoder–decoder, no skips, dropout or biases; a 4×4 valid conv makes the bottleneck"
+    def __init__(self, in_ch:int=3, out_ch:int=3, ngf:int=64, n_down:int=4):
+        super().__init__()
+        ws = [ngf * 2 ** i for i in range(n_down + 1)]                     # 64 128 256 512 | 1024 (bottleneck)
+        enc = [nn.Conv2d(in_ch, ws[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2)]
+        for a, b in zip(ws[:-2], ws[1:-1]): enc += [nn.Conv2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.LeakyReLU(0.2)]
+        dec = [nn.ConvTranspose2d(ws[-1], ws[-1], 4, 1, 0, bias=False), nn.BatchNorm2d(ws[-1]), nn.ReLU()]
+        for a, b in zip(ws[:1:-1], ws[-2:0:-1]): dec += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU()]
+        self.encoder = nn.Sequential(*enc, nn.Conv2d(ws[-2], ws[-1], 4, 1, 0, bias=False))   # no norm or activation after it
+        self.decoder = nn.Sequential(*dec, nn.ConvTranspose2d(ws[1], out_ch, 4, 2, 1, bias=False), nn.Tanh())
+        self.stride, self.in_ch = 2 ** n_down, in_ch
+    def forward(self, x):
+        check_input(x, 4 * self.stride, self.in_ch, 'EncoderDecoderGenerator')       # the valid 4×4 conv needs 4 cells
+        if x.shape[-2] % self.stride or x.shape[-1] % self.stride:
+            raise ModelInputError(f"EncoderDecoderGenerator needs sizes divisible by {self.stride}; got {tuple(x.shape[-2:])}")
+        return self.decoder(self.encoder(x))
+
+# %% ../nbs/06_cgan.ipynb #f9d3ad07
+class ImageDiscriminator(nn.Module):
+    "Write-up 002's discriminator: conditional, one logit per image (a last conv as large as the last map), no biases"
+    def __init__(self, in_ch:int=6, # condition channels + image channels
+                 ndf:int=64, size:tuple=(64, 64), # the image size it judges (divisible by 2**n_down)
+                 n_down:int=4):
+        super().__init__()
+        s = 2 ** n_down
+        if size[0] % s or size[1] % s: raise ModelInputError(f"ImageDiscriminator with n_down={n_down} needs sizes divisible by {s}; got {tuple(size)}")
+        layers, c = [nn.Conv2d(in_ch, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2)], ndf
+        for _ in range(1, n_down): layers += [nn.Conv2d(c, 2 * c, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * c), nn.LeakyReLU(0.2)]; c *= 2
+        self.size, self.model = tuple(size), nn.Sequential(*layers, nn.Conv2d(c, 1, (size[0] // s, size[1] // s), bias=False))
+    def forward(self, cond, img):
+        if tuple(img.shape[-2:]) != self.size: raise ModelInputError(
+            f"this ImageDiscriminator was built for {self.size[0]}×{self.size[1]} images; got {tuple(img.shape[-2:])}: build it with size=")
+        return self.model(torch.cat([cond, img], 1))
+
+# %% ../nbs/06_cgan.ipynb #4bd43480
+class ColorRegressionTask(Task):
+    "Segmentation as image regression: the model paints the colour label map (L2 or L1), scored decoded by nearest colour"
+    def __init__(self, model:nn.Module, # returns N×3×H×W colours, compared with ColorPairs' targets in [-1, 1]
+                 loss:str='l2', # 'l2' (MSE) or 'l1'
+                 decode=decode_colors): # colours → class ids for the segmentation metrics (None: L1 only)
+        if loss not in ('l1', 'l2'): raise CGANError(f"loss={loss!r}: use 'l2' (MSE) or 'l1'")
+        self.model, self.loss, self.decode = model, loss, decode
+    def modules(self): return {'model': self.model}
+    def optimizers(self, lr): return {'opt': adam(self.model.parameters(), lr)}
+    def train_step(self, batch, learn):
+        "One step: the colour map's L2 (or L1) to the target colours"
+        x, y = batch[0], batch[1]
+        with learn.autocast(): out = self.model(x)
+        loss = (F.mse_loss if self.loss == 'l2' else F.l1_loss)(out.float(), y)
+        learn.backward_step(loss, 'opt')
+        return {'loss': loss.detach()}
+    def validate(self, dl, learn): return _color_scores(self, self.model, dl, learn)
+
+# %% ../nbs/06_cgan.ipynb #23456137
+SEED002_ASSUMED = dict(   # what write-up 002 does not state, and what segsyn chose
+    data="pix2pix's JPEGs as the write-up read them; segsyn's target is the colour map redrawn from the decoded train ids "
+         "(void in black), not the JPEG's own colours",
+    size="not stated; 64×64 is the size at which its G's bottleneck and its D's score are 1×1 (four stride-2 4×4 convs, "
+         "then a 4×4 valid conv); pix2pix's JPEG halves are 256×256, so they are resized",
+    ngf="not stated (its Generator takes ngf; its Discriminator reads a global ndf): 64 for both, as in DCGAN", ndf="as ngf",
+    epochs="the text says training stopped at 100 epochs; its listing sets 200",
+    lr="its optimisers are not shown: Adam 2e-4, betas (0.5, 0.999), as DCGAN and pix2pix; the same lr for the U-Net",
+    bs="not stated: 16",
+    unet_loss="not shown; its U-Net outputs 3 channels compared with the colour image, so a regression: L2 (MSE); L1 is the option",
+    unet_epochs="not stated: the cGAN's 100",
+    metric="how colours became classes is not stated: nearest palette colour (decode_colors), 19 train ids, void pixels ignored; "
+           "colour maps scaled to [-1, 1] (its transforms are not shown)")
+
+def seed002_recipe(**overrides) -> dict:
+    "Write-up 002's experiment as segsyn reruns it (photo → colour label map; cGAN and U-Net); `assumed` says what it had to choose"
+    r = dict(data='pix2pix Cityscapes: side-by-side JPEGs, photo | colour label map (Pix2PixCityscapes)', direction='image2label',
+             size=(64, 64), ngf=64, ndf=64, gan_mode='vanilla', l1=0., epochs=100, lr=2e-4, betas=(0.5, 0.999), bs=16,
+             unet_base=64, unet_loss='l2', unet_epochs=100, unet_lr=2e-4, metric='pixel accuracy (%)', source=SEED002_FILE)
+    if bad := sorted(set(overrides) - set(r)): raise CGANError(f"seed002_recipe has no option {bad}; its options: {sorted(r)}")
+    return {**r, **overrides, 'assumed': SEED002_ASSUMED, 'reported': SEED002_REPORTED}
+
+def seed002_tasks(r:dict|None=None) -> dict: # a `seed002_recipe()` (default: the write-up's)
+    "The write-up's two models as tasks: 'cGAN' (no skips, one score per image, BCE only) and 'U-Net' (RGB regression)"
+    r = r or seed002_recipe()
+    G, D = EncoderDecoderGenerator(3, 3, r['ngf']), ImageDiscriminator(6, r['ndf'], r['size'])
+    return {'cGAN': Pix2PixTask(G, D, r['gan_mode'], r['l1'], r['betas'], decode=decode_colors),
+            'U-Net': ColorRegressionTask(unet(3, base=r['unet_base']), r['unet_loss'])}
