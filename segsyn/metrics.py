@@ -26,11 +26,13 @@ def check_target(target:torch.Tensor, # integer labels
 def confusion_matrix(pred:torch.Tensor, # predicted class ids, any shape
                      target:torch.Tensor, # true class ids, same shape
                      num_classes:int, ignore_index:int=255) -> torch.Tensor:
-    "C×C int64 counts: rows are the truth, columns the prediction; ignored pixels left out"
+    "C×C int64 counts: rows are the truth, columns the prediction; ignored pixels left out; a prediction outside 0..C-1 is an error"
     if pred.shape != target.shape: raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
     check_target(target, num_classes, ignore_index)
     k = target != ignore_index
-    idx = target[k].long() * num_classes + pred[k].long().clamp(0, num_classes - 1)
+    t, p = target[k].long(), pred[k].long()
+    p = torch.where((p >= 0) & (p < num_classes), p, (t + 1) % num_classes)   # e.g. 255 "unknown colour": counted as a miss
+    idx = t * num_classes + p
     return torch.bincount(idx, minlength=num_classes ** 2).reshape(num_classes, num_classes)
 
 # %% ../nbs/01a_metrics.ipynb #5dbcdd97
