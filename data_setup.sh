@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# data_setup.sh: prepare segsyn's datasets under $SEGSYN_DATA (or ./data), each in its official layout.
-# Run `./data_setup.sh --help` for the datasets and the variables it reads.
+# data_setup.sh: prepare segsyn's datasets and the official checkpoints under $SEGSYN_DATA (or ./data), each in its
+# official layout. Run `./data_setup.sh --help` for what it can fetch and the variables it reads.
 set -euo pipefail
 
 usage() {
   cat <<'EOF'
-Usage: ./data_setup.sh [--root DIR] DATASET [DATASET ...]
+Usage: ./data_setup.sh [--root DIR] NAME [NAME ...]
 
-Prepares datasets for segsyn, each in its official on-disk layout, under DIR
-(default: $SEGSYN_DATA, else ./data). Downloads resume, are checksum-verified and
-extract atomically (into a temporary folder moved into place at the end), so a dataset
-folder that exists is complete; a second run verifies and skips.
+Prepares datasets and the official checkpoints for segsyn, each in its official on-disk
+layout, under DIR (default: $SEGSYN_DATA, else ./data). Downloads resume, are
+checksum-verified and extract atomically (into a temporary folder moved into place at the
+end), so a folder that exists is complete; a second run verifies and skips.
 
 Datasets:
   --synthetic [N]  the embedded default: N synthetic street frames (default 200 train,
@@ -25,24 +25,39 @@ Datasets:
                    spade_options('coco', no_instance=True).
   ade20k           ADE20K SceneParsing (ADEChallengeData2016), at DIR/ADEChallengeData2016. (~1 GB)
 
+Official checkpoints (segsyn finds them by name: load_official_spade('cityscapes'),
+segsyn synth --generator coco, load_official_denseaspp('cityscapes')):
+  spade            the NVlabs SPADE generators for cityscapes, coco (COCO-Stuff) and ade20k: the
+                   release's checkpoints.tar.gz (Google Drive), in its own layout at
+                   DIR/checkpoints/spade/<dataset>_pretrained/latest_net_G.pth (so the NVlabs code
+                   reads it too, with --checkpoints_dir DIR/checkpoints/spade). (~1.1 GB)
+  denseaspp        the released DenseASPP-161 Cityscapes model, a single file (Google Drive),
+                   at DIR/checkpoints/denseaspp/denseASPP161.pkl. (143 MB)
+
 Options:
-  --root DIR       where datasets go (beats $SEGSYN_DATA)
+  --root DIR       where everything goes (beats $SEGSYN_DATA)
   -h, --help       this help
 
 Variables:
-  SEGSYN_DATA              dataset root when --root is not given (default ./data)
-  SEGSYN_DOWNLOADS         where archives are kept (default DIR/.downloads); partial
+  SEGSYN_DATA              the root when --root is not given (default ./data)
+  SEGSYN_DOWNLOADS         where downloads are kept (default DIR/.downloads); partial
                            downloads (*.part) resume from here
   CITYSCAPES_USERNAME      cityscapes-dataset.com account, for `cityscapes`
   CITYSCAPES_PASSWORD
-  SEGSYN_URL_<ARCHIVE>     override an archive's URL (a mirror, or a local server in tests);
+  SEGSYN_URL_<ARCHIVE>     override a download's URL (a mirror, or a local server in tests);
   SEGSYN_MD5_<ARCHIVE>     and its expected md5. <ARCHIVE> is one of: CITYSCAPES_GTFINE,
                            CITYSCAPES_LEFTIMG8BIT, VOC2012, COCO_TRAIN2017, COCO_VAL2017,
-                           COCO_STUFFTHINGMAPS, ADE20K.
-                           Archives without a published md5 (Cityscapes, stuffthingmaps,
-                           ADE20K) are pinned once their first download has extracted: their
-                           sha256 is recorded next to the archive and checked on every later
-                           run (a corrupt first download is deleted, never pinned).
+                           COCO_STUFFTHINGMAPS, ADE20K, SPADE_CHECKPOINTS, DENSEASPP161.
+                           Downloads without a published md5 (Cityscapes, stuffthingmaps,
+                           ADE20K, both checkpoints) are pinned once their first download has
+                           extracted (an archive) or proved to be a PyTorch file (a single
+                           checkpoint): their sha256 is recorded next to the download and
+                           checked on every later run (a corrupt first download is deleted,
+                           never pinned).
+                           Google Drive sometimes answers with a web page (a download quota,
+                           a sign-in) instead of the file: then download it in a browser,
+                           put it in the downloads folder under the name the message gives,
+                           and run again; it is verified and installed like a download.
 
 Exit status is non-zero on any error, with a one-line message saying what to do.
 EOF
@@ -56,13 +71,11 @@ say() { echo "data_setup.sh: $*"; }
 fetch() {
   local key=$1 url=$2 md5=$3; shift 3
   local uvar="SEGSYN_URL_$key" mvar="SEGSYN_MD5_$key"
-  url=${!uvar:-$url}; md5=${!mvar:-$md5}; FETCHED_MD5=$md5
-  local f="$DL/$(basename "${url%%\?*}")"
-  [ "$key" = CITYSCAPES_GTFINE ] && f="$DL/gtFine_trainvaltest.zip"
-  [ "$key" = CITYSCAPES_LEFTIMG8BIT ] && f="$DL/leftImg8bit_trainvaltest.zip"
+  url=${!uvar:-$url}; md5=${!mvar:-$md5}; FETCHED_MD5=$md5; FETCHED_URL=$url
+  local f="$DL/$(download_name "$key" "$url")"
   if [ -f "$f" ] && verify "$f" "$md5" quiet; then say "$(basename "$f"): present and verified"; FETCHED=$f; return; fi
   [ -f "$f" ] && [ -n "$md5" ] && die "$f is corrupt (checksum mismatch); delete it and run again"
-  [ -f "$f" ] && die "$f does not match the sha256 pinned in $f.sha256 when it was first downloaded and extracted; if the server's file changed, delete both and run again"
+  [ -f "$f" ] && die "$f does not match the sha256 pinned in $f.sha256 at its first successful download; if the server's file changed, delete both and run again"
   check_space "$url" "$@"
   say "downloading $url"
   local rc=0 quiet=-sS
@@ -86,6 +99,17 @@ fetch() {
   fi
   mv "$f.part" "$f"
   FETCHED=$f
+}
+
+# download_name KEY URL: the name a download is kept under (Cityscapes' and Google Drive's URLs end in a query)
+download_name() {
+  case $1 in
+    CITYSCAPES_GTFINE) echo gtFine_trainvaltest.zip ;;
+    CITYSCAPES_LEFTIMG8BIT) echo leftImg8bit_trainvaltest.zip ;;
+    SPADE_CHECKPOINTS) echo checkpoints.tar.gz ;;
+    DENSEASPP161) echo denseASPP161.pkl ;;
+    *) basename "${2%%\?*}" ;;
+  esac
 }
 
 # verify FILE MD5 [quiet]: against the md5 when one is known, else against the sha256 pinned at the
@@ -116,21 +140,50 @@ check_space() {
 stage() { STAGE=$(mktemp -d "$ROOT/.tmp.$1.XXXXXX"); STAGES+=("$STAGE"); }
 cleanup() { local s; for s in "${STAGES[@]:-}"; do if [ -n "$s" ]; then rm -rf "$s"; fi; done; return 0; }
 
-# unpack ARCHIVE DIR. An archive without a published checksum is pinned (its sha256 recorded) only once it has
-# extracted: a corrupt first download is deleted, never pinned, so the next run fetches it again.
+# A download without a published checksum is pinned (its sha256 recorded) only once it has proved itself (an archive
+# extracted with the files it should have; a checkpoint starts as a PyTorch file does): a corrupt first download is
+# deleted, never pinned, so the next run fetches it again.
+trusted() { [ -n "${FETCHED_MD5:-}" ] || [ -f "$1.sha256" ]; }    # a published md5, or a pin from an earlier success
+pin() { trusted "$1" || sha256sum "$1" | cut -d' ' -f1 > "$1.sha256"; }
+
+# reject FILE WHAT [TODO]: a download that is not what it should be: deleted when it had no checksum to trust, else kept
+reject() {
+  trusted "$1" && die "$1: $2; delete it and run again"
+  rm -f "$1"; die "$1: $2: it was deleted (it had no checksum to trust); ${3:-run again to download it anew}"
+}
+
+# web_page FILE: is it an HTML page? (Google Drive sends one instead of a file over its download quota)
+web_page() {
+  local h; h=$(head -c 256 "$1" | tr -d '\000 \t\r\n' | tr 'A-Z' 'a-z')
+  [[ $h == '<!doctype'* || $h == '<html'* ]]
+}
+check_web_page() {
+  web_page "$1" && reject "$1" "a web page, not the file (Google Drive sends one when a file is over its download quota or needs a sign-in)" \
+    "run again later, or open ${FETCHED_URL:-its URL} in a browser, save the file as $1 and run again"
+  return 0
+}
+
+# unpack ARCHIVE DIR [PATH...]: extract into DIR, which must then hold every PATH; pin the archive if it had no checksum
 unpack() {
-  local ok=0 trusted=no
-  [ -n "${FETCHED_MD5:-}" ] || [ -f "$1.sha256" ] && trusted=yes     # a published md5, or a pin from an earlier extraction
+  local ok=0 p
+  check_web_page "$1"
   case $1 in
     *.zip) python3 -m zipfile -e "$1" "$2" 2>/dev/null || ok=$? ;;
     *.tar|*.tar.gz|*.tgz) tar -xf "$1" -C "$2" 2>/dev/null || ok=$? ;;
     *) die "unknown archive type: $1" ;;
   esac
-  if [ $ok -ne 0 ]; then
-    [ $trusted = yes ] || { rm -f "$1"; die "could not extract $1 (a corrupt download?): it was deleted (it had no checksum to trust); run again to download it anew"; }
-    die "could not extract $1 (corrupt archive?); delete it and run again"
-  fi
-  [ $trusted = yes ] || sha256sum "$1" | cut -d' ' -f1 > "$1.sha256"
+  [ $ok -eq 0 ] || reject "$1" "could not extract it (a corrupt download?)"
+  for p in "${@:3}"; do [ -e "$2/$p" ] || reject "$1" "it extracted, but holds no $p (is it the right archive?)"; done
+  pin "$1"
+}
+
+# place FILE DIR: a single checkpoint file, checked to start as a PyTorch file does (zip, or the legacy pickle of
+# PyTorch < 1.6), pinned if it had no checksum, and moved into DIR (its pin stays with the downloads)
+place() {
+  check_web_page "$1"
+  local head; head=$(od -An -tx1 -N4 "$1" | tr -d ' \n')
+  [[ $head == 504b0304 || $head == 80??8a0a ]] || reject "$1" "not a PyTorch checkpoint (it starts with the bytes ${head:-(none)}, not a zip's or a legacy torch.save's)"
+  pin "$1"; mv "$1" "$2/"
 }
 
 # install SRC DEST: move a complete folder into place and mark it complete
@@ -194,6 +247,25 @@ do_coco_stuff() {
   install_dir "$s/out" "$dest"
 }
 
+do_spade() {
+  local dest="$ROOT/checkpoints/spade"
+  done_already "$dest" && return
+  # the NVlabs/SPADE README's Google Drive file (checkpoints.tar.gz): cityscapes_, coco_, ade20k_pretrained/latest_net_G.pth
+  fetch SPADE_CHECKPOINTS "https://drive.usercontent.google.com/download?id=12gvlTbMvUcJewQlSEaZdeb2CdOB-b8kQ&export=download&confirm=t" ""
+  stage spade; unpack "$FETCHED" "$STAGE" cityscapes_pretrained/latest_net_G.pth coco_pretrained/latest_net_G.pth ade20k_pretrained/latest_net_G.pth
+  install_dir "$STAGE" "$dest"
+}
+
+do_denseaspp() {
+  local dest="$ROOT/checkpoints/denseaspp"
+  done_already "$dest" && return
+  # the DeepMotionAIResearch/DenseASPP README's DenseNet161 model (its latest link; the performance table links an
+  # earlier upload, id 1sCr-OkMUayaHAijdQrzndKk2WW78MVZG: use it through SEGSYN_URL_DENSEASPP161 if this one fails)
+  fetch DENSEASPP161 "https://drive.usercontent.google.com/download?id=1kMKyboVGWlBxgYRYYnOXiA1mj_ufAXNJ&export=download&confirm=t" ""
+  stage denseaspp; place "$FETCHED" "$STAGE"
+  install_dir "$STAGE" "$dest"
+}
+
 do_ade20k() {
   local dest="$ROOT/ADEChallengeData2016"
   done_already "$dest" && return
@@ -207,18 +279,18 @@ do_ade20k() {
 ROOT=${SEGSYN_DATA:-./data}
 STAGES=()
 TODO=()
-[ $# -gt 0 ] || die "name at least one dataset: --synthetic [N], cityscapes, voc, coco-stuff or ade20k (see --help)"
+[ $# -gt 0 ] || die "name at least one dataset or checkpoint: --synthetic [N], cityscapes, voc, coco-stuff, ade20k, spade or denseaspp (see --help)"
 while [ $# -gt 0 ]; do
   case $1 in
     -h|--help) usage; exit 0 ;;
     --root) [ $# -ge 2 ] || die "--root needs a folder"; ROOT=$2; shift 2 ;;
     --synthetic)
       if [ $# -ge 2 ] && [[ $2 =~ ^[0-9]+$ ]]; then TODO+=("synthetic:$2"); shift 2; else TODO+=("synthetic:200"); shift; fi ;;
-    cityscapes|voc|coco-stuff|ade20k) TODO+=("$1"); shift ;;
-    *) die "unknown dataset or option '$1'; known: --synthetic [N], cityscapes, voc, coco-stuff, ade20k (see --help)" ;;
+    cityscapes|voc|coco-stuff|ade20k|spade|denseaspp) TODO+=("$1"); shift ;;
+    *) die "unknown dataset, checkpoint or option '$1'; known: --synthetic [N], cityscapes, voc, coco-stuff, ade20k (datasets), spade, denseaspp (checkpoints) (see --help)" ;;
   esac
 done
-mkdir -p "$ROOT" || die "cannot create the dataset root $ROOT"
+mkdir -p "$ROOT" || die "cannot create the data root $ROOT"
 ROOT=$(cd "$ROOT" && pwd)
 DL=${SEGSYN_DOWNLOADS:-$ROOT/.downloads}; mkdir -p "$DL"
 trap cleanup EXIT
@@ -229,5 +301,7 @@ for t in "${TODO[@]}"; do
     voc) do_voc ;;
     coco-stuff) do_coco_stuff ;;
     ade20k) do_ade20k ;;
+    spade) do_spade ;;
+    denseaspp) do_denseaspp ;;
   esac
 done

@@ -12,11 +12,12 @@ from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from .layers import check_input, torchvision_model
 from .core import moved_names
-from .checkpoint import load_checked, load_checkpoint
+from .checkpoint import CheckpointError, load_checked, load_release
 
 # %% auto #0
-__all__ = ['DENSEASPP_CFGS', 'DenseLayer', 'DenseBlock', 'Transition', 'DenseASPPLayer', 'DenseASPP', 'remap_denseaspp_keys',
-           'load_official_denseaspp', 'densenet_backbone_weights', 'denseaspp121', 'denseaspp161']
+__all__ = ['DENSEASPP_CFGS', 'DENSEASPP_RELEASES', 'DenseLayer', 'DenseBlock', 'Transition', 'DenseASPPLayer', 'DenseASPP',
+           'remap_denseaspp_keys', 'load_official_denseaspp', 'densenet_backbone_weights', 'denseaspp121',
+           'denseaspp161']
 
 # %% ../nbs/05_denseaspp.ipynb #845deb4f
 # importable from here before segsyn.checkpoint existed
@@ -104,19 +105,41 @@ def remap_denseaspp_keys(sd:dict) -> dict:
 
 # %% ../nbs/05_denseaspp.ipynb #e8c6de11
 def _add_bn_counters(sd:dict, model:nn.Module) -> dict:
-    "Add the `num_batches_tracked` buffers a PyTorch 0.3 state dict lacks"
+    "Add the `num_batches_tracked` buffers a PyTorch 0.3 state dict lacks (beside the running statistics it has)"
     for k, v in model.state_dict().items():
-        if k.endswith('num_batches_tracked') and k not in sd: sd[k] = torch.zeros_like(v)
+        if k.endswith('num_batches_tracked') and k not in sd and k[:-19] + 'running_mean' in sd: sd[k] = torch.zeros_like(v)
     return sd
 
-def load_official_denseaspp(path:str|Path, # the released checkpoint (e.g. denseASPP161.pkl) or a state dict
-                            arch:str='161', num_classes:int=19) -> DenseASPP:
-    "DenseASPP with the official weights, loaded strictly; a readable diff when they do not fit"
+def _held_arch(sd:dict) -> str|None:
+    "The configuration a (remapped) state dict was built with, from its stem width and layers per dense block"
+    blocks = tuple(len({k.split('.')[2] for k in sd if k.startswith(f'features.denseblock{b}.')}) for b in range(1, 5))
+    stem = sd['features.conv0.weight'].shape[0] if 'features.conv0.weight' in sd else None
+    return next((a for a, c in DENSEASPP_CFGS.items() if c['block_config'] == blocks and c['num_init_features'] == stem), None)
+
+# %% ../nbs/05_denseaspp.ipynb #5301d77f
+DENSEASPP_RELEASES = {'cityscapes': ('161', 'denseASPP161.pkl')}   # name -> (arch, file in <data root>/checkpoints/denseaspp)
+
+def load_official_denseaspp(path:str|Path|dict, # 'cityscapes' (the release, fetched by `./data_setup.sh denseaspp`), a file or a state dict
+                            arch:str|None=None, # '121', '161', …: the DenseNet; default: the release's, '161'
+                            num_classes:int=19, # classes of the classifier
+                            root:str|Path|None=None # data root for a name (default `data_root()`: $SEGSYN_DATA, else ./data)
+                           ) -> DenseASPP:
+    "DenseASPP with the official weights, loaded strictly; a file of another depth or class count says what it holds"
+    if isinstance(path, str) and path in DENSEASPP_RELEASES and arch not in (None, DENSEASPP_RELEASES[path][0]):
+        raise CheckpointError(f"the {path!r} release is DenseASPP-{DENSEASPP_RELEASES[path][0]}, not arch={arch!r}: leave arch out")
+    if isinstance(path, dict): sd, name, where = path, None, 'the state dict'
+    else:
+        sd, path, name = load_release(path, 'denseaspp', {n: f for n, (_, f) in DENSEASPP_RELEASES.items()}, 'DenseASPP checkpoint', root)
+        where = str(path)
+    arch = arch or (DENSEASPP_RELEASES[name][0] if name else '161')
+    if isinstance(sd, dict) and isinstance(sd.get('state_dict'), dict): sd = sd['state_dict']
+    if not isinstance(sd, dict): raise CheckpointError(f"{where} holds a {type(sd).__name__}, not a state dict")
+    sd = remap_denseaspp_keys(sd); held = _held_arch(sd); cls = sd.get('classification.1.weight')
+    if held and held != arch: raise CheckpointError(f"{where} holds DenseASPP-{held} weights, but arch={arch!r} was asked: load it with arch={held!r}")
+    if cls is not None and cls.shape[0] != num_classes:
+        raise CheckpointError(f"{where} holds a {cls.shape[0]}-class classifier, but num_classes={num_classes} was asked")
     m = DenseASPP(num_classes, arch)
-    sd = path if isinstance(path, dict) else load_checkpoint(path, 'DenseASPP checkpoint', hint="the official one is linked "
-                                                             "from the DeepMotionAIResearch/DenseASPP README (DenseASPP161, 142.7 MB)")
-    if 'state_dict' in sd and isinstance(sd['state_dict'], dict): sd = sd['state_dict']
-    return load_checked(m, _add_bn_counters(remap_denseaspp_keys(sd), m), f"DenseASPP-{arch} checkpoint {path if not isinstance(path, dict) else ''}")
+    return load_checked(m, _add_bn_counters(sd, m), f"DenseASPP-{arch} checkpoint ({where})")
 
 # %% ../nbs/05_denseaspp.ipynb #39cf5cfc
 def densenet_backbone_weights(model:DenseASPP, tv_sd:dict) -> list:

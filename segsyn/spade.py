@@ -13,7 +13,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from torch.nn.utils import spectral_norm
 from fastcore.basics import patch
 from .core import SegsynError, moved_names
-from .checkpoint import CheckpointError, load_checked, load_checkpoint
+from .checkpoint import CheckpointError, load_checked, load_release
 
 # %% auto #0
 __all__ = ['SPADEInputError', 'SPADEOptions', 'spade_options', 'instance_edges', 'preprocess_labels', 'SPADE', 'SPADEResnetBlock',
@@ -319,30 +319,37 @@ def reparameterize(mu:torch.Tensor, # N×z_dim means
     return mu + (torch.randn_like(mu) if eps is None else eps) * torch.exp(0.5 * logvar)
 
 # %% ../nbs/07a_spade.ipynb #58293d07
-def _read_state_dict(path:Path) -> dict:
-    "A checkpoint's tensors, read with weights_only=True; `CheckpointError` when missing or unreadable"
-    sd = load_checkpoint(path, 'checkpoint', hint='download the official SPADE checkpoints (see the NVlabs/SPADE README)')
+def _check_release(sd, path, net:str, opt:SPADEOptions):
+    "Refuse, naming what it holds, a file that is not a SPADE net`net` for `opt`: another network, or another dataset's channels"
     if not isinstance(sd, dict) or not sd: raise CheckpointError(f"{path}: holds a {type(sd).__name__}, not a state_dict")
-    return sd
+    held = next((n for n, p in {'G': 'head_0.', 'D': 'discriminator_0.', 'E': 'fc_mu.'}.items() if any(k.startswith(p) for k in sd)), None)
+    if held and held != net: raise CheckpointError(f"{path} holds a SPADE net{held}, but net={net!r} was asked")
+    first = {'G': 'head_0.norm_0.mlp_shared.0.weight', 'D': 'discriminator_0.model0.0.weight'}.get(net)
+    extra = opt.output_nc if net == 'D' else 0
+    if first in sd and sd[first].shape[1] != opt.semantic_nc + extra:
+        n = sd[first].shape[1] - extra; sets = [d for d in _DATASETS if spade_options(d).semantic_nc == n]   # whose channels they are
+        held_by = f"the {sets[0]!r} options" if sets else "no official option set"
+        fix = f"load it with dataset={sets[0]!r}" if sets else "pass label_nc/contain_dontcare_label/no_instance"
+        raise CheckpointError(f"{path} holds a net{net} for {n} label channels ({held_by}), but dataset={opt.dataset_mode!r} gives "
+                              f"{opt.semantic_nc} (label_nc {opt.label_nc}, don't care {opt.contain_dontcare_label}, "
+                              f"instance {not opt.no_instance}): {fix}")
 
 # %% ../nbs/07a_spade.ipynb #c2a4e40c
-def load_official_spade(path:str|Path, # latest_net_G.pth (or _D / _E) from the official release
-                        dataset:str='cityscapes', # the option set it was trained with: 'cityscapes', 'coco', 'ade20k'
+def load_official_spade(path:str|Path, # 'cityscapes', 'coco' or 'ade20k' (the release, fetched by `./data_setup.sh spade`), or a file
+                        dataset:str|None=None, # the option set it was trained with; default: the name's, else 'cityscapes'
                         net:str='G', # which network the file holds: 'G', 'D' or 'E'
+                        root:str|Path|None=None, # data root for a name (default `data_root()`: $SEGSYN_DATA, else ./data)
                         **overrides) -> nn.Module: # further options (official names), e.g. ngf=...
-    "An official NVlabs SPADE network, loaded strictly with weights_only=True, in eval mode"
-    path = Path(path)
-    sd = _read_state_dict(path)
+    "An official NVlabs SPADE network, by name or file, loaded strictly with weights_only=True, in eval mode"
     builders = {'G': SPADEGenerator, 'D': MultiscaleDiscriminator, 'E': ConvEncoder}
     if net not in builders: raise SPADEInputError(f"net={net!r}: use 'G', 'D' or 'E'")
-    if net == 'G' and 'fc.weight' in sd and 'use_vae' not in overrides: overrides['use_vae'] = sd['fc.weight'].ndim == 2
-    opt = spade_options(dataset, **overrides)
-    first = {'G': 'head_0.norm_0.mlp_shared.0.weight', 'D': 'discriminator_0.model0.0.weight'}.get(net)
-    want = opt.semantic_nc + (opt.output_nc if net == 'D' else 0)
-    if first in sd and sd[first].shape[1] != want:
-        raise CheckpointError(f"{path} was trained with {sd[first].shape[1]} input channels, but dataset={dataset!r} gives {want} "
-                              f"(label_nc {opt.label_nc}, don't care {opt.contain_dontcare_label}, instance {not opt.no_instance}): "
-                              f"load it with the dataset options it was trained with ({', '.join(_DATASETS)}) or pass label_nc/no_instance")
+    files = {d: f'{d}_pretrained/latest_net_{net}.pth' for d in _DATASETS}       # the release's own layout
+    if isinstance(path, str) and path in files and dataset not in (None, path):
+        raise SPADEInputError(f"{path!r} is the net{net} trained with the {path!r} options, not dataset={dataset!r}: leave dataset out")
+    sd, path, name = load_release(path, 'spade', files, f'official SPADE net{net}', root)
+    if net == 'G' and isinstance(sd, dict) and 'fc.weight' in sd and 'use_vae' not in overrides: overrides['use_vae'] = sd['fc.weight'].ndim == 2
+    opt = spade_options(dataset or name or 'cityscapes', **overrides)
+    _check_release(sd, path, net, opt)
     model = builders[net](opt)
     load_checked(model, sd, what=f"official SPADE net{net} ({path.name})")
     return model.eval()

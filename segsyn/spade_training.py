@@ -19,7 +19,7 @@ from .metrics import scores_from_cm
 from .training import Task, Learner, adam
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .spade import (SPADEOptions, SPADEInputError, spade_options, preprocess_labels, SPADEGenerator,
-                          MultiscaleDiscriminator, ConvEncoder, reparameterize, load_official_spade, _as_batch, _UPS)
+                          MultiscaleDiscriminator, ConvEncoder, reparameterize, load_official_spade, _as_batch, _UPS, _DATASETS)
 
 # %% auto #0
 __all__ = ['feature_matching_loss', 'VGGLoss', 'kld_loss', 'SPADETask', 'segmentation_score', 'synthesize', 'save_generator',
@@ -244,14 +244,17 @@ def save_generator(G:SPADEGenerator, path:str|Path):
     save_checkpoint(dict(kind='spade_generator', opt=vars(G.opt), state_dict=G.state_dict()), path)
     return Path(path)
 
-def load_generator(path:str|Path, dataset:str='cityscapes') -> SPADEGenerator: # dataset: options of an official checkpoint
-    "A SPADE generator from a segsyn file, or an official checkpoint (options of `dataset`)"
-    ck = load_checkpoint(path)
-    if ck.get('kind') == 'spade_generator':
+def load_generator(path:str|Path, # a segsyn generator file, an official latest_net_G.pth, or a release name: 'cityscapes', 'coco', 'ade20k'
+                   dataset:str|None=None, # options of an official file given by path (default 'cityscapes'); a name brings its own
+                   root:str|Path|None=None) -> SPADEGenerator: # data root for a name (default $SEGSYN_DATA, else ./data)
+    "A SPADE generator from a segsyn file, an official checkpoint file (options of `dataset`), or the release by name"
+    if isinstance(path, str) and path in _DATASETS: return load_official_spade(path, root=root)   # where ./data_setup.sh spade put it
+    ck = load_checkpoint(path, 'generator file', hint=f"give a file, or a release name: {', '.join(_DATASETS)} (`./data_setup.sh spade` fetches them)")
+    if isinstance(ck, dict) and ck.get('kind') == 'spade_generator':
         G = SPADEGenerator(SPADEOptions(**ck['opt'])); G.load_state_dict(ck['state_dict']); return G.eval()
-    if 'kind' in ck or 'modules' in ck:
+    if isinstance(ck, dict) and ('kind' in ck or 'modules' in ck):
         raise CheckpointError(f"{path} is not a SPADE generator (it holds {ck.get('kind') or 'a training checkpoint'}); "
-                              "give a generator file written by `segsyn train --model spade` or an official latest_net_G.pth")
+                              "give a generator file written by `segsyn train --model spade`, an official latest_net_G.pth or a release name")
     return load_official_spade(path, dataset)
 
 # %% ../nbs/07b_spade_training.ipynb #2a45925b
