@@ -6,12 +6,13 @@ Docs: https://segsyn.github.io/segsyn/cli.html.md"""
 
 # %% ../nbs/11_cli.ipynb #eb4ee756
 from __future__ import annotations
-import argparse, errno, json, math, os, shutil, socket, sys, tempfile, time
+import argparse, errno, json, math, os, sys, time
 from pathlib import Path
 import torch
-from .core import SegsynError, data_root, seed_everything, get_profile, atomic_write, user_mode
+from .core import SegsynError, data_root, seed_everything, get_profile, atomic_write, claim_lock, release_locks
 from .datasets import (CITYSCAPES, Cityscapes, PreResized, make_synthetic_streets, seg_transforms, spade_recipe,
                              show_batch, make_loader, to_uint8_image, DeviceNormalize, TANH_MEAN, TANH_STD)
+from .synthetic import write_streets, check_manifest   # (these lived here)
 from .training import Learner, SegTask, load_checkpoint, CheckpointError, segmentation_floors
 from .spade import SPADEGenerator, load_official_spade, SPADEOptions
 from .spade_training import small_spade, synthesize, save_generator, load_generator   # (the generator files lived here)
@@ -21,29 +22,10 @@ from .performance import init_distributed, shard_loader, DDPSegTask, bench, benc
 from .unet import StructureLoss, StructureTask, StructureSegTask
 
 # %% auto #0
-__all__ = ['write_streets', 'cmd_data', 'cmd_train', 'cmd_eval', 'cmd_synth', 'cmd_roundtrip', 'cmd_video', 'cmd_bench',
-           'cmd_demo', 'build_parser', 'run', 'main']
+__all__ = ['cmd_data', 'cmd_train', 'cmd_eval', 'cmd_synth', 'cmd_roundtrip', 'cmd_video', 'cmd_bench', 'cmd_demo',
+           'build_parser', 'run', 'main']
 
 # %% ../nbs/11_cli.ipynb #31ded2a0
-def write_streets(root:str|Path, # the dataset folder to write (Cityscapes layout)
-                  n_train:int, n_val:int, # frames per split
-                  size:tuple, # (H, W) of every frame
-                  seed:int=0, # the dataset seed
-                  overwrite:bool=False, # replace a folder that already holds files
-                  progress:bool=False) -> Path: # show progress bars
-    "The synthetic streets, staged beside `root` and moved into place only when complete, with a manifest of what it holds"
-    root = Path(root); root.parent.mkdir(parents=True, exist_ok=True)
-    if root.exists() and any(root.iterdir()) and not overwrite:
-        raise SegsynError(f"{root} already holds files; pass --overwrite to write over it or --root to choose another folder")
-    _claim(root.parent/f'.{root.name}.lock', str(root))             # one writer per dataset folder
-    for old in root.parent.glob(f'.{root.name}.partial-*'): shutil.rmtree(old, ignore_errors=True)   # a killed write's stage
-    stage = Path(tempfile.mkdtemp(dir=root.parent, prefix=f'.{root.name}.partial-'))
-    make_synthetic_streets(stage, n_train, n_val, size=tuple(size), seed=seed, progress=progress)
-    (stage/'manifest.json').write_text(json.dumps(dict(n_train=n_train, n_val=n_val, size=list(size), seed=seed)))
-    os.chmod(stage, user_mode(0o777))                 # mkdtemp made it private: the user's usual mode
-    if root.exists(): shutil.rmtree(root)
-    os.replace(stage, root); return root
-
 def cmd_data(a):
     "segsyn data --synthetic N: write the synthetic streets (N train frames, N/4 val) in the Cityscapes layout"
     root = Path(a.root) if a.root else data_root()/'synthetic_streets'
@@ -51,29 +33,7 @@ def cmd_data(a):
     print(f"wrote {a.synthetic} + {max(1, a.synthetic // 4)} frames to {root} in {time.time() - t0:.0f}s")
 
 # %% ../nbs/11_cli.ipynb #3594a1be
-_LOCK = '.segsyn.lock'      # in every run folder: who holds it (a killed holder's flock is released by the OS)
-_HELD = []                  # this process's open lock files, released when its command ends
-
-def _claim(lock:Path, # the lock file
-           what:str): # what it guards, for the messages
-    "Hold `lock` for this command: refused while a live run holds it; one left by a killed run is reported and taken over"
-    try: import fcntl
-    except ImportError: return                       # no flock (Windows): folders are not locked
-    f = open(lock, 'a+')
-    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.seek(0); owner = f.read().strip() or 'another process'; f.close()
-        raise SegsynError(f"{what} is in use by another segsyn run ({owner}); wait for it to finish or choose another folder")
-    f.seek(0); prev = f.read().strip()
-    if prev: print(f"segsyn: {what} was left by a run that stopped without finishing ({prev}); taking it over", file=sys.stderr)
-    f.seek(0); f.truncate()
-    f.write(f"segsyn {' '.join(sys.argv[1:2]) or 'run'}, pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
-    f.flush(); _HELD.append(f)
-
-def _release():
-    "Give back the folders this command held (an empty lock file: it ended cleanly)"
-    while _HELD:
-        f = _HELD.pop(); f.seek(0); f.truncate(); f.close()
+_LOCK = '.segsyn.lock'      # in every run folder: who holds it (`claim_lock`, 00_core; a killed holder's flock is released by the OS)
 
 # %% ../nbs/11_cli.ipynb #09a6c75a
 def _out_dir(out:str|Path, # the run folder (--out)
@@ -85,7 +45,7 @@ def _out_dir(out:str|Path, # the run folder (--out)
     try: out.mkdir(parents=True, exist_ok=True)
     except PermissionError: raise SegsynError(f"cannot create --out {out}: permission denied; choose a folder you can write to") from None
     if not os.access(out, os.W_OK | os.X_OK): raise SegsynError(f"--out {out} is not writable; choose a folder you can write to")
-    _claim(out/_LOCK, str(out))
+    claim_lock(out/_LOCK, str(out))
     for t in out.rglob('.*.tmp'): t.unlink(missing_ok=True)      # half-written files of an interrupted run (atomic_write's temps)
     if not (overwrite or resume) and any(p.name != _LOCK for p in out.iterdir()):
         raise SegsynError(f"{out} already exists and is not empty; choose another --out, pass --overwrite, or --resume a training run")
@@ -102,22 +62,13 @@ def _train_root(a, rank:int) -> Path: # rank: only rank 0 writes data
         write_streets(root, *_SYNTHETIC_FRAMES, size=a.size, seed=a.seed)
     return root
 
-def _check_manifest(root:Path):
-    "A dataset written by segsyn holds the frames its manifest lists (else it was cut short: say how to rewrite it)"
-    if not (root/'manifest.json').exists(): return
-    m = json.loads((root/'manifest.json').read_text())
-    for split in ('train', 'val'):
-        have, want = len(list((root/'leftImg8bit'/split).glob('*/*_leftImg8bit.png'))), m[f'n_{split}']
-        if have != want: raise SegsynError(f"{root} holds {have} of the {want} {split} frames its manifest lists: it was cut short; "
-                                           f"write it again (segsyn data --synthetic {m['n_train']} --root {root} --overwrite)")
-
 def _loaders(a, spade=False, keep_uint8=False):
     "train/val datasets of a Cityscapes-layout root at --size"
     root = Path(a.root)
     if not (root/'leftImg8bit').is_dir():
         raise SegsynError(f"{root}: no Cityscapes-layout dataset (leftImg8bit/, gtFine/). Make one with `segsyn data --synthetic 200 --root {root}`, "
                           "pass --dataset synthetic, or get Cityscapes with ./data_setup.sh cityscapes")
-    _check_manifest(root)
+    check_manifest(root)            # a dataset that lost frames since `write_streets` wrote it (00c_synthetic)
     if spade: return [Cityscapes(root, s, target='labelIds', transform=spade_recipe(a.size, train=s == 'train'), instance=True) for s in ('train', 'val')]
     return [PreResized(Cityscapes(root, s), a.size, transform=seg_transforms(s == 'train', keep_uint8=keep_uint8)) for s in ('train', 'val')]
 
@@ -203,12 +154,16 @@ def cmd_roundtrip(a):
     rep.save(out); print(rep.table()); return rep.metrics()
 
 def cmd_video(a):
-    "segsyn video --segmenter FILE --frames DIR|VIDEO: overlay animation and class shares (+ round trip with --generator)"
+    "segsyn video --segmenter FILE [FILE ...] --frames DIR|VIDEO: the models side by side over the frames, class shares (+ round trip)"
+    if a.names and len(a.names) != len(a.segmenter): raise SegsynError(f"--names gives {len(a.names)} names for {len(a.segmenter)} --segmenter files; give one per file")
     out = _out_dir(a.out, a.overwrite)
-    seg = load_segmenter(a.segmenter)[0]
+    segs = [load_segmenter(f) for f in a.segmenter]
     G = load_generator(a.generator, a.dataset) if a.generator else None
-    r = segment_video(seg, a.frames, out, size=a.size, G=G, fps=a.fps)
-    print(f"{r['frames']} frames → {', '.join(r['files'])} in {out}"); return r
+    r = segment_video([m for m, _ in segs], a.frames, out, size=a.size, G=G, fps=a.fps, max_frames=a.max_frames, every=a.every,
+                      names=a.names or [i['arch'] for _, i in segs])
+    print(f"{r['frames']} frames ({r['size'][0]}x{r['size'][1]}, {r['fps']:g} fps), {', '.join(r['models'])} → {', '.join(r['files'])} in {out}")
+    for n in r['notes']: print(f"note: {n}")
+    return r
 
 def cmd_bench(a):
     "segsyn bench [--quick]: data, segmentation step, SPADE step and inference benchmarks in one run; bench.json"
@@ -239,7 +194,7 @@ def _demo_reports(root:Path, out:Path, seg, G, size:tuple, seed:int) -> tuple:
     rt.save(out/'roundtrip')
     H, W = size
     wide = make_synthetic_streets(out/'data_wide', 1, 1, size=(H, 2 * W), seed=seed + 1)
-    vid = segment_video(seg, pan_frames(Cityscapes(wide, 'train').raw(0)[0], W, out/'frames'), out/'video', G=G)
+    vid = segment_video(seg, pan_frames(Cityscapes(wide, 'train').raw(0)[0], W, out/'frames'), out/'video', G=G, names=['U-Net'])
     return rep, rt, vid
 
 # %% ../nbs/11_cli.ipynb #46cc445c
@@ -363,9 +318,13 @@ def _add_model_cmds(sub):
     r.add_argument('--segmenter', required=True); r.add_argument('--generator', required=True); r.add_argument('--root', required=True)
     r.add_argument('--split', default='val'); r.add_argument('--dataset', default='cityscapes', choices=['cityscapes', 'coco', 'ade20k'])
     _common(r, 'runs/roundtrip'); r.set_defaults(func=cmd_roundtrip)
-    v = sub.add_parser('video', help='segment a sequence of frames: overlay GIF and class shares')
-    v.add_argument('--segmenter', required=True); v.add_argument('--frames', required=True, help='folder of frames or a video file (needs PyAV)')
-    v.add_argument('--generator', help='also write the round trip of every frame'); v.add_argument('--fps', type=_rate, default=5)
+    v = sub.add_parser('video', help='segment a video or frame folder with one or more models side by side: overlay GIF/MP4, class shares')
+    v.add_argument('--segmenter', required=True, nargs='+', action='extend', metavar='FILE', help='segmenter file(s): one panel each')
+    v.add_argument('--names', nargs='+', action='extend', metavar='NAME', help='panel titles, one per --segmenter (default: their architectures)')
+    v.add_argument('--frames', required=True, help='folder of frames, or a video file (needs PyAV: pip install "segsyn[video]")')
+    v.add_argument('--every', type=_count(1), default=1, help='keep every N-th frame'); v.add_argument('--max-frames', type=_count(1))
+    v.add_argument('--generator', help='also write the round trip of every frame (from the first model)')
+    v.add_argument('--fps', type=_rate, help="of the videos written (default: the video's own / --every; 5 for a frame folder)")
     v.add_argument('--dataset', default='cityscapes', choices=['cityscapes', 'coco', 'ade20k'])
     _common(v, 'runs/video', loader=False); v.set_defaults(func=cmd_video)
 
@@ -407,7 +366,7 @@ def run(argv:list|None=None): # arguments (default: sys.argv[1:])
     except RuntimeError as e:        # torch.save on a full disk: "... unexpected pos N vs M"
         if 'unexpected pos' not in str(e) and 'PytorchStreamWriter' not in str(e): raise
         _fail(a, "writing a file failed (is the disk full?); free some space and run it again (train: add --resume)")
-    finally: _release()
+    finally: release_locks()
 
 def _fail(a, msg):
     "One line on stderr, exit status 2"

@@ -6,7 +6,7 @@ Docs: https://segsyn.github.io/segsyn/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #5cbc5818
 from __future__ import annotations
-import errno, hashlib, importlib, json, os, random, shutil, tempfile, time
+import errno, hashlib, importlib, json, os, random, shutil, socket, sys, tempfile, time
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
@@ -14,8 +14,8 @@ import torch
 
 # %% auto #0
 __all__ = ['PROFILES', 'get_profile', 'by_profile', 'default_device', 'seed_everything', 'native_bf16', 'SegsynError',
-           'data_root', 'sample_data', 'user_mode', 'atomic_write', 'time_steps', 'cache_root', 'cache_key', 'cached',
-           'results_dir', 'record_results', 'results_markdown', 'moved_names']
+           'data_root', 'sample_data', 'user_mode', 'atomic_write', 'claim_lock', 'release_locks', 'time_steps',
+           'cache_root', 'cache_key', 'cached', 'results_dir', 'record_results', 'results_markdown', 'moved_names']
 
 # %% ../nbs/00_core.ipynb #116fce09
 PROFILES = ('ci', 'full')
@@ -99,6 +99,30 @@ def atomic_write(path:str|Path, # the file to (re)write
             raise OSError(errno.ENOSPC, f"no space left on the device while writing ({str(e).strip().splitlines()[0]}); free some "
                                         f"space and write it again: the previous {path.name}, if any, is intact", str(path)) from None
         raise
+
+# %% ../nbs/00_core.ipynb #94747c66
+_HELD = []                  # this process's open lock files, until `release_locks`
+
+def claim_lock(lock:Path, # the lock file (beside or inside what it guards)
+               what:str): # what it guards, for the messages
+    "Hold `lock` until `release_locks`: refused while a live process holds it; one left by a killed run is reported and taken over"
+    try: import fcntl
+    except ImportError: return                       # no flock (Windows): folders are not locked
+    f = open(lock, 'a+')
+    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0); owner = f.read().strip() or 'another process'; f.close()
+        raise SegsynError(f"{what} is in use by another segsyn run ({owner}); wait for it to finish or choose another folder")
+    f.seek(0); prev = f.read().strip()
+    if prev: print(f"segsyn: {what} was left by a run that stopped without finishing ({prev}); taking it over", file=sys.stderr)
+    f.seek(0); f.truncate()
+    f.write(f"segsyn {' '.join(sys.argv[1:2]) or 'run'}, pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    f.flush(); _HELD.append(f)
+
+def release_locks():
+    "Give back every lock this process holds (each lock file is left empty: it ended cleanly)"
+    while _HELD:
+        f = _HELD.pop(); f.seek(0); f.truncate(); f.close()
 
 # %% ../nbs/00_core.ipynb #9837cd41
 def time_steps(step, # one unit of work: a batch, a frame, a training step

@@ -1,4 +1,4 @@
-"""Photo → segmenter → label map → SPADE → photo′ → segmenter → label map′: how much of a scene survives the trip, measured and shown — on a split and on video frames.
+"""Photo → segmenter → label map → SPADE → photo′ → segmenter → label map′: how much of a scene survives the trip, measured and shown — on a split and on video, with several models side by side.
 
 Docs: https://segsyn.github.io/segsyn/roundtrip.html.md"""
 
@@ -6,9 +6,10 @@ Docs: https://segsyn.github.io/segsyn/roundtrip.html.md"""
 
 # %% ../nbs/09_roundtrip.ipynb #05ba6166
 from __future__ import annotations
-import json, warnings
+import functools, json, warnings
+from fractions import Fraction
 from pathlib import Path
-import torch, torch.nn as nn, torch.nn.functional as F
+import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
 from PIL import Image
 from .core import SegsynError, atomic_write
@@ -17,13 +18,13 @@ from .labels import CITYSCAPES, LabelTable
 from .datasets import read_image, resize_ids
 from .loaders import colorize, overlay, to_uint8_image
 from .metrics import ConfusionMatrix, scores_from_cm
-from .layers import model_logits
+from .layers import model_logits, model_device
 from .spade import SPADEGenerator, preprocess_labels
 from .evaluation import to_segmenter_input, gaussian_stats, frechet_distance
 
 # %% auto #0
-__all__ = ['train_to_label_ids', 'RoundTripReport', 'round_trip', 'train_small_pair', 'read_frames', 'segment_video',
-           'pan_frames']
+__all__ = ['train_to_label_ids', 'RoundTripReport', 'round_trip', 'train_small_pair', 'VideoError', 'read_frames', 'write_video',
+           'titled_row', 'segment_video', 'pan_frames']
 
 # %% ../nbs/09_roundtrip.ipynb #a1ac58da
 def train_to_label_ids(mask:torch.Tensor, table:LabelTable=CITYSCAPES) -> torch.Tensor:
@@ -172,70 +173,200 @@ def train_small_pair(root:str|Path, # a Cityscapes-layout folder (train and val 
                 spade=dict(ngf=ngf, secs=secs, **{k: hist[-1][k] for k in ('val_seg_miou', 'val_seg_pixel_acc')}))
     return segmenter, task.G.eval(), info
 
-# %% ../nbs/09_roundtrip.ipynb #47a3c861
+# %% ../nbs/09_roundtrip.ipynb #ab8e6744
 _IMG = ('.png', '.jpg', '.jpeg', '.bmp', '.webp')
+_NO_AV = 'pip install "segsyn[video]"'
 
-def read_frames(src:str|Path, max_frames:int|None=None) -> torch.Tensor: # -> T×3×H×W uint8
-    "Frames from a folder of images (sorted by name) or a video file (needs PyAV)"
+class VideoError(SegsynError, ValueError):
+    "A frame source that cannot be read, or a video that cannot be written: the message says what to do"
+
+def _av():
+    "PyAV (the `video` extra), imported on first use; None when it is not installed"
+    try: import av
+    except ImportError: return None
+    return av
+
+def _resize(x:torch.Tensor, size:tuple|None) -> torch.Tensor:
+    "uint8 (N×)3×H×W resized to `size` (bilinear, antialiased); unchanged when `size` is None or already its size"
+    if size is None or tuple(x.shape[-2:]) == tuple(size): return x
+    y = F.interpolate(x[None].float() if x.dim() == 3 else x.float(), size=tuple(size), mode='bilinear', antialias=True)
+    return y.round().clamp(0, 255).byte().reshape(*x.shape[:-2], *size)
+
+def _folder_frames(src:Path, every:int, max_frames:int|None, size:tuple|None) -> list:
+    "Every `every`-th image of a folder (sorted by name), at most `max_frames`, each resized to `size`"
+    files = sorted(p for p in src.iterdir() if p.suffix.lower() in _IMG)[::every][:max_frames]
+    if not files: raise VideoError(f"{src}: the folder holds no frames ({', '.join(_IMG)})")
+    return [_resize(read_image(p), size) for p in files]
+
+# %% ../nbs/09_roundtrip.ipynb #f8ac4a23
+def _video_frames(src:Path, every:int, max_frames:int|None, size:tuple|None) -> list:
+    "Every `every`-th frame of a video file, at most `max_frames`, scaled by FFmpeg to `size`; decoding stops when enough are kept"
+    av = _av()
+    if av is None: raise VideoError(f"{src}: reading a video file needs PyAV: {_NO_AV} (or extract its frames: ffmpeg -i {src} frames/%05d.png, and pass the folder)")
+    kw, out = (dict(width=size[1], height=size[0], interpolation='AREA') if size else {}), []
+    try:
+        with av.open(str(src)) as c:
+            if not c.streams.video: raise VideoError(f"{src}: the file holds no video stream; give a video file or a folder of frames")
+            st = c.streams.video[0]; st.thread_type = 'AUTO'
+            for i, fr in enumerate(c.decode(st)):
+                if i % every: continue
+                out.append(torch.from_numpy(fr.to_ndarray(format='rgb24', **kw)).permute(2, 0, 1).contiguous())
+                if max_frames is not None and len(out) >= max_frames: break
+    except av.FFmpegError as e:
+        raise VideoError(f"{src}: cannot decode it as a video ({getattr(e, 'strerror', None) or e}); give a video file (MP4, MKV, AVI, …) or a folder of frames") from None
+    return out
+
+# %% ../nbs/09_roundtrip.ipynb #25101c97
+def read_frames(src:str|Path, # a folder of images or a video file (PyAV)
+                max_frames:int|None=None, # keep at most this many frames
+                every:int=1, # keep every `every`-th frame (a stride: 2 halves the frame rate)
+                size:tuple|None=None # (H, W) to resize every frame to (default: as they are)
+               ) -> torch.Tensor: # T×3×H×W uint8
+    "Frames from a folder of images (sorted by name) or a video file (needs PyAV: the `video` extra)"
     src = Path(src)
-    if not src.exists(): raise SegsynError(f"{src}: no such frame folder or video file")
-    if src.is_dir():
-        files = sorted(p for p in src.iterdir() if p.suffix.lower() in _IMG)[:max_frames]
-        if not files: raise SegsynError(f"{src}: the folder holds no frames ({', '.join(_IMG)})")
-        frames = [read_image(p) for p in files]
-        if len({f.shape for f in frames}) > 1: raise SegsynError(f"{src}: frames have different sizes {sorted({tuple(f.shape) for f in frames})}")
-        return torch.stack(frames)
-    try:
-        import torchvision.io as tio
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore'); v = tio.read_video(str(src), pts_unit='sec', output_format='TCHW')[0]
-    except Exception as e:
-        raise SegsynError(f"{src}: cannot decode the video ({type(e).__name__}: {e}). Install PyAV (`pip install av`) "
-                          "or extract the frames to a folder (e.g. `ffmpeg -i video.mp4 frames/%05d.png`)") from e
-    if len(v) == 0: raise SegsynError(f"{src}: the video has no frames")
-    return v[:max_frames]
+    if every < 1 or (max_frames is not None and max_frames < 1): raise VideoError(f"every={every}, max_frames={max_frames}: both must be positive")
+    if not src.exists(): raise VideoError(f"{src}: no such frame folder or video file")
+    frames = _folder_frames(src, every, max_frames, size) if src.is_dir() else _video_frames(src, every, max_frames, size)
+    if not frames: raise VideoError(f"{src}: the video has no frames")
+    if len({f.shape for f in frames}) > 1: raise VideoError(f"{src}: frames have different sizes {sorted({tuple(f.shape) for f in frames})}; pass a size to resize them")
+    return torch.stack(frames)
 
-# %% ../nbs/09_roundtrip.ipynb #362600cb
+def _source_fps(src:Path) -> float|None:
+    "Frames per second of a video file (None for a folder, without PyAV, or when the file does not say)"
+    av = _av()
+    if src.is_dir() or av is None: return None
+    with av.open(str(src)) as c: r = c.streams.video[0].average_rate
+    return float(r) if r else None
+
+# %% ../nbs/09_roundtrip.ipynb #1e1bd7b5
 def _save_gif(frames:list, path:Path, fps:float):
-    "An animated GIF of uint8 3×H×W frames, written atomically"
-    ims = [Image.fromarray(f.permute(1, 2, 0).numpy()) for f in frames]
-    with atomic_write(path) as f: ims[0].save(f, format='GIF', save_all=True, append_images=ims[1:], duration=int(1000 / fps), loop=0)
+    "An animated GIF of uint8 3×H×W frames (Pillow; 256 colours a frame by the fast octree), written atomically"
+    ims = [Image.fromarray(f.permute(1, 2, 0).numpy()).quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE) for f in frames]
+    with atomic_write(path) as f: ims[0].save(f, format='GIF', save_all=True, append_images=ims[1:], duration=round(1000 / fps), loop=0)
 
-def _save_mp4(frames:list, path:Path, fps:float):
-    "An MP4 when torchvision has a video encoder (PyAV); otherwise nothing (the GIF is enough)"
-    try:
-        import torchvision.io as tio
-        tio.write_video(str(path), torch.stack(frames).permute(0, 2, 3, 1), fps=fps)
-    except Exception: path.unlink(missing_ok=True)
+def _save_mp4(frames:list, path:Path, fps:float) -> str|None:
+    "An H.264 MP4 (yuv420p) through PyAV, written atomically; odd sizes are padded to even ones (-> a note saying so)"
+    av = _av()
+    if av is None: raise VideoError(f"{path}: writing MP4 needs PyAV: {_NO_AV} (or write a .gif)")
+    x, note = torch.stack(frames), None
+    H, W = x.shape[-2:]
+    if H % 2 or W % 2:
+        x = torch.cat([x, x[..., -1:, :]], -2) if H % 2 else x
+        x = torch.cat([x, x[..., -1:]], -1) if W % 2 else x
+        note = f"{path.name}: frames padded from {W}×{H} to {x.shape[-1]}×{x.shape[-2]} (H.264 in yuv420p needs even sizes)"
+    codec = next((c for c in ('libx264', 'h264', 'mpeg4') if c in av.codecs_available), None)
+    if codec is None: raise VideoError(f"{path}: this PyAV has no H.264 or MPEG-4 encoder; write a .gif instead")
+    with atomic_write(path) as f, av.open(f, 'w', format='mp4') as c:
+        st = c.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        st.width, st.height, st.pix_fmt = x.shape[-1], x.shape[-2], 'yuv420p'
+        if codec == 'libx264': st.options = {'crf': '18'}              # visually lossless for these small frames
+        for fr in x: c.mux(st.encode(av.VideoFrame.from_ndarray(fr.permute(1, 2, 0).contiguous().numpy(), format='rgb24')))
+        c.mux(st.encode(None))                                      # flush the encoder's delayed frames
+    return note
 
-# %% ../nbs/09_roundtrip.ipynb #61e674f7
+def write_video(frames:list|torch.Tensor, # uint8 3×H×W frames of one size (or a T×3×H×W tensor, as `read_frames` gives)
+                path:str|Path, # .gif (Pillow) or .mp4 (H.264 through PyAV)
+                fps:float=5) -> str|None: # -> a note when the frames had to be changed (padded), else None
+    "Write frames as an animated GIF or an MP4, chosen by the file's suffix"
+    path, frames = Path(path), list(frames)
+    if not frames: raise VideoError(f"{path}: no frames to write")
+    if path.suffix.lower() == '.gif': return _save_gif(frames, path, fps)
+    if path.suffix.lower() == '.mp4': return _save_mp4(frames, path, fps)
+    raise VideoError(f"{path}: write .gif or .mp4")
+
+# %% ../nbs/09_roundtrip.ipynb #6e6f8379
+@functools.lru_cache(maxsize=16)
+def _title_bar(titles:tuple, W:int, bar:int) -> torch.Tensor:
+    "uint8 3×bar×(W·n): each title centred over its panel of width W, black on white (drawn once per video)"
+    from PIL import ImageDraw, ImageFont
+    from matplotlib import font_manager
+    im = Image.new('RGB', (W * len(titles), bar), 'white'); draw = ImageDraw.Draw(im)
+    try: font = ImageFont.truetype(font_manager.findfont('DejaVu Sans'), int(bar * 0.7))   # matplotlib's font: it has ′, Greek, …
+    except OSError: font = ImageFont.load_default()
+    for k, t in enumerate(titles):
+        x0, y0, x1, y1 = draw.textbbox((0, 0), t, font=font)
+        draw.text((k * W + (W - x1 + x0) / 2 - x0, (bar - y1 + y0) / 2 - y0), t, fill='black', font=font)
+    return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
+
+def titled_row(images:list, # uint8 3×H×W images of one size (or any form `to_uint8_image` takes)
+               titles:list, # the title above each image
+               min_width:int=256) -> torch.Tensor: # each panel enlarged (whole factors) to at least this width; -> uint8 3×H′×W′
+    "Images side by side, each under its title: one frame of a side-by-side video"
+    H, W = images[0].shape[-2:]; s = max(1, -(-min_width // W))
+    row = torch.cat([to_uint8_image(im) for im in images], -1).repeat_interleave(s, -2).repeat_interleave(s, -1)
+    return torch.cat([_title_bar(tuple(titles), W * s, max(16, H * s // 8) // 2 * 2), row], -2)
+
+# %% ../nbs/09_roundtrip.ipynb #8033532b
+def _named_models(segmenter, names:list|None=None) -> dict:
+    "{title: model} from one model, a list of them (titled by `names`, else their class names) or a dict; repeated titles are numbered"
+    if isinstance(segmenter, dict): segmenter, names = list(segmenter.values()), list(segmenter)
+    ms = list(segmenter) if isinstance(segmenter, (list, tuple)) else [segmenter]
+    if not ms: raise SegsynError("segment_video needs at least one segmenter")
+    if names is not None and len(names) != len(ms): raise SegsynError(f"{len(names)} names for {len(ms)} segmenters; give one name per segmenter")
+    names, out = [str(n) for n in (names or [type(m).__name__ for m in ms])], {}
+    for n, m in zip(names, ms): out[n if n not in out else f"{n} #{sum(k.split(' #')[0] == n for k in out) + 1}"] = m
+    return out
+
+def _labels(model:nn.Module, frames:torch.Tensor, bs:int=8) -> torch.Tensor:
+    "Train-id maps (T×H×W, on the CPU) of uint8 frames, `bs` frames at a time"
+    dev, model = model_device(model), model.eval()
+    return torch.cat([_sized(_logits(model, frames[i:i + bs].to(dev).float() / 127.5 - 1).argmax(1), frames.shape[-2:]).cpu()
+                      for i in range(0, len(frames), bs)])
+
+def _shares(lab:torch.Tensor, table:LabelTable) -> dict:
+    "Each class's share of the pixels of one label map (classes that occur)"
+    c = torch.bincount(lab.flatten().clamp(0, table.num_classes), minlength=table.num_classes + 1)[:table.num_classes] / lab.numel()
+    return {n: float(v) for n, v in zip(table.names, c) if v > 0}
+
+def _plot_shares(shares:dict, table:LabelTable, path:Path, top:int=6):
+    "shares.png: the `top` classes' pixel shares over time, one panel per model (the same classes in the classes' colours)"
+    tot = {}
+    for per in shares.values():
+        for s in per:
+            for c, v in s.items(): tot[c] = tot.get(c, 0) + v
+    cls = sorted(tot, key=lambda c: -tot[c])[:top]
+    fig, axs = plt.subplots(1, len(shares), figsize=(3.4 * len(shares) + 1, 2.4), sharey=True, squeeze=False)
+    for ax, (n, per) in zip(axs[0], shares.items()):
+        for c in cls: ax.plot([s.get(c, 0) for s in per], color=(table.colors[table.names.index(c)] / 255).tolist(), label=c)
+        ax.set_title(n, fontsize=9); ax.set_xlabel('frame')
+    axs[0, 0].set_ylabel('pixel share'); axs[0, -1].legend(fontsize=7, loc='center left', bbox_to_anchor=(1, 0.5))
+    fig.savefig(path, dpi=90, bbox_inches='tight'); plt.close(fig)
+
+# %% ../nbs/09_roundtrip.ipynb #bd06f997
 @torch.no_grad()
-def segment_video(segmenter:nn.Module, # ImageNet-normalised input, train ids out
-                  src:str|Path, # folder of frames or a video file
-                  out:str|Path, # folder for overlay.gif (+ .mp4), shares.json (+ roundtrip.gif)
+def segment_video(segmenter:nn.Module|list|dict, # one model, a list of them, or {name: model}; ImageNet-normalised input, train ids out
+                  src:str|Path, # folder of frames or a video file (PyAV)
+                  out:str|Path, # folder for overlay.gif (+ .mp4), shares.json, shares.png (+ roundtrip.gif)
                   size:tuple|None=None, # (H, W) to work at (default: the frames' size)
-                  G:SPADEGenerator|None=None, # with a generator: also the round trip of every frame
-                  fps:float=5, table:LabelTable=CITYSCAPES, max_frames:int|None=None) -> dict:
-    "Segment a sequence; write an overlay animation and per-frame class shares (and the round trip with G)"
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    frames = read_frames(src, max_frames)
-    if size is not None: frames = F.interpolate(frames.float(), size=size, mode='bilinear', antialias=True).round().clamp(0, 255).byte()
-    dev = next(segmenter.parameters()).device
-    over, trip, shares = [], [], []
-    for f in frames:
-        x = (f.float() / 127.5 - 1)[None].to(dev)
-        if G is None: lab = _logits(segmenter.eval(), x).argmax(1)[0].cpu()
-        else:                                    # the trip segments the frame too: use its label map, don't segment twice
-            e = round_trip(segmenter, G, [x], progress=False).examples
-            lab = e['label'][0]; trip.append(torch.cat([f, to_uint8_image(e['photo2'][0])], -1))
-        over.append(overlay(f, lab, table))
-        shares.append({n: float((lab == i).float().mean()) for i, n in enumerate(table.names) if (lab == i).any()})
-    _save_gif(over, out/'overlay.gif', fps); _save_mp4(over, out/'overlay.mp4', fps)
-    if trip: _save_gif(trip, out/'roundtrip.gif', fps)
+                  G:SPADEGenerator|None=None, # with a generator: also the round trip of every frame (from the first model's labels)
+                  fps:float|None=None, # of the videos written (default: the video's own rate / `every`; 5 for a folder)
+                  table:LabelTable=CITYSCAPES, max_frames:int|None=None, every:int=1, # frames to read (see `read_frames`)
+                  names:list|None=None, # a title per model (default: dict keys or class names)
+                  min_width:int=256) -> dict: # panels are enlarged to at least this width
+    "Segment a sequence with one model or several side by side: overlay video, class shares over time (+ the round trip with G)"
+    models, out = _named_models(segmenter, names), Path(out)
+    frames = read_frames(src, max_frames, every, size); out.mkdir(parents=True, exist_ok=True)
+    fps = fps or ((_source_fps(Path(src)) or 5 * every) / every)
+    labs, res, notes = {}, {}, []
+    if G is not None:                                   # the trip segments each frame too: its labels are the first model's
+        first = next(iter(models))
+        rt = round_trip(models[first], G, [frames[i:i + 8].float() / 127.5 - 1 for i in range(0, len(frames), 8)], keep=len(frames), progress=False)
+        labs[first] = torch.stack(rt.examples['label']).cpu(); res['roundtrip'] = {k: rt.metrics()[k] for k in ('consistency_miou', 'consistency_pixel_acc')}
+        write_video([titled_row([f, p], ['photo', f"photo′ (SPADE, from {first}'s labels)"], min_width) for f, p in zip(frames, rt.examples['photo2'])],
+                    out/'roundtrip.gif', fps)
+    for n, m in models.items():
+        if n not in labs: labs[n] = _labels(m, frames)
+    over = [titled_row([f] + [overlay(f, labs[n][t], table) for n in models], ['photo', *models], min_width) for t, f in enumerate(frames)]
+    write_video(over, out/'overlay.gif', fps)
+    if _av() is not None: notes.append(write_video(over, out/'overlay.mp4', fps))
+    else: notes.append(f"overlay.mp4 not written: MP4 needs PyAV ({_NO_AV}); overlay.gif holds the same frames")
+    shares = {n: [_shares(l, table) for l in labs[n]] for n in models}
     with atomic_write(out/'shares.json', 'w') as fh: json.dump(shares, fh, indent=1)
-    return dict(frames=len(frames), shares=shares, files=sorted(p.name for p in out.iterdir() if not p.name.startswith('.')))
+    _plot_shares(shares, table, out/'shares.png')
+    return dict(frames=len(frames), size=list(frames.shape[-2:]), fps=fps, models=list(models), shares=shares, **res,
+                notes=[n for n in notes if n], files=sorted(p.name for p in out.iterdir() if not p.name.startswith('.')))
 
-# %% ../nbs/09_roundtrip.ipynb #2414050c
+# %% ../nbs/09_roundtrip.ipynb #32d7d899
 def pan_frames(photo:torch.Tensor, # 3×H×W' uint8, wider than `width`
                width:int, # width of each frame
                folder:str|Path, steps:int=8) -> Path: # writes steps + 1 frames 000.png … as a window pans across

@@ -6,16 +6,17 @@ Docs: https://segsyn.github.io/segsyn/synthetic.html.md"""
 
 # %% ../nbs/00c_synthetic.ipynb #11123bb0
 from __future__ import annotations
+import json, os, shutil, tempfile
 from pathlib import Path
 import numpy as np
 import torch, torch.nn.functional as F
 from PIL import Image
 import segsyn
-from .core import by_profile, cached
+from .core import by_profile, cached, claim_lock, user_mode
 from .labels import CITYSCAPES, DatasetError
 
 # %% auto #0
-__all__ = ['street_frame', 'make_synthetic_streets', 'synthetic_streets']
+__all__ = ['street_frame', 'make_synthetic_streets', 'synthetic_streets', 'write_streets', 'check_manifest']
 
 # %% ../nbs/00c_synthetic.ipynb #6f1c2db6
 def _smooth_noise(rng, H, W, cell):
@@ -208,3 +209,33 @@ def synthetic_streets(n_train:int|None=None, # training frames (default: 64 in t
     size = tuple(by_profile((64, 128), (256, 512)) if size is None else size)
     key = dict(what='synthetic streets', n_train=n_train, n_val=n_val, size=size, seed=seed, version=segsyn.__version__)
     return cached(key, lambda d: make_synthetic_streets(d, n_train, n_val, size=size, seed=seed), 'streets')
+
+# %% ../nbs/00c_synthetic.ipynb #a26b3bc0
+def write_streets(root:str|Path, # the dataset folder to write (Cityscapes layout)
+                  n_train:int, n_val:int, # frames per split
+                  size:tuple, # (H, W) of every frame
+                  seed:int=0, # the dataset seed
+                  overwrite:bool=False, # replace a folder that already holds files
+                  progress:bool=False) -> Path: # show progress bars
+    "The synthetic streets, staged beside `root` and moved into place only when complete, with a manifest of what it holds"
+    root = Path(root); root.parent.mkdir(parents=True, exist_ok=True)
+    if root.exists() and any(root.iterdir()) and not overwrite:
+        raise DatasetError(f"{root} already holds files; pass --overwrite to write over it or --root to choose another folder")
+    claim_lock(root.parent/f'.{root.name}.lock', str(root))           # one writer per dataset folder (until `release_locks`)
+    for old in root.parent.glob(f'.{root.name}.partial-*'): shutil.rmtree(old, ignore_errors=True)   # a killed write's stage
+    stage = Path(tempfile.mkdtemp(dir=root.parent, prefix=f'.{root.name}.partial-'))
+    make_synthetic_streets(stage, n_train, n_val, size=tuple(size), seed=seed, progress=progress)
+    (stage/'manifest.json').write_text(json.dumps(dict(n_train=n_train, n_val=n_val, size=list(size), seed=seed)))
+    os.chmod(stage, user_mode(0o777))                 # mkdtemp made it private: the user's usual mode
+    if root.exists(): shutil.rmtree(root)
+    os.replace(stage, root); return root
+
+def check_manifest(root:str|Path): # a Cityscapes-layout folder, maybe written by `write_streets`
+    "A dataset written by segsyn holds the frames its manifest lists (else it was cut short: say how to rewrite it)"
+    root = Path(root)
+    if not (root/'manifest.json').exists(): return
+    m = json.loads((root/'manifest.json').read_text())
+    for split in ('train', 'val'):
+        have, want = len(list((root/'leftImg8bit'/split).glob('*/*_leftImg8bit.png'))), m[f'n_{split}']
+        if have != want: raise DatasetError(f"{root} holds {have} of the {want} {split} frames its manifest lists: it was cut short; "
+                                            f"write it again (segsyn data --synthetic {m['n_train']} --root {root} --overwrite)")
