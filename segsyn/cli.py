@@ -309,7 +309,8 @@ def _add_model_cmds(sub):
     e.add_argument('--model', required=True, help='segmenter file (segsyn train)'); e.add_argument('--root', required=True)
     e.add_argument('--split', default='val'); _common(e, 'runs/eval'); e.set_defaults(func=cmd_eval)
     s = sub.add_parser('synth', help='photos from label maps with a SPADE generator')
-    s.add_argument('--generator', required=True, help='segsyn generator file or official latest_net_G.pth')
+    s.add_argument('--generator', required=True, help='segsyn generator file, an official latest_net_G.pth, or a release name: '
+                                                       'cityscapes, coco or ade20k (./data_setup.sh spade)')
     s.add_argument('--dataset', default='cityscapes', choices=['cityscapes', 'coco', 'ade20k'], help='options of an official checkpoint')
     s.add_argument('--labels', required=True, help='label-id PNG or folder (Cityscapes *_labelIds.png, instance maps beside them)')
     s.add_argument('--n', type=_count(1), default=1, help='samples per map (VAE generators)')
