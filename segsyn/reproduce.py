@@ -7,7 +7,7 @@ Docs: https://segsyn.github.io/segsyn/reproduce.html.md"""
 # %% ../nbs/13_reproduce.ipynb #75da14d3
 from __future__ import annotations
 import torch
-from .metrics import scores_from_cm
+from .metrics import scores_from_cm, confusion_matrix
 from .unet import SEED003_REPORTED
 from .cgan import SEED002_REPORTED
 
@@ -54,9 +54,7 @@ def with_unlabeled(pred:torch.Tensor, # predicted train ids, N×H×W (never the 
                    target:torch.Tensor, # true train ids with `ignore_index` for unlabeled pixels
                    num_classes:int=19, ignore_index:int=255) -> torch.Tensor: # (C+1)×(C+1) confusion matrix
     "A confusion matrix in which unlabeled pixels are a class of their own (the last), as 004 counted them"
-    t = torch.where(target == ignore_index, num_classes, target).flatten().long()
-    p = pred.flatten().long()
-    return torch.bincount(t * (num_classes + 1) + p, minlength=(num_classes + 1) ** 2).view(num_classes + 1, num_classes + 1)
+    return confusion_matrix(pred, torch.where(target == ignore_index, num_classes, target), num_classes + 1, ignore_index)
 
 def seed004_scores(cm:torch.Tensor) -> dict: # a confusion matrix (rows: truth, columns: prediction)
     "004's four numbers — PerPixel, Micro, Macro, Weighted (scikit-learn's Jaccard averages) — from a confusion matrix"
