@@ -78,25 +78,31 @@ def adam(params, # parameters (those that need no gradient are left out)
     return cls(ps, lr=lr, fused=dev == 'cuda' or (dev == 'cpu' and _TORCH_VERSION >= (2, 4)), **kw)
 
 # %% ../nbs/01e_training.ipynb #20bbc70c
+_OPTS = ('adamw', 'adam', 'sgd', 'rmsprop')
+
 class SegTask(Task):
-    "Segmentation: one model, one optimiser (AdamW or SGD), a pixel loss, confusion-matrix validation"
+    "Segmentation: one model, one optimiser (AdamW, Adam, SGD or RMSprop), a pixel loss, confusion-matrix validation"
     def __init__(self, model:nn.Module, # returns N×C×H×W logits (or a dict with 'out')
                  num_classes:int, # classes of the dataset (checked against the model's output)
                  loss_fn:nn.Module|None=None, # default: CrossEntropy(ignore_index)
                  ignore_index:int=255, names:list|None=None, # class names for tables
-                 opt:str='adamw', # 'adamw', 'adam' or 'sgd'
+                 opt:str='adamw', # 'adamw', 'adam', 'sgd' or 'rmsprop'
                  weight_decay:float=1e-4,
-                 momentum:float=0.9, # SGD momentum (FCN's paper recipe uses 0.99)
+                 momentum:float=0.9, # SGD / RMSprop momentum (FCN's paper recipe: SGD 0.99; write-up 004's U-Net: RMSprop 0.999)
+                 betas:tuple=(0.9, 0.999), # Adam(W)'s betas
                  compile:bool|str=False): # torch.compile the forward (True, or a backend name); checkpoints keep the plain model
         from segsyn.losses import CrossEntropy
         self.model, self.num_classes, self.ignore_index, self.names = model, num_classes, ignore_index, names
+        if opt not in _OPTS: raise TrainingError(f"unknown optimiser {opt!r}; choose one of {', '.join(_OPTS)}")
         self.loss_fn, self.opt, self.wd, self.momentum = loss_fn or CrossEntropy(ignore_index=ignore_index), opt, weight_decay, momentum
+        self.betas = tuple(betas)
         self.compile, self._fwd = compile, None
     def modules(self): return {'model': self.model}
     def optimizers(self, lr):
         ps = [p for p in self.model.parameters() if p.requires_grad]
         if self.opt == 'sgd': return {'opt': torch.optim.SGD(ps, lr=lr, momentum=self.momentum, weight_decay=self.wd)}
-        return {'opt': adam(ps, lr, torch.optim.AdamW if self.opt == 'adamw' else torch.optim.Adam, weight_decay=self.wd)}
+        if self.opt == 'rmsprop': return {'opt': torch.optim.RMSprop(ps, lr=lr, momentum=self.momentum, weight_decay=self.wd)}
+        return {'opt': adam(ps, lr, torch.optim.AdamW if self.opt == 'adamw' else torch.optim.Adam, betas=self.betas, weight_decay=self.wd)}
 
 # %% ../nbs/01e_training.ipynb #19767fb5
 @patch
@@ -150,23 +156,32 @@ class Learner:
     "The training loop for any `Task`: progress, AMP, schedule, clipping, atomic checkpoints, exact resume"
     def __init__(self, task:Task, train_dl, val_dl=None, *,
                  lr:float=1e-3, epochs:int=10, # base learning rate; planned epochs (the schedule spans them)
-                 sched:str|None='poly', warmup:int=0, # 'poly', 'cosine' or None; warm-up steps
+                 sched:str|None='poly', warmup:int=0, # 'poly', 'cosine', 'plateau' (ReduceLROnPlateau on `monitor`) or None; warm-up steps
+                 plateau_patience:int=5, # 'plateau': epochs without a better `monitor` before the rate drops ×0.1
+                 early_stop:int|None=None, # stop after this many epochs without a better `monitor` (None: never)
                  name:str='run', runs_dir:str|Path='runs', # checkpoints and logs go to runs_dir/name
                  amp:str|bool='auto', # 'auto': bf16 where the hardware computes it natively (`native_bf16`), else off; 'fp16', 'bf16' or False
                  channels_last:str|bool='auto', # 'auto': on CUDA
                  clip:float|None=None, # max gradient norm (None: no clipping)
                  seed:int=0, device=None, config:dict|None=None, # recorded in config.json
-                 monitor:str='miou', # validation score that picks best.pt (higher is better)
+                 monitor:str='miou', # validation score that picks best.pt, and that 'plateau' and `early_stop` follow
+                 mode:str='max', # 'max': a higher `monitor` is better (scores); 'min': lower is better (losses such as l1)
                  batch_tfm=None, # applied on the device to each batch's images, e.g. `DeviceNormalize()` for uint8 loaders
                  progress:bool=True, save:bool=True):
         self.task, self.train_dl, self.val_dl, self.lr, self.epochs, self.batch_tfm = task, train_dl, val_dl, lr, epochs, batch_tfm
         self.sched, self.warmup, self.clip, self.seed, self.monitor, self.progress, self.save = sched, warmup, clip, seed, monitor, progress, save
+        self.plateau_patience, self.early_stop, self.mode = plateau_patience, early_stop, mode
+        if mode not in ('max', 'min'): raise TrainingError(f"mode={mode!r}: use 'max' (higher {monitor} is better) or 'min'")
+        if sched not in ('poly', 'cosine', 'plateau', None): raise TrainingError(f"unknown schedule {sched!r}; use 'poly', 'cosine', 'plateau' or None")
+        if (sched == 'plateau' or early_stop) and val_dl is None: raise TrainingError("sched='plateau' and early_stop follow a validation score: give a val_dl")
+        if sched == 'plateau' and warmup: raise TrainingError("sched='plateau' has no warm-up; use warmup=0 (or sched='poly'/'cosine' with a warm-up)")
         self.device = torch.device(device) if device is not None else default_device()
         cuda = self.device.type == 'cuda'
         self.amp = ('bf16' if native_bf16(self.device) else False) if amp == 'auto' else amp
         self.channels_last = cuda if channels_last == 'auto' else channels_last
         self.run_dir = Path(runs_dir)/name
         self.config = dict(name=name, lr=lr, epochs=epochs, sched=sched, warmup=warmup, amp=self.amp, clip=clip, seed=seed,
+                           **({'plateau_patience': plateau_patience} if sched == 'plateau' else {}), **({'early_stop': early_stop} if early_stop else {}),
                            device=str(self.device), **({'batch_tfm': repr(batch_tfm)} if batch_tfm else {}), **(config or {}))
         self.history, self.epoch, self.step = [], 0, 0
 
@@ -251,14 +266,43 @@ def setup(self:Learner):
         if self.channels_last: m.to(memory_format=torch.channels_last)
     self.opts = self.task.optimizers(self.lr)
     total = self.epochs * len(self.train_dl)
-    self.scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, lr_factor(self.sched, total, self.warmup)) for k, o in self.opts.items()}
+    if self.sched == 'plateau': self.scheds = {k: torch.optim.lr_scheduler.ReduceLROnPlateau(o, self.mode, patience=self.plateau_patience) for k, o in self.opts.items()}
+    else: self.scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, lr_factor(self.sched, total, self.warmup)) for k, o in self.opts.items()}
     self.scalers = {k: torch.amp.GradScaler(self.device.type) for k in self.opts} if self.amp == 'fp16' else {}
 
 # %% ../nbs/01e_training.ipynb #9932ba61
 @patch
+def _train_epoch(self:Learner) -> dict:
+    "One pass over the training loader (per-step schedules step here); the epoch's mean logs"
+    import tqdm.auto as tq
+    for m in self.task.modules().values(): m.train()
+    tot, n = {}, 0
+    bar = tq.tqdm(self.train_dl, desc=f'epoch {self.epoch + 1}/{self.epochs}', leave=False, disable=not self.progress)
+    for batch in bar:
+        logs = self.task.train_step(self.to_device(batch), self)
+        if self.sched != 'plateau':
+            for s in self.scheds.values(): s.step()
+        self.step += 1; n += 1
+        for k, v in logs.items(): tot[k] = tot.get(k, 0.) + float(v)
+        bar.set_postfix(loss=f"{tot.get('loss', 0) / n:.3f}")
+    for m in self.task.modules().values(): m.eval()
+    return {f'train_{k}': v / n for k, v in tot.items()}
+
+@patch
+def stalled(self:Learner) -> bool:
+    "Early stopping: `early_stop` epochs have passed since the best `monitor` score (from the history, so a resume agrees)"
+    k = f'val_{self.monitor}'
+    if not self.early_stop or not self.history: return False
+    if k not in self.history[-1]: raise TrainingError(f"early_stop follows {k!r}, which validation does not report ({[c for c in self.history[-1] if c.startswith('val_')]}); set monitor=")
+    sign = 1 if self.mode == 'max' else -1
+    best = max(range(len(self.history)), key=lambda i: (sign * self.history[i][k], -i))
+    return len(self.history) - 1 - best >= self.early_stop
+
+# %% ../nbs/01e_training.ipynb #37cbe928
+@patch
 def fit(self:Learner, epochs:int|None=None, # train until this epoch (default: the planned `epochs`)
          resume:bool=False): # continue from runs_dir/name/last.pt when it exists
-    "Train; returns the history (one dict per epoch)"
+    "Train; returns the history (one dict per epoch). The epoch bar shows the last validation scores"
     import tqdm.auto as tq
     if len(self.train_dl) == 0:
         raise TrainingError(f"the training DataLoader yields no batches (dataset of {len(self.train_dl.dataset)} samples, "
@@ -268,22 +312,19 @@ def fit(self:Learner, epochs:int|None=None, # train until this epoch (default: t
     if self.save:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with atomic_write(self.run_dir/'config.json', 'w') as f: json.dump(self.config, f, indent=1, default=str)
-    for self.epoch in range(self.epoch, epochs or self.epochs):
-        for m in self.task.modules().values(): m.train()
-        t0, tot, n = time.time(), {}, 0
-        bar = tq.tqdm(self.train_dl, desc=f'epoch {self.epoch + 1}/{self.epochs}', leave=False, disable=not self.progress)
-        for batch in bar:
-            logs = self.task.train_step(self.to_device(batch), self)
-            for s in self.scheds.values(): s.step()
-            self.step += 1; n += 1
-            for k, v in logs.items(): tot[k] = tot.get(k, 0.) + float(v)
-            bar.set_postfix(loss=f"{tot.get('loss', 0) / n:.3f}")
-        for m in self.task.modules().values(): m.eval()
-        row = dict(epoch=self.epoch + 1, step=self.step, lr=[o.param_groups[0]['lr'] for o in self.opts.values()][0],
-                   **{f'train_{k}': v / n for k, v in tot.items()}, time=time.time() - t0)
+    end = epochs or self.epochs
+    ebar = tq.tqdm(total=end, initial=self.epoch, desc=self.run_dir.name, disable=not self.progress or self.stalled())
+    for self.epoch in range(self.epoch, end):
+        if self.stalled(): break                       # (checked first, so a resumed run that had stopped stays stopped)
+        t0 = time.time(); logs = self._train_epoch()
+        row = dict(epoch=self.epoch + 1, step=self.step, lr=[o.param_groups[0]['lr'] for o in self.opts.values()][0], **logs, time=time.time() - t0)
         if self.val_dl is not None: row.update({f'val_{k}': v for k, v in self.task.validate(self.val_dl, self).items()})
+        if self.sched == 'plateau':
+            for s in self.scheds.values(): s.step(row[f'val_{self.monitor}'])
         self.history.append(row)
         if self.save: self._save_epoch(row)
+        ebar.set_postfix({k[4:]: round(v, 3) for k, v in row.items() if k.startswith('val_') and isinstance(v, float)}, refresh=False); ebar.update()
+    ebar.close()
     return self.history
 
 @patch
@@ -292,7 +333,8 @@ def _save_epoch(self:Learner, row):
     self.save_checkpoint()            # the checkpoint first: metrics.json never describes an epoch that has no checkpoint
     with atomic_write(self.run_dir/'metrics.json', 'w') as f: json.dump(self.history, f, indent=1)
     k = f'val_{self.monitor}'
-    if k in row and row[k] >= max(r.get(k, -1) for r in self.history): self.save_checkpoint(self.run_dir/'best.pt')
+    sign = 1 if self.mode == 'max' else -1
+    if k in row and sign * row[k] >= max(sign * r[k] for r in self.history if k in r): self.save_checkpoint(self.run_dir/'best.pt')
 
 # %% ../nbs/01e_training.ipynb #e4b51ac2
 def plot_history(history:list, # Learner.history (one dict per epoch)
