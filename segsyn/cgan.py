@@ -99,8 +99,10 @@ class Pix2PixTask(Task):
     def __init__(self, G:nn.Module, D:nn.Module,
                  gan_mode:str='vanilla', # 'vanilla' (BCE), 'lsgan' or 'hinge'
                  l1:float=100., # λ of the L1 term; 0: the adversarial loss alone (write-up 002's BCE-only cGAN)
-                 betas:tuple=(0.5, 0.999), decode=None): # decode: output → class ids, for segmentation metrics
+                 betas:tuple=(0.5, 0.999), decode=None, # decode: output → class ids, for segmentation metrics
+                 num_classes:int=19): # classes of `decode`'s ids (default: Cityscapes' train ids)
         self.G, self.D, self.gan_mode, self.l1, self.betas, self.decode, self.log = G, D, gan_mode, l1, betas, decode, []
+        self.num_classes = num_classes
     def modules(self): return {'G': self.G, 'D': self.D}
     def optimizers(self, lr):
         return {'G': adam(self.G.parameters(), lr, betas=self.betas), 'D': adam(self.D.parameters(), lr, betas=self.betas)}
@@ -134,7 +136,7 @@ def _color_scores(task, G, dl, learn) -> dict:
         x, y = learn.to_device(batch)[:2]; fake = G(x).float()
         tot += F.l1_loss(fake, y, reduction='sum').item() / fake[0].numel(); n += len(x)
         if task.decode is not None:
-            cm = cm or ConfusionMatrix(CITYSCAPES.num_classes)
+            cm = cm or ConfusionMatrix(task.num_classes)
             cm.update(task.decode(fake), batch[2].to(fake.device))
     out = {'l1': tot / n}
     if cm is not None: task.last_cm = cm; out.update({k: v for k, v in cm.compute().items() if not isinstance(v, list)})
@@ -226,9 +228,10 @@ class ColorRegressionTask(Task):
     "Segmentation as image regression: the model paints the colour label map (L2 or L1), scored decoded by nearest colour"
     def __init__(self, model:nn.Module, # returns N×3×H×W colours, compared with ColorPairs' targets in [-1, 1]
                  loss:str='l2', # 'l2' (MSE) or 'l1'
-                 decode=decode_colors): # colours → class ids for the segmentation metrics (None: L1 only)
+                 decode=decode_colors, # colours → class ids for the segmentation metrics (None: L1 only)
+                 num_classes:int=19): # classes of `decode`'s ids (default: Cityscapes' train ids)
         if loss not in ('l1', 'l2'): raise CGANError(f"loss={loss!r}: use 'l2' (MSE) or 'l1'")
-        self.model, self.loss, self.decode = model, loss, decode
+        self.model, self.loss, self.decode, self.num_classes = model, loss, decode, num_classes
     def modules(self): return {'model': self.model}
     def optimizers(self, lr): return {'opt': adam(self.model.parameters(), lr)}
     def train_step(self, batch, learn):

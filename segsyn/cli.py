@@ -12,7 +12,7 @@ import torch
 from .core import SegsynError, data_root, seed_everything, get_profile, atomic_write, claim_lock, release_locks
 from .datasets import (CITYSCAPES, Cityscapes, PreResized, make_synthetic_streets, seg_transforms, spade_recipe,
                              show_batch, make_loader, to_uint8_image, DeviceNormalize, TANH_MEAN, TANH_STD)
-from .synthetic import write_streets, check_manifest   # (these lived here)
+from .synthetic import write_streets, write_layout, check_manifest   # (write_streets, check_manifest lived here)
 from .training import Learner, SegTask, load_checkpoint, CheckpointError, segmentation_floors
 from .spade import SPADEGenerator, load_official_spade, SPADEOptions
 from .spade_training import small_spade, synthesize, save_generator, load_generator   # (the generator files lived here)
@@ -20,6 +20,8 @@ from .evaluation import SEGMENTERS, build_segmenter, save_segmenter, load_segmen
 from .roundtrip import round_trip, segment_video, train_small_pair, pan_frames
 from .performance import init_distributed, shard_loader, DDPSegTask, bench, bench_table
 from .unet import StructureLoss, StructureTask, StructureSegTask
+from .datasets import open_dataset, LAYOUTS
+from .runs import TrainConfig, train, add_config_args, config_from_args, claim_run_dir, RUN_LOCK, SYNTHETIC_FRAMES
 
 # %% auto #0
 __all__ = ['cmd_data', 'cmd_train', 'cmd_eval', 'cmd_synth', 'cmd_roundtrip', 'cmd_video', 'cmd_bench', 'cmd_demo',
@@ -27,108 +29,48 @@ __all__ = ['cmd_data', 'cmd_train', 'cmd_eval', 'cmd_synth', 'cmd_roundtrip', 'c
 
 # %% ../nbs/11_cli.ipynb #31ded2a0
 def cmd_data(a):
-    "segsyn data --synthetic N: write the synthetic streets (N train frames, N/4 val) in the Cityscapes layout"
-    root = Path(a.root) if a.root else data_root()/'synthetic_streets'
-    t0 = time.time(); write_streets(root, a.synthetic, max(1, a.synthetic // 4), a.size, a.seed, a.overwrite, progress=True)
-    print(f"wrote {a.synthetic} + {max(1, a.synthetic // 4)} frames to {root} in {time.time() - t0:.0f}s")
+    "segsyn data --synthetic N [--dataset LAYOUT]: write the synthetic streets (N train frames, N/4 val) in a dataset's layout"
+    root = Path(a.root) if a.root else data_root()/('synthetic_streets' if a.dataset == 'cityscapes' else f'synthetic_{a.dataset}')
+    t0 = time.time(); write_layout(root, a.dataset, a.synthetic, max(1, a.synthetic // 4), a.size, a.seed, a.overwrite, progress=True)
+    print(f"wrote {a.synthetic} + {max(1, a.synthetic // 4)} frames in the {a.dataset} layout to {root} in {time.time() - t0:.0f}s")
 
 # %% ../nbs/11_cli.ipynb #3594a1be
-_LOCK = '.segsyn.lock'      # in every run folder: who holds it (`claim_lock`, 00_core; a killed holder's flock is released by the OS)
+_LOCK = RUN_LOCK      # in every run folder: who holds it (`claim_lock`, 00_core; a killed holder's flock is released by the OS)
 
 # %% ../nbs/11_cli.ipynb #09a6c75a
-def _out_dir(out:str|Path, # the run folder (--out)
-             overwrite:bool, # --overwrite: write into it even when it holds files
-             resume:bool=False): # --resume: it holds the run to continue
-    "The run folder: created, writable, claimed for this command; an existing non-empty one is refused unless `overwrite`/`resume`"
-    out = Path(out)
-    if out.exists() and not out.is_dir(): raise SegsynError(f"--out {out} is a file, not a folder; give a folder path")
-    try: out.mkdir(parents=True, exist_ok=True)
-    except PermissionError: raise SegsynError(f"cannot create --out {out}: permission denied; choose a folder you can write to") from None
-    if not os.access(out, os.W_OK | os.X_OK): raise SegsynError(f"--out {out} is not writable; choose a folder you can write to")
-    claim_lock(out/_LOCK, str(out))
-    for t in out.rglob('.*.tmp'): t.unlink(missing_ok=True)      # half-written files of an interrupted run (atomic_write's temps)
-    if not (overwrite or resume) and any(p.name != _LOCK for p in out.iterdir()):
-        raise SegsynError(f"{out} already exists and is not empty; choose another --out, pass --overwrite, or --resume a training run")
-    return out
+_out_dir = claim_run_dir   # created, writable, claimed for this command; a non-empty one refused unless --overwrite / --resume (10b_runs)
 
-# %% ../nbs/11_cli.ipynb #b5e30ab4
-_SYNTHETIC_FRAMES = (200, 50)   # train, val frames that `segsyn train --dataset synthetic` writes into an empty --root
+# %% ../nbs/11_cli.ipynb #4108b17b
+_TRAIN_EXAMPLES = """examples:
+  segsyn train --model unet --dataset synthetic --root data/streets --epochs 5
+  segsyn train --model ssfpn --dataset voc --root data/VOCdevkit/VOC2012 --size 224x224
+  segsyn train --model unet --root data/cityscapes --loss ce+dice --opt rmsprop --momentum 0.999 --weight-decay 1e-8 \\
+               --sched plateau --clip 1 --early-stop 5 --amp fp16          (write-up 004's recipe)
+  segsyn train --model unet --root data/cityscapes --labels cityscapes10.json   (a coarser grouping of the classes)
+  segsyn train --model pix2pix --direction image2label --dataset pix2pix --root data/cityscapes_pix2pix --size 256x256
+  segsyn train --model spade --dataset coco-stuff --root data/coco_stuff --size 256x256
+  segsyn train --config runs/train/config.json --out runs/again            (replay a run)
+  segsyn train --config runs/train/config.json --out runs/train --resume   (continue a killed run)
+  torchrun --nproc_per_node 2 -m segsyn.cli train --model deeplabv3plus_resnet50 --root data/cityscapes
+"""
 
-def _train_root(a, rank:int) -> Path: # rank: only rank 0 writes data
-    "--root for --dataset: `synthetic` streets are written there first when it holds no dataset; `cityscapes` must exist"
-    root = Path(a.root)
-    if a.dataset == 'synthetic' and not (root/'leftImg8bit').is_dir() and rank == 0:
-        print(f"--dataset synthetic: writing {_SYNTHETIC_FRAMES[0]} + {_SYNTHETIC_FRAMES[1]} frames at {a.size[0]}x{a.size[1]} to {root}")
-        write_streets(root, *_SYNTHETIC_FRAMES, size=a.size, seed=a.seed)
-    return root
-
-def _loaders(a, spade=False, keep_uint8=False):
-    "train/val datasets of a Cityscapes-layout root at --size"
-    root = Path(a.root)
-    if not (root/'leftImg8bit').is_dir():
-        raise SegsynError(f"{root}: no Cityscapes-layout dataset (leftImg8bit/, gtFine/). Make one with `segsyn data --synthetic 200 --root {root}`, "
-                          "pass --dataset synthetic, or get Cityscapes with ./data_setup.sh cityscapes")
-    check_manifest(root)            # a dataset that lost frames since `write_streets` wrote it (00c_synthetic)
-    if spade: return [Cityscapes(root, s, target='labelIds', transform=spade_recipe(a.size, train=s == 'train'), instance=True) for s in ('train', 'val')]
-    return [PreResized(Cityscapes(root, s), a.size, transform=seg_transforms(s == 'train', keep_uint8=keep_uint8)) for s in ('train', 'val')]
-
-# %% ../nbs/11_cli.ipynb #1538b3a3
-class _StructureDDPSegTask(StructureTask, DDPSegTask): "DDPSegTask whose StructureLoss sees each batch's images"
-
-def _seg_task(a, world:int, # processes in the job (> 1: DDP)
-              kw:dict): # the builder's options (U-Net's width), as saved with the model
-    "The task `segsyn train` trains a segmenter with: DDP when distributed, SSFPN with its structure loss"
-    model = build_segmenter(a.model, 19, pretrained=a.pretrained, **kw)
-    common = dict(names=CITYSCAPES.names, compile=a.compile)
-    if world > 1: common['sync_bn'] = a.sync_bn
-    if a.model == 'ssfpn': return (_StructureDDPSegTask if world > 1 else StructureSegTask)(model, 19, loss_fn=StructureLoss(), **common)
-    return (DDPSegTask if world > 1 else SegTask)(model, 19, **common)
-
-# %% ../nbs/11_cli.ipynb #d69e8112
-def _check_resume(learn:Learner, out:Path):
-    "--resume: the run folder holds a checkpoint, written with the same options (the device may differ)"
-    if not (learn.run_dir/'last.pt').exists():
-        raise SegsynError(f"nothing to resume in {out}: no run/last.pt (the run stopped before its first epoch ended); start it again without --resume")
-    cfg = learn.run_dir/'config.json'
-    old, new = json.loads(cfg.read_text()) if cfg.exists() else {}, json.loads(json.dumps(learn.config, default=str))
-    diff = [f"{k}: {old.get(k)} -> {new.get(k)}" for k in sorted(set(old) | set(new)) if k != 'device' and old.get(k) != new.get(k)]
-    if diff: raise SegsynError(f"--resume with other options than the run in {out} ({'; '.join(diff)}); resume with the options in {cfg}")
-
-# %% ../nbs/11_cli.ipynb #98a069f2
 def cmd_train(a):
-    "segsyn train --model ARCH|spade --root DIR: train on a Cityscapes-layout dataset; writes model.pt and metrics.json (torchrun: DDP)"
-    rank, world, dev = init_distributed()
-    if world > 1 and a.model == 'spade': raise SegsynError("distributed training is implemented for the segmenters; train SPADE with one process")
-    if rank == 0: _out_dir(a.out, a.overwrite, a.resume); _train_root(a, rank)
-    if world > 1: torch.distributed.barrier()          # the others wait until rank 0 has made the run folder (and the data)
-    out = Path(a.out); seed_everything(a.seed)
-    on_dev = a.model != 'spade' and (a.normalize == 'device' or (a.normalize == 'auto' and dev.type == 'cuda'))   # uint8 loaders, normalised on the GPU
-    kw = {'base': a.ngf} if a.model == 'unet' else {}                  # the builder's options, saved with the model
-    if a.model == 'spade':
-        tr, va = _loaders(a, spade=True)
-        task = small_spade(tuple(a.size), ngf=a.ngf, lr=a.lr, epochs=a.epochs, no_vgg_loss=not a.pretrained).task()   # the course's recipe (07b)
-    else: tr, va = _loaders(a, keep_uint8=on_dev); task = _seg_task(a, world, kw)
-    if world > 1: dls = [shard_loader(d, a.batch_size, rank, world, d is tr, a.seed, a.workers) for d in (tr, va)]
-    else: dls = (make_loader(tr, a.batch_size, num_workers=a.workers, seed=a.seed), make_loader(va, a.batch_size, shuffle=False, num_workers=a.workers))
-    learn = Learner(task, *dls, lr=a.lr, epochs=a.epochs, runs_dir=out, name='run', seed=a.seed, device=dev,
-                monitor='miou' if a.model != 'spade' else 'l1', save=rank == 0, progress=rank == 0, batch_tfm=DeviceNormalize() if on_dev else None,
-                config=dict(arch=a.model, arch_kw=kw, num_classes=19, names=CITYSCAPES.names, world_size=world, dataset=a.dataset,
-                            loss=type(task.loss_fn).__name__ if hasattr(task, 'loss_fn') else None))
-    if a.resume: _check_resume(learn, out)
-    hist = learn.fit(resume=a.resume)
-    if world > 1: torch.distributed.barrier(); torch.distributed.destroy_process_group()   # leave together: a rank exiting with gloo threads alive aborts
-    if rank != 0: return hist
-    path = save_generator(task.G, out/'model.pt') if a.model == 'spade' else save_segmenter(task.model, out/'model.pt', a.model, 19, **kw)
-    with atomic_write(out/'metrics.json', 'w') as f: json.dump(hist, f, indent=1)
-    print(f"trained {a.model} for {a.epochs} epochs{f' on {world} processes' if world > 1 else ''}: {path}"); return hist
+    "segsyn train: `segsyn.runs.train` on the config the options (and --config) describe; writes config.json, model.pt, metrics.json"
+    r = train(config_from_args(a), a.out, resume=a.resume, overwrite=a.overwrite)
+    if r['model'] is not None: print(f"trained for {len(r['history'])} epochs: {r['model']}")
+    return r['history']
 
 # %% ../nbs/11_cli.ipynb #e1af06d0
 def cmd_eval(a):
-    "segsyn eval --model FILE --root DIR: the full report (report.json, confusion.png) on a split"
+    "segsyn eval --model FILE --root DIR [--dataset LAYOUT --labels SPACE]: the full report (report.json, confusion.png) on a split"
     out = _out_dir(a.out, a.overwrite)
     model, info = load_segmenter(a.model)
-    ds = PreResized(Cityscapes(a.root, a.split), a.size, transform=seg_transforms(False)) if a.size else Cityscapes(a.root, a.split, transform=seg_transforms(False))
-    rep = evaluate(model, make_loader(ds, a.batch_size, shuffle=False, num_workers=a.workers), 19, info.get('names'), name=info['arch'], progress=True)
+    ds = open_dataset(a.dataset, a.root, a.split, labels=a.labels, transform=None if a.size else seg_transforms(False))
+    if ds.table.num_classes != info['num_classes']:
+        raise SegsynError(f"{a.model} predicts {info['num_classes']} classes but --dataset {a.dataset} --labels {a.labels} holds {ds.table.num_classes} "
+                          f"({ds.table.name}); evaluate it in the label space it was trained on (see the run's config.json)")
+    if a.size: ds = PreResized(ds, a.size, transform=seg_transforms(False))
+    rep = evaluate(model, make_loader(ds, a.batch_size, shuffle=False, num_workers=a.workers), info['num_classes'], info.get('names'), name=info['arch'], progress=True)
     rep.save(out); print(rep.table()); return rep.summary()
 
 def cmd_synth(a):
@@ -285,28 +227,23 @@ def _common(p, out_default:str, size:tuple|None=None, loader:bool=True): # loade
 
 # %% ../nbs/11_cli.ipynb #1b0232f3
 def _add_train(sub):
-    "The `train` sub-command's parser"
-    t = sub.add_parser('train', help='train a segmenter (or SPADE) on a Cityscapes-layout dataset')
-    t.add_argument('--model', required=True, choices=sorted(SEGMENTERS) + ['spade'])
-    t.add_argument('--dataset', default='cityscapes', choices=['cityscapes', 'synthetic'],
-                   help='cityscapes: an existing Cityscapes-layout --root (real, or from `segsyn data`); '
-                        f'synthetic: the synthetic streets, written to --root first ({_SYNTHETIC_FRAMES[0]}+{_SYNTHETIC_FRAMES[1]} frames at --size) when it holds none')
-    t.add_argument('--root', required=True, help='dataset folder (leftImg8bit/, gtFine/)')
-    t.add_argument('--epochs', type=_count(1), default=10); t.add_argument('--lr', type=_rate, default=2e-3)
-    t.add_argument('--resume', action='store_true', help="continue the run in --out from its last checkpoint (same options; it says which differ)")
-    t.add_argument('--ngf', type=_count(1), default=16, help='width of U-Net / SPADE (default 16)')
-    t.add_argument('--pretrained', action='store_true', help='ImageNet backbone weights (SPADE: VGG19 loss) — downloads once')
-    t.add_argument('--sync-bn', action='store_true', help='SyncBatchNorm across processes (torchrun on GPUs)')
-    t.add_argument('--compile', action='store_true', help='torch.compile the segmenter forward (GPU; first steps are slow)')
-    t.add_argument('--normalize', default='auto', choices=['auto', 'loader', 'device'],
-                   help='where images are normalised: in the loader workers, or on the device after a uint8 copy (auto: device on CUDA)')
-    _common(t, 'runs/train', (128, 256)); t.set_defaults(func=cmd_train)
+    "The `train` sub-command's parser: the fields of `TrainConfig` (10b_runs), and where the run goes"
+    t = sub.add_parser('train', help='train a segmenter, pix2pix or SPADE on any dataset layout, with any recipe',
+                       description='Train a model. Every option is a field of segsyn.runs.TrainConfig; the run folder keeps it as config.json.',
+                       epilog=_TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(t)
+    t.add_argument('--out', default='runs/train', help='run folder (default: runs/train); must be empty unless --overwrite or --resume')
+    t.add_argument('--overwrite', action='store_true', help='write into an existing run folder')
+    t.add_argument('--resume', action='store_true', help="continue the run in --out from its last checkpoint (same options; it names any that differ)")
+    t.set_defaults(func=cmd_train)
 
 # %% ../nbs/11_cli.ipynb #452ca140
 def _add_model_cmds(sub):
     "The parsers of the sub-commands that read model files: eval, synth, roundtrip, video"
     e = sub.add_parser('eval', help='evaluate a segmenter file on a split: report.json, confusion.png')
     e.add_argument('--model', required=True, help='segmenter file (segsyn train)'); e.add_argument('--root', required=True)
+    e.add_argument('--dataset', default='cityscapes', choices=LAYOUTS, help="the layout of --root (default: cityscapes)")
+    e.add_argument('--labels', default='train', help="label space the model predicts: train, label (Cityscapes label ids) or a grouping JSON (default: train)")
     e.add_argument('--split', default='val'); _common(e, 'runs/eval'); e.set_defaults(func=cmd_eval)
     s = sub.add_parser('synth', help='photos from label maps with a SPADE generator')
     s.add_argument('--generator', required=True, help='segsyn generator file, an official latest_net_G.pth, or a release name: '
@@ -336,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest='cmd', required=True, metavar='COMMAND')
     d = sub.add_parser('data', help='prepare datasets (synthetic here; real ones with ./data_setup.sh)')
     d.add_argument('--synthetic', type=_count(1), metavar='N', required=True, help='number of synthetic training frames (val: N/4)')
-    d.add_argument('--root', help='output folder (default: $SEGSYN_DATA/synthetic_streets or ./data/synthetic_streets)')
+    d.add_argument('--dataset', default='cityscapes', choices=LAYOUTS, help='the layout to write the streets in (default: cityscapes)')
+    d.add_argument('--root', help='output folder (default: $SEGSYN_DATA/synthetic_streets or ./data/synthetic_streets; synthetic_<layout> for others)')
     d.add_argument('--size', type=_size, default=(256, 512), help='frame size HxW (default 256x512)')
     d.add_argument('--seed', type=int, default=0); d.add_argument('--overwrite', action='store_true')
     d.set_defaults(func=cmd_data)
