@@ -1,4 +1,4 @@
-"""The datasets in their official layouts — Cityscapes, PASCAL VOC, COCO-Stuff, pix2pix pairs and your own folders — read, checked and mapped to train ids; `data_setup.sh` to get them.
+"""The datasets in their official layouts — Cityscapes, PASCAL VOC, COCO-Stuff, ADE20K, pix2pix pairs and your own folders — read, checked, mapped to train ids or another label space, and opened by one function; `data_setup.sh` to get them.
 
 Docs: https://segsyn.github.io/segsyn/datasets.html.md"""
 
@@ -20,13 +20,14 @@ from .core import data_root, moved_names
 from PIL import Image
 import numpy as np
 from .labels import (DatasetError, Label, LabelTable, check_ids, CITYSCAPES, VOC, COCO_STUFF, show_legend, voc_palette,
-                           rgb_to_ids, nearest_color, nearest_colour)
+                           rgb_to_ids, nearest_color, nearest_colour, ADE20K_150, CITYSCAPES_34, CITYSCAPES_10)
 
 # %% auto #0
-__all__ = ['read_image', 'read_mask', 'SegDataset', 'check_label_ids', 'Cityscapes', 'resize_ids', 'CityscapesLabelMaps',
-           'VOCSegmentation', 'ImageMaskFolder', 'COCOStuff', 'Pix2PixCityscapes', 'CITYSCAPES', 'VOC', 'COCO_STUFF',
-           'nearest_colour', 'DatasetError', 'Label', 'LabelTable', 'check_ids', 'show_legend', 'voc_palette',
-           'rgb_to_ids', 'nearest_color', 'street_frame', 'make_synthetic_streets', 'synthetic_streets',
+__all__ = ['LAYOUTS', 'read_image', 'read_mask', 'SegDataset', 'check_label_ids', 'Cityscapes', 'resize_ids',
+           'CityscapesLabelMaps', 'VOCSegmentation', 'ImageMaskFolder', 'COCOStuff', 'Pix2PixCityscapes', 'ADE20K',
+           'detect_layout', 'open_dataset', 'CITYSCAPES', 'VOC', 'COCO_STUFF', 'ADE20K_150', 'CITYSCAPES_34',
+           'CITYSCAPES_10', 'nearest_colour', 'DatasetError', 'Label', 'LabelTable', 'check_ids', 'show_legend',
+           'voc_palette', 'rgb_to_ids', 'nearest_color', 'street_frame', 'make_synthetic_streets', 'synthetic_streets',
            'IMAGENET_MEAN', 'IMAGENET_STD', 'TANH_MEAN', 'TANH_STD', 'seg_transforms', 'fcn_recipe', 'spade_recipe',
            'to_uint8_image', 'colorize', 'overlay', 'show_batch', 'make_loader', 'PreResized', 'DeviceNormalize',
            'loader_benchmark', 'colour_baseline', 'street_splits', 'color_baseline']
@@ -222,7 +223,7 @@ class ImageMaskFolder(SegDataset):
     def __init__(self, images:str|Path, # folder of photos
                  masks:str|Path, # folder of masks (may be the same folder)
                  table:LabelTable, # the classes; e.g. LabelTable.from_json('classes.json')
-                 image_glob:str='*.jpg', # which files in `images` are photos
+                 image_glob:str|tuple='*.jpg', # which files in `images` are photos (a pattern, or several)
                  mask_name=lambda stem: f'{stem}.png', # photo stem -> mask file name
                  rgb_masks:bool=False, # masks are colour images: map colours to ids through the table
                  map_ids:bool=True, # map ids to train ids through the table
@@ -230,7 +231,8 @@ class ImageMaskFolder(SegDataset):
         images, masks = Path(images), Path(masks)
         if not images.is_dir(): raise DatasetError(f"ImageMaskFolder: no folder {images.resolve()}")
         items = []
-        for p in sorted(images.glob(image_glob)):
+        globs = [image_glob] if isinstance(image_glob, str) else list(image_glob)
+        for p in sorted({p for g in globs for p in images.glob(g)}):
             mp = masks/mask_name(p.stem)
             if not mp.exists(): raise DatasetError(f"ImageMaskFolder: image {p} has no mask (expected {mp})")
             items.append((p, mp, None))
@@ -242,6 +244,14 @@ class ImageMaskFolder(SegDataset):
         return super().load_mask(path)
 
 # %% ../nbs/00b_datasets.ipynb #46ce440a
+def _pairs(name:str, im:Path, lab:Path, ins:Path|None=None):
+    "(image, mask, instance-or-None) triples: each photo in `im` (.jpg/.png) with the PNG of its stem in `lab` (and `ins`)"
+    items = []
+    for p in sorted(im.glob('*.jpg')) + sorted(im.glob('*.png')):
+        if not (lab/f'{p.stem}.png').exists(): raise DatasetError(f"{name}: image {p} has no label map {lab/(p.stem + '.png')}")
+        items.append((p, lab/f'{p.stem}.png', ins/f'{p.stem}.png' if ins is not None and (ins/f'{p.stem}.png').exists() else None))
+    return items
+
 class COCOStuff(SegDataset):
     "COCO-Stuff in the SPADE layout (`train_img/`, `train_label/`, `train_inst/`): 182 classes + 255"
     table = COCO_STUFF
@@ -250,11 +260,7 @@ class COCOStuff(SegDataset):
         root = Path(root) if root is not None else data_root()/'coco_stuff'
         im, lab, ins = root/f'{split}_img', root/f'{split}_label', root/f'{split}_inst'
         if not im.is_dir(): raise _missing_root('COCO-Stuff', root, (str(im), 'coco-stuff'))
-        items = []
-        for p in sorted(im.glob('*.jpg')) + sorted(im.glob('*.png')):
-            if not (lab/f'{p.stem}.png').exists(): raise DatasetError(f"COCO-Stuff: image {p} has no label map {lab/(p.stem + '.png')}")
-            items.append((p, lab/f'{p.stem}.png', ins/f'{p.stem}.png' if (ins/f'{p.stem}.png').exists() else None))
-        super().__init__(items, transform=transform, instance=instance)
+        super().__init__(_pairs('COCO-Stuff', im, lab, ins), transform=transform, instance=instance)
 
 # %% ../nbs/00b_datasets.ipynb #398c2f0d
 class Pix2PixCityscapes(SegDataset):
@@ -279,19 +285,106 @@ class Pix2PixCityscapes(SegDataset):
         w = both.shape[-1]
         if w % 2: raise DatasetError(f"{f}: width {w} is odd; a pix2pix pair is photo|label side by side (two equal halves)")
         img, rgb = both[..., :w // 2], both[..., w // 2:]
-        rows = [l for l in self.table.labels if l.id >= 0]                 # every label colour, void ones too
+        rows = [l for l in CITYSCAPES.labels if l.id >= 0]       # every label colour, void ones too: colour -> label id -> class
         pal = torch.tensor([l.color for l in rows], dtype=torch.uint8)
         dist, idx = nearest_color(rgb, pal)
         m = torch.where(dist <= self.tol, self.table.lut[[l.id for l in rows]][idx], torch.tensor(255, dtype=torch.uint8))
         self.unknown[f.name] = n = int((dist > self.tol).sum())
         far = float((dist > 20).float().mean())                # a label map is flat colour: few pixels far from the palette
         if far > 0.4:
-            raise DatasetError(f"{f}: {far:.0%} of the right half is far from every {self.table.name} colour, so it is not a colour "
+            raise DatasetError(f"{f}: {far:.0%} of the right half is far from every {CITYSCAPES.name} colour, so it is not a colour "
                                "label map. Are the halves swapped (the photo must be on the left), or is this not a photo|label pair?")
-        return img, m
+        return (img, m) + ((m.to(torch.int32),) if self.instance else ())
+
+# %% ../nbs/00b_datasets.ipynb #22744d8c
+_ADE_SPLITS = {'train': 'training', 'val': 'validation'}
+
+class ADE20K(SegDataset):
+    "ADE20K SceneParsing (`ADEChallengeData2016/images|annotations/training|validation`): 150 classes, 'other' (0) ignored"
+    table = ADE20K_150
+    def __init__(self, root:str|Path|None=None, # ADEChallengeData2016, or a folder holding it (default: data_root()/'ADEChallengeData2016')
+                 split:str='train', # 'train' or 'val'
+                 transform=None): # joint transform
+        root = Path(root) if root is not None else data_root()/'ADEChallengeData2016'
+        if (root/'ADEChallengeData2016').is_dir(): root = root/'ADEChallengeData2016'
+        if split not in _ADE_SPLITS: raise DatasetError(f"ADE20K: split={split!r}; use 'train' or 'val'")
+        im, lab = root/'images'/_ADE_SPLITS[split], root/'annotations'/_ADE_SPLITS[split]
+        if not im.is_dir(): raise _missing_root('ADE20K', root, (str(im), 'ade20k'))
+        super().__init__(_pairs('ADE20K', im, lab), transform=transform)
+
+# %% ../nbs/00b_datasets.ipynb #fb97df8a
+LAYOUTS = ('cityscapes', 'voc', 'coco-stuff', 'ade20k', 'pix2pix', 'folder')
+_SIGNS = {  # layout -> (what its root holds, the test for it), in the order `detect_layout` tries them
+    'cityscapes': ('leftImg8bit/, gtFine/', lambda r: (r/'leftImg8bit').is_dir() and (r/'gtFine').is_dir()),
+    'voc': ('VOCdevkit/VOC2012/ImageSets/Segmentation/<split>.txt, JPEGImages/, SegmentationClass/',
+            lambda r: (r/'VOCdevkit/VOC2012/ImageSets/Segmentation').is_dir() or (r/'ImageSets/Segmentation').is_dir()),
+    'ade20k': ('ADEChallengeData2016/images/training/, annotations/training/',
+               lambda r: any((b/'images').is_dir() and (b/'annotations').is_dir() for b in (r, r/'ADEChallengeData2016'))),
+    'coco-stuff': ('<split>_img/, <split>_label/', lambda r: (r/'train_img').is_dir() or (r/'val_img').is_dir()),
+    'folder': ('labels.json, <split>/images/, <split>/masks/', lambda r: (r/'labels.json').is_file()),
+    'pix2pix': ('<split>/*.jpg photo|label pairs', lambda r: any(next((r/s).glob('*.jpg'), None) for s in ('train', 'val', 'test')))}
+
+def detect_layout(root:str|Path # a dataset folder
+                 ) -> str|None:
+    "The first of `LAYOUTS` that `root` holds, or None"
+    r = Path(root)
+    return next((k for k, (_, holds) in _SIGNS.items() if holds(r)), None) if r.is_dir() else None
+
+def _check_layout(layout, root):
+    "Refuse a root that holds another layout than `layout`, naming the one it holds"
+    if root is None or not Path(root).is_dir() or _SIGNS[layout][1](Path(root)): return
+    found = detect_layout(root)
+    if found: raise DatasetError(f"{root}: expected the {layout} layout ({_SIGNS[layout][0]}), found the {found} layout "
+                                 f"({_SIGNS[found][0]}); pass --dataset {found} (open_dataset('{found}', ...))")
+
+# %% ../nbs/00b_datasets.ipynb #c11c30db
+def _label_space(layout, labels, source):
+    "The table of the classes asked for (None: the dataset's own train ids)"
+    if isinstance(labels, LabelTable):
+        if getattr(labels, 'source', source).name != source.name:
+            raise DatasetError(f"labels: {labels.name!r} groups {labels.source.name} ids, but the {layout} masks hold {source.name} ids")
+        return labels
+    if labels in (None, 'train'): return None
+    if labels == 'label':
+        if layout in ('cityscapes', 'pix2pix'): return CITYSCAPES_34
+        raise DatasetError(f"labels='label' (the 34 Cityscapes label ids) is for the cityscapes and pix2pix layouts, not {layout}: "
+                           f"use labels='train' ({source.name}'s {source.num_classes} classes) or a grouping JSON of {source.name} ids")
+    if Path(labels).is_file(): return LabelTable.from_json(labels, source=source)
+    raise DatasetError(f"labels={str(labels)!r}: not 'train', 'label' or an existing grouping JSON file")
+
+def _open(layout, root, split, transform):
+    "The layout's dataset class on `root`"
+    if layout == 'cityscapes': return Cityscapes(root, split, transform=transform)
+    if layout == 'voc': return VOCSegmentation(root, split, transform=transform)
+    if layout == 'coco-stuff': return COCOStuff(root, split, transform=transform)
+    if layout == 'ade20k': return ADE20K(root, split, transform=transform)
+    if layout == 'pix2pix': return Pix2PixCityscapes(root, split, transform=transform)
+    how = ("Lay out your data as <root>/labels.json (LabelTable.to_json writes one), <root>/<split>/images/*.jpg and "
+           "<root>/<split>/masks/<stem>.png, or write a synthetic one with segsyn.synthetic.write_layout(root, 'folder', ...).")
+    if root is None or not (Path(root)/'labels.json').is_file(): raise _missing_root('folder', root or '.', ('labels.json', None), how)
+    root = Path(root)
+    return ImageMaskFolder(root/split/'images', root/split/'masks', LabelTable.from_json(root/'labels.json'),
+                           image_glob=('*.jpg', '*.png'), transform=transform)
+
+# %% ../nbs/00b_datasets.ipynb #92125f7e
+def open_dataset(layout:str, # one of `LAYOUTS`
+                 root:str|Path|None, # the dataset folder (None: the layout's default under `data_root()`)
+                 split:str='train', # 'train' or 'val' (VOC also 'trainval')
+                 labels:str|Path|LabelTable='train', # 'train' ids, 'label' (Cityscapes' 34), or a grouping JSON / LabelTable
+                 transform=None, # joint transform (see `seg_transforms`)
+                 instance:bool=False # also yield instance maps (the mask itself where the layout has none)
+                ) -> SegDataset:
+    "Any layout, read into the label space asked for; `.table` is the table of the classes it yields"
+    if layout not in LAYOUTS: raise DatasetError(f"unknown dataset layout {layout!r}; use one of {', '.join(LAYOUTS)}")
+    _check_layout(layout, root)
+    ds = _open(layout, root, split, transform)
+    table = _label_space(layout, labels, ds.table)
+    if table is not None: ds.table = table
+    ds.instance = instance
+    return ds
 
 # %% ../nbs/00b_datasets.ipynb #c4ac6174
-_LABELS = ['CITYSCAPES', 'VOC', 'COCO_STUFF', 'nearest_colour', 'DatasetError', 'Label', 'LabelTable', 'check_ids', 'show_legend', 'voc_palette', 'rgb_to_ids', 'nearest_color']   # re-exported from segsyn.labels
-_all_ = ['CITYSCAPES', 'VOC', 'COCO_STUFF', 'nearest_colour', 'DatasetError', 'Label', 'LabelTable', 'check_ids', 'show_legend', 'voc_palette', 'rgb_to_ids', 'nearest_color', 'street_frame', 'make_synthetic_streets', 'synthetic_streets', 'IMAGENET_MEAN', 'IMAGENET_STD', 'TANH_MEAN', 'TANH_STD', 'seg_transforms', 'fcn_recipe', 'spade_recipe', 'to_uint8_image', 'colorize', 'overlay', 'show_batch', 'make_loader', 'PreResized', 'DeviceNormalize', 'loader_benchmark', 'colour_baseline', 'street_splits', 'color_baseline']
+_LABELS = ['CITYSCAPES', 'VOC', 'COCO_STUFF', 'ADE20K_150', 'CITYSCAPES_34', 'CITYSCAPES_10', 'nearest_colour', 'DatasetError', 'Label', 'LabelTable', 'check_ids', 'show_legend', 'voc_palette', 'rgb_to_ids', 'nearest_color']   # re-exported from segsyn.labels
+_all_ = ['CITYSCAPES', 'VOC', 'COCO_STUFF', 'ADE20K_150', 'CITYSCAPES_34', 'CITYSCAPES_10', 'nearest_colour', 'DatasetError', 'Label', 'LabelTable', 'check_ids', 'show_legend', 'voc_palette', 'rgb_to_ids', 'nearest_color', 'street_frame', 'make_synthetic_streets', 'synthetic_streets', 'IMAGENET_MEAN', 'IMAGENET_STD', 'TANH_MEAN', 'TANH_STD', 'seg_transforms', 'fcn_recipe', 'spade_recipe', 'to_uint8_image', 'colorize', 'overlay', 'show_batch', 'make_loader', 'PreResized', 'DeviceNormalize', 'loader_benchmark', 'colour_baseline', 'street_splits', 'color_baseline']
 __getattr__ = moved_names('segsyn.datasets', {**{n: 'segsyn.synthetic' for n in ['street_frame', 'make_synthetic_streets', 'synthetic_streets']},
                                                **{n: 'segsyn.loaders' for n in _all_[len(_LABELS):] if n not in ['street_frame', 'make_synthetic_streets', 'synthetic_streets']}})

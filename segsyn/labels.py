@@ -1,4 +1,4 @@
-"""Label tables: what the ids in a mask mean — Cityscapes (34 label ids → 19 train ids), PASCAL VOC, COCO-Stuff and your own.
+"""Label tables: what the ids in a mask mean — Cityscapes (34 label ids → 19 train ids), PASCAL VOC, COCO-Stuff, ADE20K, your own, and coarser label spaces built from them.
 
 Docs: https://segsyn.github.io/segsyn/labels.html.md"""
 
@@ -6,7 +6,7 @@ Docs: https://segsyn.github.io/segsyn/labels.html.md"""
 
 # %% ../nbs/00a_labels.ipynb #706fa10b
 from __future__ import annotations
-import json
+import json, difflib
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -15,8 +15,8 @@ from fastcore.basics import patch
 from .core import SegsynError
 
 # %% auto #0
-__all__ = ['CITYSCAPES', 'VOC', 'COCO_STUFF', 'nearest_colour', 'DatasetError', 'Label', 'LabelTable', 'check_ids', 'show_legend',
-           'voc_palette', 'rgb_to_ids', 'nearest_color']
+__all__ = ['CITYSCAPES', 'VOC', 'COCO_STUFF', 'ADE20K_150', 'nearest_colour', 'CITYSCAPES_34', 'CITYSCAPES_10', 'DatasetError',
+           'Label', 'LabelTable', 'check_ids', 'show_legend', 'voc_palette', 'rgb_to_ids', 'nearest_color']
 
 # %% ../nbs/00a_labels.ipynb #53ef2f77
 class DatasetError(SegsynError, ValueError):
@@ -193,6 +193,22 @@ COCO_STUFF = LabelTable('COCO-Stuff', [Label(n.replace('_', ' '), i, i, 'thing' 
                                              tuple(_vp[i + 1].tolist())) for i, n in enumerate(_COCO_THINGS + _COCO_STUFF)]
                         + [Label('unlabeled', 255, 255, 'void', False, True, (0, 0, 0))])
 
+# %% ../nbs/00a_labels.ipynb #4ad9a8a5
+_ADE_NAMES = ('wall,building,sky,floor,tree,ceiling,road,bed,windowpane,grass,cabinet,sidewalk,person,earth,door,table,mountain,'
+ 'plant,curtain,chair,car,water,painting,sofa,shelf,house,sea,mirror,rug,field,armchair,seat,fence,desk,rock,wardrobe,lamp,bathtub,'
+ 'railing,cushion,base,box,column,signboard,chest of drawers,counter,sand,sink,skyscraper,fireplace,refrigerator,grandstand,path,'
+ 'stairs,runway,case,pool table,pillow,screen door,stairway,river,bridge,bookcase,blind,coffee table,toilet,flower,book,hill,bench,'
+ 'countertop,stove,palm,kitchen island,computer,swivel chair,boat,bar,arcade machine,hovel,bus,towel,light,truck,tower,chandelier,'
+ 'awning,streetlight,booth,television receiver,airplane,dirt track,apparel,pole,land,bannister,escalator,ottoman,bottle,buffet,'
+ 'poster,stage,van,ship,fountain,conveyer belt,canopy,washer,plaything,swimming pool,stool,barrel,basket,waterfall,tent,bag,'
+ 'minibike,cradle,oven,ball,food,step,tank,trade name,microwave,pot,animal,bicycle,lake,dishwasher,screen,blanket,sculpture,hood,'
+ 'sconce,vase,traffic light,tray,ashcan,fan,pier,crt screen,plate,monitor,bulletin board,shower,radiator,glass,clock,flag').split(',')
+_ADE_STUFF = {1, 2, 3, 4, 6, 7, 10, 12, 14, 17, 22, 26, 27, 29, 30, 47, 49, 52, 53, 55, 60, 61, 62, 69, 80, 85, 92, 95, 97, 102,
+              106, 110, 114, 129, 141}   # the Stuff column of object150_info.csv
+ADE20K_150 = LabelTable('ADE20K', [Label('other', 0, 255, 'void', False, True, (0, 0, 0))] +
+                        [Label(n, i, i - 1, 'stuff' if i in _ADE_STUFF else 'thing', i not in _ADE_STUFF, False, tuple(_vp[i].tolist()))
+                         for i, n in enumerate(_ADE_NAMES, 1)])
+
 # %% ../nbs/00a_labels.ipynb #e2b01ad9
 @patch(cls_method=True)
 def from_rows(cls:LabelTable, name:str, # the table's name
@@ -205,18 +221,28 @@ def from_rows(cls:LabelTable, name:str, # the table's name
                             tuple(r.get('color', pal[int(r['id']) % 256].tolist()))) for r in rows], ignore_index)
 
 @patch(cls_method=True)
-def from_json(cls:LabelTable, path:str|Path): # a JSON file: {"name": ..., "labels": [{"name":..., "id":...}, ...]}
-    "Read a label table from a JSON file"
+def from_json(cls:LabelTable, path:str|Path, # {"name", "labels": [{"name", "id"}, ...]}, or a grouping {"name", "classes": [...]}
+              source:LabelTable|None=None): # for a grouping: the table whose ids it groups (default: the one its "source" names)
+    "Read a label table, or a grouping of another table's ids (see `LabelTable.grouped`), from a JSON file"
     try: d = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e: raise DatasetError(f"{path}: cannot read the class table ({e}); it must be JSON with 'name' and 'labels'") from e
-    return cls.from_rows(d.get('name', Path(path).stem), d['labels'], d.get('ignore_index', 255))
+    if not isinstance(d, dict) or not ({'labels', 'classes'} & set(d)):
+        raise DatasetError(f"{path}: a class table needs 'labels' (rows with name and id) or 'classes' (groups of another table's ids)")
+    try:
+        if 'labels' in d: return cls.from_rows(d.get('name', Path(path).stem), d['labels'], d.get('ignore_index', 255))
+        return cls.grouped(_grouping_source(d.get('source'), source), d['classes'], d.get('name', Path(path).stem))
+    except DatasetError as e: raise DatasetError(f"{path}: {e}") from None
+    except (KeyError, TypeError, ValueError, AssertionError) as e: raise DatasetError(f"{path}: a malformed row ({e!r}); each needs at least 'name' and 'id'") from None
 
 @patch
 def to_json(self:LabelTable, path:str|Path): # where to write it
-    "Write the table as JSON (the format `from_json` reads)"
-    rows = [dict(name=l.name, id=l.id, train_id=l.train_id, category=l.category, has_instances=l.has_instances,
-                 ignore_in_eval=l.ignore_in_eval, color=list(l.color)) for l in self.labels]
-    Path(path).write_text(json.dumps(dict(name=self.name, ignore_index=self.ignore_index, labels=rows), indent=1))
+    "Write the table as JSON (the format `from_json` reads; a grouped table writes its groups)"
+    if getattr(self, 'groups', None) is not None:      # a grouping: one class per line, easy to edit
+        rows = ',\n'.join('  ' + json.dumps(g) for g in self.groups)
+        Path(path).write_text(f'{{"name": {json.dumps(self.name)}, "source": {json.dumps(self.source.name)}, "classes": [\n{rows}\n]}}\n'); return
+    d = dict(name=self.name, ignore_index=self.ignore_index, labels=[dict(name=l.name, id=l.id, train_id=l.train_id,
+                   category=l.category, has_instances=l.has_instances, ignore_in_eval=l.ignore_in_eval, color=list(l.color)) for l in self.labels])
+    Path(path).write_text(json.dumps(d, indent=1))
 
 # %% ../nbs/00a_labels.ipynb #adf01c9a
 @torch.no_grad()
@@ -239,3 +265,72 @@ def nearest_color(rgb:torch.Tensor, colors:torch.Tensor):
     return dist.reshape(rgb.shape[1:]), idx.reshape(rgb.shape[1:])
 
 nearest_colour = nearest_color   # the British spelling, as the course's prose writes it
+
+# %% ../nbs/00a_labels.ipynb #91622a63
+CITYSCAPES_34 = LabelTable('Cityscapes label ids', [Label(l.name, l.id, l.id if l.id >= 0 else 255, l.category, l.has_instances,
+                                                          l.ignore_in_eval, l.color) for l in CITYSCAPES.labels])
+
+# %% ../nbs/00a_labels.ipynb #a0ebd598
+def _group_ids(source, g, k):
+    "The name and the checked source label ids of group `g` (its `ids` and `names`)"
+    where = f"grouping over {source.name}, class {k}"
+    if not isinstance(g, dict) or not g.get('name'): raise DatasetError(f"{where}: needs a 'name' (a dict with name and ids or names)")
+    where = f"grouping over {source.name}, class {g['name']!r}"
+    ids, names, known = list(g.get('ids', [])), list(g.get('names', [])), {l.name: l.id for l in source.labels}
+    if not ids and not names: raise DatasetError(f"{where}: lists no 'ids' or 'names'; give it at least one {source.name} label")
+    for n in names:
+        if n not in known:
+            near = difflib.get_close_matches(str(n), known, 3)
+            raise DatasetError(f"{where}: {n!r} is not a {source.name} label name" + (f" (did you mean {', '.join(map(repr, near))}?)" if near else ''))
+    for i in ids:
+        if not isinstance(i, int) or i not in source.ids:
+            raise DatasetError(f"{where}: {i!r} is not a {source.name} label id (known: {min(j for j in source.ids if j >= 0)}..{max(source.ids)})")
+    return g['name'], list(dict.fromkeys(ids + [known[n] for n in names]))
+
+def _group_color(g, first, where):
+    "The group's colour: its `color`, else its first member's; checked"
+    c = g.get('color', first.color)
+    if not (isinstance(c, (list, tuple)) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)):
+        raise DatasetError(f"{where}: color {c!r} is not three integers 0-255")
+    return tuple(c)
+
+# %% ../nbs/00a_labels.ipynb #6fe06cf6
+@patch(cls_method=True)
+def grouped(cls:LabelTable, source:LabelTable, # the table whose label ids the masks hold
+            groups:list, # one dict per class: {"name": ..., "ids": [...] and/or "names": [...], "color": [r, g, b] (optional)}
+            name:str|None=None): # the new table's name
+    "A coarser label space: each group of `source` label ids is one class (train ids in group order); unlisted ids are ignored"
+    if not groups: raise DatasetError(f"grouping over {source.name}: no classes; list at least one group")
+    owner, norm, src = {}, [], {l.id: l for l in source.labels}
+    for k, g in enumerate(groups):
+        gname, ids = _group_ids(source, g, k)
+        if gname in [n['name'] for n in norm]: raise DatasetError(f"grouping over {source.name}: two classes are named {gname!r}")
+        for i in ids:
+            if i in owner: raise DatasetError(f"grouping over {source.name}: label {i} ({src[i].name}) is in both {norm[owner[i]]['name']!r} "
+                                              f"and {gname!r}; a label belongs to one class")
+            owner[i] = k
+        norm.append(dict(name=gname, ids=ids, color=list(_group_color(g, src[ids[0]], f"grouping over {source.name}, class {gname!r}"))))
+    rows = [Label(norm[owner[l.id]]['name'], l.id, owner[l.id], l.category, l.has_instances, False, tuple(norm[owner[l.id]]['color']))
+            if l.id in owner else Label(l.name, l.id, source.ignore_index, l.category, l.has_instances, True, (0, 0, 0)) for l in source.labels]
+    t = cls(name or f'{source.name} grouped', rows, source.ignore_index)
+    t.source, t.groups = source, norm
+    return t
+
+def _grouping_source(named:str|None, source:LabelTable|None):
+    "The table a grouping's ids come from: `source`, checked against the name the file gives, or a built-in table by that name"
+    tables = {t.name: t for t in (CITYSCAPES, VOC, COCO_STUFF, ADE20K_150, CITYSCAPES_34)}
+    if source is None:
+        if named not in tables: raise DatasetError(f"a grouping of {named or 'unnamed'} label ids needs their table: pass source= "
+                                                   f"(tables known by name: {', '.join(tables)})")
+        return tables[named]
+    if named is not None and named != source.name:
+        raise DatasetError(f"it groups {named} label ids, but these masks hold {source.name} ids; group {source.name} ids (its \"source\")")
+    return source
+
+# %% ../nbs/00a_labels.ipynb #f50c8ff7
+CITYSCAPES_10 = LabelTable.grouped(CITYSCAPES, [
+    dict(name='road', names=['road']), dict(name='sidewalk', names=['sidewalk']),
+    dict(name='construction', names=['building', 'wall', 'fence']), dict(name='object', names=['pole', 'traffic light', 'traffic sign']),
+    dict(name='nature', names=['vegetation', 'terrain']), dict(name='sky', names=['sky']), dict(name='human', names=['person', 'rider']),
+    dict(name='car', names=['car']), dict(name='large vehicle', names=['truck', 'bus', 'train']),
+    dict(name='two-wheeler', names=['motorcycle', 'bicycle'])], 'Cityscapes 10')

@@ -1,4 +1,4 @@
-"""The course's default data: procedurally drawn street scenes with Cityscapes label and instance ids, written in the official layout.
+"""The course's default data: procedurally drawn street scenes with Cityscapes label and instance ids, written in the official Cityscapes layout — or in any other layout segsyn reads.
 
 Docs: https://segsyn.github.io/segsyn/synthetic.html.md"""
 
@@ -13,10 +13,11 @@ import torch, torch.nn.functional as F
 from PIL import Image
 import segsyn
 from .core import by_profile, cached, claim_lock, user_mode
-from .labels import CITYSCAPES, DatasetError
+from .labels import CITYSCAPES, VOC, COCO_STUFF, ADE20K_150, DatasetError, LabelTable, voc_palette
+from .datasets import LAYOUTS, _ADE_SPLITS
 
 # %% auto #0
-__all__ = ['street_frame', 'make_synthetic_streets', 'synthetic_streets', 'write_streets', 'check_manifest']
+__all__ = ['street_frame', 'make_synthetic_streets', 'synthetic_streets', 'write_layout', 'write_streets', 'check_manifest']
 
 # %% ../nbs/00c_synthetic.ipynb #6f1c2db6
 def _smooth_noise(rng, H, W, cell):
@@ -169,9 +170,11 @@ def street_frame(rng:np.random.Generator, # the frame's random generator (fixes 
 # %% ../nbs/00c_synthetic.ipynb #1cbb0aec
 _CITIES = {'train': 'synthtown', 'val': 'synthville', 'test': 'synthburg'}
 
-def _save_png(arr, path):
-    "Write a PNG deterministically (no timestamps or other metadata)"
-    Image.fromarray(arr).save(path, format='PNG', compress_level=6)
+def _save_png(arr, path, palette=None):
+    "Write a PNG deterministically (no timestamps or other metadata); with `palette`, as a palette ('P') PNG"
+    im = Image.fromarray(arr)
+    if palette is not None: im.putpalette(palette)
+    Path(path).parent.mkdir(parents=True, exist_ok=True); im.save(path, format='PNG', compress_level=6)
 
 def make_synthetic_streets(root:str|Path, # where leftImg8bit/ and gtFine/ go
                            n_train:int=200, # training frames
@@ -210,32 +213,120 @@ def synthetic_streets(n_train:int|None=None, # training frames (default: 64 in t
     key = dict(what='synthetic streets', n_train=n_train, n_val=n_val, size=size, seed=seed, version=segsyn.__version__)
     return cached(key, lambda d: make_synthetic_streets(d, n_train, n_val, size=size, seed=seed), 'streets')
 
+# %% ../nbs/00c_synthetic.ipynb #f75929fc
+def _lut(table:LabelTable, pairs:dict, default:int):
+    "Cityscapes label id → `table` id, by class name (`pairs`: Cityscapes name → `table` name); other ids → `default`"
+    cs, ids = {l.name: l.id for l in CITYSCAPES.labels}, {l.name: l.id for l in table.labels}
+    lut = np.full(256, default, np.uint8)
+    for a, b in pairs.items(): lut[cs[a]] = ids[b]
+    return lut
+
+_SAME = ['person', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle', 'traffic light']
+_FOLDER_NAMES = ['road', 'sidewalk', 'building', 'pole', 'traffic light', 'traffic sign', 'vegetation', 'terrain', 'sky', 'person', 'car']
+_FOLDER_TABLE = LabelTable.from_rows('synthetic streets', [dict(name=n, id=k, color=CITYSCAPES.colors[CITYSCAPES.names.index(n)].tolist())
+                                     for k, n in enumerate(_FOLDER_NAMES)] + [dict(name='unlabeled', id=255, ignore_in_eval=True, color=[0, 0, 0])])
+_LUTS = {
+    'voc': _lut(VOC, dict(car='car', person='person', rider='person', bus='bus', train='train', motorcycle='motorbike', bicycle='bicycle'), 0),
+    'coco-stuff': _lut(COCO_STUFF, {**{n: n for n in _SAME}, 'rider': 'person', 'road': 'road', 'sidewalk': 'pavement', 'building': 'building-other',
+                                    'wall': 'wall-other', 'fence': 'fence', 'pole': 'structural-other', 'traffic sign': 'street sign',
+                                    'vegetation': 'tree', 'terrain': 'grass', 'sky': 'sky-other'}, 255),
+    'ade20k': _lut(ADE20K_150, {**{n: n for n in _SAME if n != 'train'}, 'rider': 'person', 'motorcycle': 'minibike', 'road': 'road',
+                                'sidewalk': 'sidewalk', 'building': 'building', 'wall': 'wall', 'fence': 'fence', 'pole': 'pole',
+                                'traffic sign': 'signboard', 'vegetation': 'tree', 'terrain': 'grass', 'sky': 'sky'}, 0),
+    'folder': _lut(_FOLDER_TABLE, {n: n for n in _FOLDER_NAMES}, 255)}
+
+# %% ../nbs/00c_synthetic.ipynb #d928503e
+def _jpg(img, path):
+    "Write a JPEG at quality 95 without chroma subsampling (4:4:4), so colour label maps survive at small sizes"
+    Path(path).parent.mkdir(parents=True, exist_ok=True); Image.fromarray(img).save(path, quality=95, subsampling=0)
+
+def _void_outline(m):
+    "VOC's void outline: background pixels next to an object become 255"
+    near = F.max_pool2d(torch.from_numpy(m > 0).float()[None, None], 3, 1, 1)[0, 0].numpy() > 0
+    return np.where(near & (m == 0), 255, m).astype(np.uint8)
+
+def _voc(r, split, i, img, lab, ins):
+    v, stem = r/'VOCdevkit/VOC2012', f'{split}_{i:06d}'
+    _save_png(_void_outline(_LUTS['voc'][lab]), v/'SegmentationClass'/f'{stem}.png', voc_palette().flatten().tolist())
+    _jpg(img, v/'JPEGImages'/f'{stem}.jpg'); return stem
+
+def _coco(r, split, i, img, lab, ins):
+    _save_png(_LUTS['coco-stuff'][lab], r/f'{split}_label'/f'{i:012d}.png')
+    _save_png(np.unique(ins, return_inverse=True)[1].reshape(ins.shape).astype(np.uint8), r/f'{split}_inst'/f'{i:012d}.png')
+    _jpg(img, r/f'{split}_img'/f'{i:012d}.jpg')
+
+def _ade(r, split, i, img, lab, ins):
+    sub, stem = _ADE_SPLITS[split], f'ADE_{split}_{i + 1:08d}'
+    _save_png(_LUTS['ade20k'][lab], r/'annotations'/sub/f'{stem}.png'); _jpg(img, r/'images'/sub/f'{stem}.jpg')
+
+def _pix2pix(r, split, i, img, lab, ins): _jpg(np.concatenate([img, CITYSCAPES.id_colors.numpy()[lab]], 1), r/split/f'{i + 1}.jpg')
+
+def _folder(r, split, i, img, lab, ins):
+    _save_png(_LUTS['folder'][lab], r/split/'masks'/f'{split}_{i:06d}.png'); _jpg(img, r/split/'images'/f'{split}_{i:06d}.jpg')
+
+# %% ../nbs/00c_synthetic.ipynb #fdefb78f
+def _write_frames(root:Path, layout:str, n_train:int, n_val:int, size:tuple, seed:int, progress:bool):
+    "Write the streets' frames into `root` in `layout` (frame i of a split is the same in every layout)"
+    import tqdm.auto as tq
+    if layout == 'cityscapes': return make_synthetic_streets(root, n_train, n_val, size, seed, progress)
+    write = {'voc': _voc, 'coco-stuff': _coco, 'ade20k': _ade, 'pix2pix': _pix2pix, 'folder': _folder}[layout]
+    stems = {}
+    for si, (split, n) in enumerate((('train', n_train), ('val', n_val))):
+        stems[split] = [write(root, split, i, *street_frame(np.random.default_rng([seed, si, i]), *size))
+                        for i in tq.tqdm(range(n), desc=f'synthetic {layout} {split}', disable=not progress)]
+    if layout == 'voc':
+        lists = root/'VOCdevkit/VOC2012/ImageSets/Segmentation'; lists.mkdir(parents=True, exist_ok=True)
+        for s, names in {**stems, 'trainval': stems['train'] + stems['val']}.items(): (lists/f'{s}.txt').write_text(''.join(f'{n}\n' for n in names))
+    if layout == 'folder': _FOLDER_TABLE.to_json(root/'labels.json')
+    return root
+
 # %% ../nbs/00c_synthetic.ipynb #a26b3bc0
-def write_streets(root:str|Path, # the dataset folder to write (Cityscapes layout)
-                  n_train:int, n_val:int, # frames per split
-                  size:tuple, # (H, W) of every frame
-                  seed:int=0, # the dataset seed
-                  overwrite:bool=False, # replace a folder that already holds files
-                  progress:bool=False) -> Path: # show progress bars
-    "The synthetic streets, staged beside `root` and moved into place only when complete, with a manifest of what it holds"
+def write_layout(root:str|Path, # the dataset folder to write
+                 layout:str, # one of `LAYOUTS` (00b)
+                 n_train:int, n_val:int, # frames per split
+                 size:tuple, # (H, W) of every frame
+                 seed:int=0, # the dataset seed
+                 overwrite:bool=False, # replace a folder that already holds files
+                 progress:bool=False) -> Path: # show progress bars
+    "The synthetic streets in `layout`, staged beside `root` and moved into place only when complete, with a manifest of what it holds"
+    if layout not in LAYOUTS: raise DatasetError(f"unknown dataset layout {layout!r}; use one of {', '.join(LAYOUTS)}")
+    if min(size) < 32: raise DatasetError(f"write_layout: size {tuple(size)} is too small; use at least 32×32")
     root = Path(root); root.parent.mkdir(parents=True, exist_ok=True)
     if root.exists() and any(root.iterdir()) and not overwrite:
         raise DatasetError(f"{root} already holds files; pass --overwrite to write over it or --root to choose another folder")
     claim_lock(root.parent/f'.{root.name}.lock', str(root))           # one writer per dataset folder (until `release_locks`)
     for old in root.parent.glob(f'.{root.name}.partial-*'): shutil.rmtree(old, ignore_errors=True)   # a killed write's stage
     stage = Path(tempfile.mkdtemp(dir=root.parent, prefix=f'.{root.name}.partial-'))
-    make_synthetic_streets(stage, n_train, n_val, size=tuple(size), seed=seed, progress=progress)
-    (stage/'manifest.json').write_text(json.dumps(dict(n_train=n_train, n_val=n_val, size=list(size), seed=seed)))
+    try:
+        _write_frames(stage, layout, n_train, n_val, tuple(size), seed, progress)
+        (stage/'manifest.json').write_text(json.dumps(dict(layout=layout, n_train=n_train, n_val=n_val, size=list(size), seed=seed)))
+    except BaseException: shutil.rmtree(stage, ignore_errors=True); raise   # (a kill -9 leaves it: the next write removes it)
     os.chmod(stage, user_mode(0o777))                 # mkdtemp made it private: the user's usual mode
     if root.exists(): shutil.rmtree(root)
     os.replace(stage, root); return root
 
-def check_manifest(root:str|Path): # a Cityscapes-layout folder, maybe written by `write_streets`
+def write_streets(root:str|Path, n_train:int, n_val:int, size:tuple, seed:int=0, overwrite:bool=False, progress:bool=False) -> Path:
+    "`write_layout` in the Cityscapes layout (what `segsyn data --synthetic` writes by default)"
+    return write_layout(root, 'cityscapes', n_train, n_val, size, seed, overwrite, progress)
+
+# %% ../nbs/00c_synthetic.ipynb #f4aa8f5f
+def _lines(p): return p.read_text().split() if p.exists() else []
+_FRAMES = {  # layout -> the (image, mask) paths of a split's frames
+    'cityscapes': lambda r, s: [(p, r/'gtFine'/s/p.parent.name/p.name.replace('_leftImg8bit', '_gtFine_labelIds'))
+                                for p in (r/'leftImg8bit'/s).glob('*/*_leftImg8bit.png')],
+    'voc': lambda r, s: [(r/'VOCdevkit/VOC2012/JPEGImages'/f'{n}.jpg', r/'VOCdevkit/VOC2012/SegmentationClass'/f'{n}.png')
+                         for n in _lines(r/'VOCdevkit/VOC2012/ImageSets/Segmentation'/f'{s}.txt')],
+    'coco-stuff': lambda r, s: [(p, r/f'{s}_label'/f'{p.stem}.png') for p in (r/f'{s}_img').glob('*.jpg')],
+    'ade20k': lambda r, s: [(p, r/'annotations'/_ADE_SPLITS[s]/f'{p.stem}.png') for p in (r/'images'/_ADE_SPLITS[s]).glob('*.jpg')],
+    'pix2pix': lambda r, s: [(p, p) for p in (r/s).glob('*.jpg')],
+    'folder': lambda r, s: [(p, r/s/'masks'/f'{p.stem}.png') for p in (r/s/'images').glob('*.jpg')]}
+
+def check_manifest(root:str|Path): # a dataset folder, maybe written by `write_layout`
     "A dataset written by segsyn holds the frames its manifest lists (else it was cut short: say how to rewrite it)"
     root = Path(root)
     if not (root/'manifest.json').exists(): return
-    m = json.loads((root/'manifest.json').read_text())
+    m = json.loads((root/'manifest.json').read_text()); layout = m.get('layout', 'cityscapes')
     for split in ('train', 'val'):
-        have, want = len(list((root/'leftImg8bit'/split).glob('*/*_leftImg8bit.png'))), m[f'n_{split}']
-        if have != want: raise DatasetError(f"{root} holds {have} of the {want} {split} frames its manifest lists: it was cut short; "
-                                            f"write it again (segsyn data --synthetic {m['n_train']} --root {root} --overwrite)")
+        have, want = sum(a.exists() and b.exists() for a, b in _FRAMES[layout](root, split)), m[f'n_{split}']
+        if have != want: raise DatasetError(f"{root} holds {have} of the {want} {split} frames its manifest lists: it was cut short; write it again "
+                                            f"(segsyn data --synthetic {m['n_train']}{'' if layout == 'cityscapes' else ' --dataset ' + layout} --root {root} --overwrite)")
