@@ -37,7 +37,7 @@ NOTEBOOKS = sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith('_'))
 # configuration; a second asker waits for the first): 08 reuses all nine segmenters of 02-05, 07b and 11 the U-Net and
 # SPADE of 09 (07b runs last in lane A, long after 09 in lane B). The lanes take about the same time on 2 CPU cores
 # (measured: ~500 s each on a clean clone); lane B ends with the short notebooks.
-LANE_A = ['03_unet', '05_denseaspp', '06_cgan', '10_performance', '08_evaluation', '07b_spade_training']
+LANE_A = ['03_unet', '05_denseaspp', '06_cgan', '10_performance', '08_evaluation', '07b_spade_training', '10b_runs']
 LANE_B = ['04_deeplab', '02_fcn', '09_roundtrip', '11_cli', '03b_structure']
 def _rank(p): return (0, LANE_A.index(p.stem)) if p.stem in LANE_A else (1, LANE_B.index(p.stem)) if p.stem in LANE_B else (2, p.name)
 RUN_ORDER = sorted(NOTEBOOKS, key=_rank)

@@ -14,8 +14,9 @@ import torch
 
 # %% auto #0
 __all__ = ['PROFILES', 'get_profile', 'by_profile', 'default_device', 'seed_everything', 'native_bf16', 'SegsynError',
-           'data_root', 'sample_data', 'user_mode', 'atomic_write', 'claim_lock', 'release_locks', 'time_steps',
-           'cache_root', 'cache_key', 'cached', 'results_dir', 'record_results', 'results_markdown', 'moved_names']
+           'data_root', 'sample_data', 'user_mode', 'atomic_write', 'claim_lock', 'held_locks', 'release_locks',
+           'time_steps', 'cache_root', 'cache_key', 'cached', 'results_dir', 'record_results', 'results_markdown',
+           'moved_names']
 
 # %% ../nbs/00_core.ipynb #116fce09
 PROFILES = ('ci', 'full')
@@ -119,9 +120,11 @@ def claim_lock(lock:Path, # the lock file (beside or inside what it guards)
     f.write(f"segsyn {' '.join(sys.argv[1:2]) or 'run'}, pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
     f.flush(); _HELD.append(f)
 
-def release_locks():
-    "Give back every lock this process holds (each lock file is left empty: it ended cleanly)"
-    while _HELD:
+def held_locks() -> int: return len(_HELD)   # how many locks this process holds: pass it to `release_locks` to give back only later ones
+
+def release_locks(keep:int=0): # locks to keep: those claimed first (a library call that claims and releases its own passes `held_locks()` from before)
+    "Give back the locks this process holds, but the first `keep` (each lock file is left empty: it ended cleanly)"
+    while len(_HELD) > keep:
         f = _HELD.pop(); f.seek(0); f.truncate(); f.close()
 
 # %% ../nbs/00_core.ipynb #9837cd41

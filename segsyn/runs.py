@@ -12,7 +12,7 @@ from functools import partial
 from fastcore.basics import patch
 from pathlib import Path
 import torch
-from .core import SegsynError, seed_everything, atomic_write, claim_lock
+from .core import SegsynError, seed_everything, atomic_write, claim_lock, held_locks, release_locks
 from .datasets import open_dataset, detect_layout, LAYOUTS
 from .synthetic import write_layout, check_manifest
 from .loaders import PreResized, seg_transforms, spade_recipe, make_loader, DeviceNormalize, TANH_MEAN, TANH_STD
@@ -112,6 +112,7 @@ def _bad_combinations(c:TrainConfig) -> list:
             if getattr(c, k) != TrainConfig.__dataclass_fields__[k].default: errs.append(f"{_flag(k)} applies to the segmenters, not {c.model}")
     if c.model != 'pix2pix' and c.direction != 'label2image': errs.append(f"--direction applies to pix2pix, not {c.model or 'this model'}")
     if (ok := _VARIANTS.get(c.variant)) and c.model not in ok: errs.append(f"--variant {c.variant} exists for {' and '.join(ok)}, not {c.model or 'this model'}")
+    if c.variant == 'seed002' and (min(c.size) < 64 or any(s % 16 for s in c.size)): errs.append(f"--variant seed002 needs sides that are multiples of 16, at least 64 (write-up 002 worked at 64x64)")
     if c.sched == 'plateau' and c.warmup: errs.append("--sched plateau has no warm-up: drop --warmup or use poly/cosine")
     if c.labels not in ('auto', 'train', 'label') and not Path(c.labels).is_file(): errs.append(f"--labels {c.labels}: not train, label, or an existing grouping JSON file")
     return errs
@@ -182,8 +183,11 @@ def _seg_tf(c:TrainConfig, train:bool, keep_uint8:bool=False, tanh:bool=False):
 def open_splits(c:TrainConfig, # the run's config
                 keep_uint8:bool=False): # segmenters: leave images uint8 for `DeviceNormalize`
     "(train, val, table): the run's two splits, ready for loaders, and the table of the classes they hold"
-    check_manifest(c.root)
     lay, labels = layout(c), label_space(c)
+    if Path(c.root).is_dir() and not any(Path(c.root).iterdir()) or not Path(c.root).exists():
+        raise SegsynError(f"{c.root}: no dataset there. Write synthetic streets in the {lay} layout with `segsyn data --synthetic 200 --dataset {lay} "
+                          f"--root {c.root}` (or add --synthetic to segsyn train), or get the real dataset with ./data_setup.sh (./data_setup.sh --help)")
+    check_manifest(c.root)
     if c.model == 'spade':
         ds = [open_dataset(lay, c.root, s, labels=labels, transform=spade_recipe(c.size, train=s == 'train'), instance=lay in ('cityscapes', 'coco-stuff'))
               for s in ('train', 'val')]
@@ -293,10 +297,14 @@ def train(c:TrainConfig, # what to train, on what, how
           out:str|Path='runs/train', # the run folder: config.json, model.pt, metrics.json, run/ (checkpoints)
           resume:bool=False, overwrite:bool=False, # continue the run in `out`; write into a non-empty `out`
           progress:bool=True) -> dict: # -> history, model (path), out
-    "Train what `c` describes, in one process or in every process of a torchrun job (DDP for segmenters)"
+    "Train what `c` describes, in one process or in every process of a torchrun job (DDP for segmenters); `out` is locked while it runs"
+    n = held_locks()
+    try: return _train(c, Path(out), resume, overwrite, progress)
+    finally: release_locks(n)
+
+def _train(c:TrainConfig, out:Path, resume:bool, overwrite:bool, progress:bool) -> dict:
     c.check(); rank, world, dev = init_distributed()
     if world > 1 and c.model not in SEGMENTERS: raise SegsynError(f"distributed training is implemented for the segmenters; train {c.model} with one process")
-    out = Path(out)
     if rank == 0: claim_run_dir(out, overwrite, resume); prepare_data(c, rank)
     if world > 1: torch.distributed.barrier()          # the others wait until rank 0 has made the run folder (and the data)
     if resume: check_resumable(c, out)
@@ -331,15 +339,15 @@ def _pair(kind, sep:str, what:str): # element type, separator, an example
     return parse
 
 _TYPES = {'size': _pair(int, 'x', '256x512 (height x width)'), 'betas': _pair(float, ',', '0.9,0.999'), 'scale': _pair(float, ',', '0.5,2.0'),
-          'int': int, 'int|None': int, 'float': float, 'float|None': float, 'str': str}
+          'lr': float, 'clip': float, 'early_stop': int}     # the others parse as the type of their default
 
 
 def add_config_args(p:argparse.ArgumentParser): # the `segsyn train` parser
     "One option per `TrainConfig` field, with its default in the help; only given options land in the namespace (so `--config` values stay)"
     for f in fields(TrainConfig):
         kw = dict(default=argparse.SUPPRESS, help=f"{f.metadata['help']}" + ('' if f.default == '' else f" (default: {_shown(f.default)})"))
-        if f.type == 'bool': kw['action'] = argparse.BooleanOptionalAction
-        else: kw['type'] = _TYPES.get(f.name) or _TYPES[f.type]
+        if isinstance(f.default, bool): kw['action'] = argparse.BooleanOptionalAction
+        else: kw['type'] = _TYPES.get(f.name) or type(f.default)
         if f.metadata['choices']: kw['choices'] = f.metadata['choices']
         p.add_argument(_flag(f.name), **kw)
     p.add_argument('--config', help="replay a run: its config.json (options given beside it override it)")
