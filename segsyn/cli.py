@@ -21,11 +21,12 @@ from .roundtrip import round_trip, segment_video, train_small_pair, pan_frames
 from .performance import init_distributed, shard_loader, DDPSegTask, bench, bench_table
 from .unet import StructureLoss, StructureTask, StructureSegTask
 from .datasets import open_dataset, LAYOUTS
+from .reproduce import reproduce, RUNNABLE
 from .runs import TrainConfig, train, add_config_args, config_from_args, claim_run_dir, RUN_LOCK, SYNTHETIC_FRAMES
 
 # %% auto #0
-__all__ = ['cmd_data', 'cmd_train', 'cmd_eval', 'cmd_synth', 'cmd_roundtrip', 'cmd_video', 'cmd_bench', 'cmd_demo',
-           'build_parser', 'run', 'main']
+__all__ = ['cmd_data', 'cmd_train', 'cmd_eval', 'cmd_synth', 'cmd_roundtrip', 'cmd_video', 'cmd_bench', 'cmd_reproduce',
+           'cmd_demo', 'build_parser', 'run', 'main']
 
 # %% ../nbs/11_cli.ipynb #31ded2a0
 def cmd_data(a):
@@ -112,6 +113,22 @@ def cmd_bench(a):
     out = _out_dir(a.out, a.overwrite)
     res = bench(quick=a.quick, root=a.root, out=out)
     print(bench_table(res)); return res
+
+# %% ../nbs/11_cli.ipynb #fe8ff1b1
+def cmd_reproduce(a):
+    "segsyn reproduce N [--data ROOT | --synthetic] [--profile ci|full]: a write-up's experiments with its recipe; results.md and results.json"
+    r = reproduce(a.writeup, a.out, data=a.data, synthetic=a.synthetic, profile=a.profile, overwrite=a.overwrite)
+    print(r['table']); print(f"\nwritten to {r['out']}: results.md, results.json, one folder per model"); return r
+
+def _add_reproduce(sub):
+    "The `reproduce` sub-command's parser"
+    r = sub.add_parser('reproduce', help="rerun a write-up's experiments with its recipe: its numbers beside segsyn's")
+    r.add_argument('writeup', choices=RUNNABLE, help='the write-up (../shared/seeds: 002 cGAN vs U-Net, 003 SSFPN/DeepLabV3+/Res-UNet, 004 U-Net/DeepLabV3/DenseASPP)')
+    r.add_argument('--data', help="the write-up's dataset, in the layout it read (voc for 003, pix2pix for 002, cityscapes for 004)")
+    r.add_argument('--synthetic', action='store_true', help='no dataset: run on synthetic streets written in that layout')
+    r.add_argument('--profile', choices=['ci', 'full'], help="full: the write-up's recipe; ci: small and short (default: $SEGSYN_PROFILE, else full on a GPU, ci without)")
+    r.add_argument('--out', default='runs/reproduce', help='run folder (default: runs/reproduce)'); r.add_argument('--overwrite', action='store_true')
+    r.set_defaults(func=cmd_reproduce)
 
 # %% ../nbs/11_cli.ipynb #4e43780d
 def _demo_data(root:Path, out:Path) -> dict:
@@ -278,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument('--size', type=_size, default=(256, 512), help='frame size HxW (default 256x512)')
     d.add_argument('--seed', type=int, default=0); d.add_argument('--overwrite', action='store_true')
     d.set_defaults(func=cmd_data)
-    _add_train(sub); _add_model_cmds(sub)
+    _add_train(sub); _add_model_cmds(sub); _add_reproduce(sub)
     b = sub.add_parser('bench', help='speed and memory: data, segmentation step, SPADE step, inference (ratios in one run)')
     b.add_argument('--quick', action='store_true', help='small sizes (about a minute on a CPU)')
     b.add_argument('--root', help='Cityscapes-layout folder for the data benchmark (default: synthetic)')

@@ -12,8 +12,9 @@ from .unet import SEED003_REPORTED
 from .cgan import SEED002_REPORTED
 
 # %% auto #0
-__all__ = ['WRITEUPS', 'REPORTED', 'SEED004_CLASSES', 'SEED004_PER_CLASS_IOU', 'with_unlabeled', 'seed004_scores',
-           'writeup_table', 'per_class_table']
+__all__ = ['WRITEUPS', 'REPORTED', 'SEED004_CLASSES', 'SEED004_PER_CLASS_IOU', 'RUNNABLE', 'with_unlabeled', 'seed004_scores',
+           'writeup_table', 'experiment', 'segmenter_matrices', 'colour_pixel_acc', 'seed003_six', 'score_run',
+           'experiment_data', 'reproduce', 'per_class_table']
 
 # %% ../nbs/13_reproduce.ipynb #eeaae9e2
 WRITEUPS = {   # the files are in ../shared/seeds/ (the course's sources; not part of this repository)
@@ -76,6 +77,134 @@ def writeup_table(wid:str, # '000' … '004'
             for w, m, k, v, n in REPORTED if w == wid]
     return (f"**{wid}** ({WRITEUPS[wid]['file']}): {WRITEUPS[wid]['did']}\n\n| model | metric | write-up | segsyn, same data "
             f"| segsyn, synthetic (CI) | notes |\n|---|---|---|---|---|---|\n" + '\n'.join(rows))
+
+# %% ../nbs/13_reproduce.ipynb #89a48e59
+import json
+from pathlib import Path
+import torch.nn as nn, torch.nn.functional as F
+from .core import SegsynError, get_profile, atomic_write, held_locks, release_locks
+from .metrics import ConfusionMatrix
+from .layers import model_logits, model_device
+from .unet import single_precision_recall
+from .cgan import decode_colors
+from .loaders import make_loader
+from .datasets import detect_layout
+from .synthetic import write_layout
+from .evaluation import load_segmenter
+from .runs import TrainConfig, train, open_splits, load_pix2pix, claim_run_dir
+
+# %% ../nbs/13_reproduce.ipynb #85da8cb9
+def _runs(full:bool, **runs) -> dict: return {k: {**v, 'epochs': v['epochs'] if full else min(v['epochs'], 2)} for k, v in runs.items()}
+
+def experiment(wid:str, # '000' … '004'
+               profile:str|None=None) -> dict: # 'full': the write-up's recipe; 'ci': the same at a size a CPU trains in minutes (default: the profile)
+    "Write-up `wid`'s runs as `TrainConfig` options, the layout they read, and the size and frames of synthetic data in that layout"
+    full = (profile or get_profile()) == 'full'
+    if wid == '002':
+        s, w = (64, 64), 64 if full else 16          # 002 worked at 64×64 (seed002_recipe)
+        runs = _runs(full, **{'cGAN': dict(model='pix2pix', variant='seed002', direction='image2label', ngf=w, epochs=100, lr=2e-4, batch_size=16),
+                              'U-Net': dict(model='unet', variant='seed002', ngf=w, epochs=100, lr=2e-4, batch_size=16)})
+        return dict(layout='pix2pix', size=s, frames=(2975, 500) if full else (16, 8), runs=runs, score='colour', train_scores=True)
+    if wid == '003':
+        s = (224, 224) if full else (64, 64)
+        runs = _runs(full, **{'SSFPN': dict(model='ssfpn', variant='seed003', loss='ce', opt='sgd', lr=2.5e-4, momentum=0.9, weight_decay=5e-4, batch_size=5, epochs=5),
+                              'DeepLabV3+': dict(model='deeplabv3plus_resnet50', opt='adam', lr=1e-4, weight_decay=0., batch_size=4, epochs=5),
+                              'Res-UNet': dict(model='res_unet', variant='seed003', opt='adam', lr=1e-4, weight_decay=0., batch_size=4, epochs=5)})
+        return dict(layout='voc', size=s, frames=(480, 120) if full else (16, 8), runs=runs, score='seed003')
+    if wid == '004':
+        s = (256, 512) if full else (64, 128)
+        unet004 = dict(model='unet', labels='cityscapes10', loss='ce+dice', opt='rmsprop', momentum=0.999, weight_decay=1e-8, lr=1e-5, sched='plateau',
+                       clip=1.0, amp='fp16' if full else 'auto', early_stop=5, batch_size=1 if full else 4, epochs=50, ngf=64 if full else 16)
+        runs = _runs(full, **{'U-Net': unet004, 'DeepLabV3': dict(model='deeplabv3_resnet50', epochs=50, batch_size=4),
+                              'DenseASPP': dict(model='denseaspp161' if full else 'denseaspp121', epochs=50, batch_size=4)})
+        return dict(layout='cityscapes', size=s, frames=(2975, 500) if full else (16, 8), runs=runs, score='seed004')
+    raise SegsynError(f"no experiment for write-up {wid!r}; `segsyn reproduce` runs {', '.join(RUNNABLE)}")
+
+RUNNABLE = ('002', '003', '004')
+
+# %% ../nbs/13_reproduce.ipynb #5b5b7235
+@torch.no_grad()
+def segmenter_matrices(model:nn.Module, dl, # a segmenter; a loader of (normalised images, train ids)
+                       num_classes:int) -> tuple: # -> (confusion matrix, matrix with unlabeled as a class, single precision/recall)
+    "The matrices the write-ups' metrics need, from one pass over `dl`"
+    ign, unl, probs, ys = ConfusionMatrix(num_classes), torch.zeros(num_classes + 1, num_classes + 1, dtype=torch.long), [], []
+    for x, y in dl:
+        logits = model_logits(model, x.to(model_device(model))).float().cpu()
+        if logits.shape[-2:] != y.shape[-2:]: logits = F.interpolate(logits, size=y.shape[-2:], mode='bilinear', align_corners=False)
+        p = logits.argmax(1); ign.update(p, y); unl += with_unlabeled(p, y, num_classes); probs.append(logits.softmax(1)); ys.append(y)
+    return ign.cm, unl, single_precision_recall(torch.cat(probs), torch.cat(ys))
+
+@torch.no_grad()
+def colour_pixel_acc(G:nn.Module, dl, table) -> float: # a colour-painting model; a `ColorPairs` loader; the classes
+    "Pixel accuracy of a model that paints colour label maps, its colours decoded by nearest palette colour"
+    cm = ConfusionMatrix(table.num_classes)
+    for x, _, m in dl: cm.update(decode_colors(G(x).float(), table), m)
+    return scores_from_cm(cm.cm)['pixel_acc']
+
+def seed003_six(cm:torch.Tensor, single:tuple) -> dict: # a confusion matrix; (precision, recall) as `single_precision_recall` gives
+    "003's six numbers: pixel and mean accuracy, mIoU, FWIoU, and its single (Keras-style) precision and recall"
+    s = scores_from_cm(cm)
+    return dict(pixel_acc=s['pixel_acc'], mean_acc=s['mean_acc'], miou=s['miou'], fwiou=s['fwiou'], precision=single[0], recall=single[1])
+
+# %% ../nbs/13_reproduce.ipynb #43cada93
+def score_run(ex:dict, name:str, run:dict, cfg:TrainConfig) -> tuple: # -> ({(model, metric): value}, {(model, metric): note})
+    "Score one trained run the way its write-up did"
+    tr, va, table = open_splits(TrainConfig.from_dict({**cfg.to_dict(), 'flip': False, 'scale': None, 'jitter': 0.}))
+    if ex['score'] == 'colour':
+        G = load_pix2pix(run['model'])[0]
+        dl = lambda d: make_loader(d, 16, shuffle=False)
+        return {(name, f'{s} pixel accuracy (%)'): 100 * colour_pixel_acc(G, dl(d), table) for s, d in (('train', tr), ('val', va))}, {}
+    m = load_segmenter(run['model'])[0]
+    cm, unl, single = segmenter_matrices(m, make_loader(va, 8, shuffle=False), table.num_classes)
+    if ex['score'] == 'seed003':
+        s = seed003_six(cm, single); macro = scores_from_cm(cm)
+        return ({(name, k): v for k, v in s.items()},
+                {(name, k): f"per-class mean: {_fmt(float(torch.tensor(macro[k]).nanmean()))}" for k in ('precision', 'recall')})
+    return ({(name, k): v for k, v in seed004_scores(cm).items()},
+            {(name, k): f"unlabeled counted: {_fmt(v)}; {table.num_classes} classes" for k, v in seed004_scores(unl).items()})
+
+# %% ../nbs/13_reproduce.ipynb #63359115
+def experiment_data(wid:str, ex:dict, out:Path, data:str|Path|None, synthetic:bool, seed:int=0) -> tuple: # -> (root, 'same data' | 'synthetic')
+    "The data a reproduction reads: the write-up's dataset at `data` in its layout, or (asked for) synthetic streets written in that layout"
+    if data is not None and Path(data).exists():
+        found = detect_layout(data)
+        if found != ex['layout']: raise SegsynError(f"write-up {wid} reads the {ex['layout']} layout, but {data} holds {found or 'no dataset segsyn knows'}; "
+                                                    f"give --data a {ex['layout']} folder (./data_setup.sh names them)")
+        return Path(data), 'same data'
+    if not synthetic:
+        where = f"{data} does not exist" if data is not None else "no --data was given"
+        raise SegsynError(f"write-up {wid} reads {ex['layout']} data and {where}; get it with ./data_setup.sh and pass --data, "
+                          f"or pass --synthetic to run on synthetic streets written in the {ex['layout']} layout")
+    root = out/'data'
+    if detect_layout(root) != ex['layout']: write_layout(root, ex['layout'], *ex['frames'], size=ex['size'], seed=seed, overwrite=True)
+    return root, 'synthetic'
+
+
+# %% ../nbs/13_reproduce.ipynb #ccd38690
+def reproduce(wid:str, # '002', '003' or '004'
+              out:str|Path='runs/reproduce', # one folder per model, the data (when synthetic), results.json and results.md
+              data:str|Path|None=None, # the write-up's dataset in its layout
+              synthetic:bool=False, # no dataset: write synthetic streets in the write-up's layout (never silently)
+              profile:str|None=None, # 'ci' or 'full' (the write-up's recipe); default: the profile
+              overwrite:bool=False, progress:bool=True) -> dict:
+    "Rerun write-up `wid`'s experiments with its recipe; its reported numbers beside segsyn's in results.md and results.json"
+    n = held_locks()
+    try: return _reproduce(wid, experiment(wid, profile), claim_run_dir(out, overwrite), data, synthetic, profile, progress)
+    finally: release_locks(n)
+
+def _reproduce(wid, ex, out, data, synthetic, profile, progress) -> dict:
+    root, kind = experiment_data(wid, ex, out, data, synthetic); ours, notes = {}, {}
+    for name, kw in ex['runs'].items():
+        cfg = TrainConfig(dataset=ex['layout'], root=str(root), size=ex['size'], **kw).check()
+        if progress: print(f"write-up {wid}: {name} ({cfg.model}{', ' + cfg.variant if cfg.variant != 'paper' else ''}), {cfg.epochs} epochs at {cfg.size[0]}x{cfg.size[1]}")
+        run = train(cfg, out/name.replace('+', 'plus'), overwrite=True, progress=progress)
+        s, n = score_run(ex, name, run, cfg); ours.update(s); notes.update(n)
+    cols = dict(ours=ours) if kind == 'same data' else dict(ci=ours)
+    md = writeup_table(wid, **cols, notes=notes)
+    (out/'results.md').write_text(md + '\n')
+    rows = [dict(model=m, metric=k, reported=v, segsyn=ours.get((m, k)), note=notes.get((m, k), '')) for w, m, k, v, _ in REPORTED if w == wid]
+    with atomic_write(out/'results.json', 'w') as f: json.dump(dict(writeup=wid, data=kind, profile=profile or get_profile(), rows=rows), f, indent=1)
+    return dict(table=md, rows=rows, data=kind, out=out)
 
 # %% ../nbs/13_reproduce.ipynb #e6600624
 def per_class_table(reported:dict, # model -> per-class values as printed, in `classes` order

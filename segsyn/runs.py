@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from .core import SegsynError, seed_everything, atomic_write, claim_lock, held_locks, release_locks
 from .datasets import open_dataset, detect_layout, LAYOUTS
+from .labels import CITYSCAPES_10
 from .synthetic import write_layout, check_manifest
 from .loaders import PreResized, seg_transforms, spade_recipe, make_loader, DeviceNormalize, TANH_MEAN, TANH_STD
 from .losses import CrossEntropy, DiceLoss, CEDice
@@ -28,9 +29,9 @@ from .evaluation import SEGMENTERS, build_segmenter, save_segmenter
 from .performance import init_distributed, shard_loader, DDPSegTask
 
 # %% auto #0
-__all__ = ['MODELS', 'LOSSES', 'OPTIMIZERS', 'SCHEDULES', 'SYNTHETIC_FRAMES', 'RUN_LOCK', 'TrainConfig', 'layout', 'colour_model',
-           'label_space', 'prepare_data', 'open_splits', 'seg_task', 'colour_task', 'spade_recipe_for', 'build_task',
-           'save_model', 'load_pix2pix', 'claim_run_dir', 'check_resumable', 'train', 'add_config_args',
+__all__ = ['MODELS', 'GROUPINGS', 'LOSSES', 'OPTIMIZERS', 'SCHEDULES', 'SYNTHETIC_FRAMES', 'RUN_LOCK', 'TrainConfig', 'layout',
+           'colour_model', 'label_space', 'prepare_data', 'open_splits', 'seg_task', 'colour_task', 'spade_recipe_for',
+           'build_task', 'save_model', 'load_pix2pix', 'claim_run_dir', 'check_resumable', 'train', 'add_config_args',
            'config_from_args']
 
 # %% ../nbs/10b_runs.ipynb #eaf121b6
@@ -39,6 +40,7 @@ def _opt(default, help:str, choices:tuple|None=None): # the field's default, its
     return field(default=default, metadata=dict(help=help, choices=choices))
 
 MODELS = tuple(sorted(SEGMENTERS)) + ('pix2pix', 'spade')
+GROUPINGS = {'cityscapes10': CITYSCAPES_10}   # label spaces by name (00a_labels); others come as JSON files
 LOSSES, OPTIMIZERS, SCHEDULES = ('auto', 'ce', 'dice', 'ce+dice', 'structure'), ('adamw', 'adam', 'sgd', 'rmsprop'), ('poly', 'cosine', 'plateau', 'none')
 
 @dataclass
@@ -48,7 +50,8 @@ class TrainConfig:
     dataset:str = _opt('cityscapes', "the dataset's layout (synthetic: cityscapes + --synthetic)", LAYOUTS + ('synthetic',))
     root:str = _opt('', 'the dataset folder')
     synthetic:bool = _opt(False, "when --root holds no dataset, write the synthetic streets there first, in --dataset's layout (200 + 50 frames at --size)")
-    labels:str = _opt('auto', "label space: train (the dataset's train ids), label (Cityscapes' 34 label ids), a grouping JSON file; auto: label for SPADE on Cityscapes, else train")
+    labels:str = _opt('auto', "label space: train (the dataset's train ids), label (Cityscapes' 34 label ids), cityscapes10 (10 groups), a grouping JSON file; "
+                      "auto: label for SPADE on Cityscapes, else train")
     direction:str = _opt('label2image', 'pix2pix: colour label map → photo, or photo → colour label map', ('label2image', 'image2label'))
     variant:str = _opt('paper', "the model as a write-up built it: seed002 (pix2pix: encoder–decoder without skips, one score per image, BCE only; "
                        "unet: regresses the colour label map), seed003 (ssfpn, res_unet: write-up 003's tables)", ('paper', 'seed002', 'seed003'))
@@ -114,7 +117,8 @@ def _bad_combinations(c:TrainConfig) -> list:
     if (ok := _VARIANTS.get(c.variant)) and c.model not in ok: errs.append(f"--variant {c.variant} exists for {' and '.join(ok)}, not {c.model or 'this model'}")
     if c.variant == 'seed002' and (min(c.size) < 64 or any(s % 16 for s in c.size)): errs.append(f"--variant seed002 needs sides that are multiples of 16, at least 64 (write-up 002 worked at 64x64)")
     if c.sched == 'plateau' and c.warmup: errs.append("--sched plateau has no warm-up: drop --warmup or use poly/cosine")
-    if c.labels not in ('auto', 'train', 'label') and not Path(c.labels).is_file(): errs.append(f"--labels {c.labels}: not train, label, or an existing grouping JSON file")
+    if c.labels not in ('auto', 'train', 'label', *GROUPINGS) and not Path(c.labels).is_file():
+        errs.append(f"--labels {c.labels}: not train, label, {', '.join(GROUPINGS)}, or an existing grouping JSON file")
     return errs
 
 # %% ../nbs/10b_runs.ipynb #ab4d3e2c
@@ -184,6 +188,7 @@ def open_splits(c:TrainConfig, # the run's config
                 keep_uint8:bool=False): # segmenters: leave images uint8 for `DeviceNormalize`
     "(train, val, table): the run's two splits, ready for loaders, and the table of the classes they hold"
     lay, labels = layout(c), label_space(c)
+    labels = GROUPINGS.get(labels, labels)
     if Path(c.root).is_dir() and not any(Path(c.root).iterdir()) or not Path(c.root).exists():
         raise SegsynError(f"{c.root}: no dataset there. Write synthetic streets in the {lay} layout with `segsyn data --synthetic 200 --dataset {lay} "
                           f"--root {c.root}` (or add --synthetic to segsyn train), or get the real dataset with ./data_setup.sh (./data_setup.sh --help)")
