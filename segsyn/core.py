@@ -13,10 +13,10 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['PROFILES', 'get_profile', 'by_profile', 'default_device', 'seed_everything', 'native_bf16', 'SegsynError',
-           'data_root', 'sample_data', 'user_mode', 'atomic_write', 'claim_lock', 'held_locks', 'release_locks',
-           'time_steps', 'cache_root', 'cache_key', 'cached', 'results_dir', 'record_results', 'results_markdown',
-           'moved_names']
+__all__ = ['PROFILES', 'get_profile', 'by_profile', 'default_device', 'seed_everything', 'get_rng_state', 'set_rng_state',
+           'native_bf16', 'SegsynError', 'data_root', 'sample_data', 'user_mode', 'atomic_write', 'claim_lock',
+           'held_locks', 'release_locks', 'time_steps', 'cache_root', 'cache_key', 'cached', 'results_dir',
+           'record_results', 'results_markdown', 'moved_names']
 
 # %% ../nbs/00_core.ipynb #116fce09
 PROFILES = ('ci', 'full')
@@ -43,6 +43,22 @@ def default_device() -> torch.device:
 def seed_everything(seed:int=0): # the seed for `random`, NumPy and torch (all devices)
     "Seed every random number generator a run touches"
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+
+# %% ../nbs/00_core.ipynb #41ff6866
+def get_rng_state() -> dict:
+    "Every RNG's state, in a form `torch.load(weights_only=True)` accepts"
+    k, st, pos, hg, cg = np.random.get_state()
+    d = dict(python=random.getstate(), numpy=dict(key=k, state=torch.from_numpy(st.astype(np.int64)), pos=pos, has_gauss=hg, cached=cg),
+             torch=torch.get_rng_state())
+    if torch.cuda.is_available(): d['cuda'] = torch.cuda.get_rng_state_all()
+    return d
+
+def set_rng_state(d:dict):
+    "Restore the states saved by `get_rng_state`"
+    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in d['python']))
+    n = d['numpy']; np.random.set_state((n['key'], n['state'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['cached']))
+    torch.set_rng_state(d['torch'])
+    if 'cuda' in d and torch.cuda.is_available(): torch.cuda.set_rng_state_all(d['cuda'])
 
 # %% ../nbs/00_core.ipynb #c21f8120
 def native_bf16(device=None # a device or its name (default: `default_device()`)

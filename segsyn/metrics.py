@@ -8,9 +8,10 @@ Docs: https://segsyn.github.io/segsyn/metrics.html.md"""
 from __future__ import annotations
 import torch
 from .labels import DatasetError
+from .core import record_results
 
 # %% auto #0
-__all__ = ['check_target', 'confusion_matrix', 'scores_from_cm', 'ConfusionMatrix']
+__all__ = ['check_target', 'confusion_matrix', 'scores_from_cm', 'ConfusionMatrix', 'results_table', 'learned']
 
 # %% ../nbs/01a_metrics.ipynb #2e17f089
 def check_target(target:torch.Tensor, # integer labels
@@ -88,3 +89,24 @@ class ConfusionMatrix:
                 for i, n in enumerate(self.names)]
         head = "| class | IoU | acc | precision | recall | pixel share |\n|---|---|---|---|---|---|"
         return '\n'.join([head, *rows, f"| **mean** | **{f(s['miou'])}** | **{f(s['mean_acc'])}** | | | |"])
+
+# %% ../nbs/01a_metrics.ipynb #99051c56
+def results_table(results:list, # rows of `train_segmenters` (or dicts with 'model', 'params' and 'hist')
+                  floors:dict|None=None, # baselines by name: {'pixel_acc', 'miou'} (`segmentation_floors`)
+                  title:str='', # the caption: what was measured, on what data
+                  record:str|None=None # 'chapter/table' to also record the rows with `core.record_results`
+                 ) -> str:
+    "Floors and trained models as a Markdown table of validation pixel accuracy and mIoU (train times live in `r['secs']`)"
+    fl = [dict(model=n, pixel_acc=f['pixel_acc'], miou=f['miou'], kind='floor') for n, f in (floors or {}).items()]
+    ms = [dict(model=r['model'], params=r['params'], epochs=len(r['hist']), pixel_acc=r['hist'][-1]['val_pixel_acc'],
+               miou=r['hist'][-1]['val_miou']) for r in results]
+    if record: record_results(*record.split('/', 1), fl + ms, title)
+    rows = [f"| {r['model']} | {r['params']:,} | {r['epochs']} |" if 'params' in r else f"| {r['model']} | | |" for r in fl + ms]
+    rows = [f"{s} {r['pixel_acc']:.1%} | {r['miou']:.1%} |" for s, r in zip(rows, fl + ms)]
+    head = "| model | params | epochs | val pixel acc | val mIoU |\n|---|---|---|---|---|\n"
+    return (f"{title}\n\n" if title else '') + head + '\n'.join(rows)
+
+def learned(r:dict, floors:dict, margin_miou:float=0.04, margin_acc:float=0.15) -> bool:
+    "Did a trained model clear every floor on held-out data by the margins (absolute, in mIoU and pixel accuracy)?"
+    v = r['hist'][-1]
+    return all(v['val_miou'] > f['miou'] + margin_miou and v['val_pixel_acc'] > f['pixel_acc'] + margin_acc for f in floors.values())

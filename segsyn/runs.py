@@ -34,7 +34,7 @@ __all__ = ['MODELS', 'GROUPINGS', 'LOSSES', 'OPTIMIZERS', 'SCHEDULES', 'SYNTHETI
            'build_task', 'save_model', 'load_pix2pix', 'claim_run_dir', 'check_resumable', 'train', 'add_config_args',
            'config_from_args']
 
-# %% ../nbs/10b_runs.ipynb #eaf121b6
+# %% ../nbs/10b_runs.ipynb #3e5051dd
 def _opt(default, help:str, choices:tuple|None=None): # the field's default, its --help text, the values it takes
     "A `TrainConfig` field: its default, and the help and choices its command-line option shows"
     return field(default=default, metadata=dict(help=help, choices=choices))
@@ -43,6 +43,8 @@ MODELS = tuple(sorted(SEGMENTERS)) + ('pix2pix', 'spade')
 GROUPINGS = {'cityscapes10': CITYSCAPES_10}   # label spaces by name (00a_labels); others come as JSON files
 LOSSES, OPTIMIZERS, SCHEDULES = ('auto', 'ce', 'dice', 'ce+dice', 'structure'), ('adamw', 'adam', 'sgd', 'rmsprop'), ('poly', 'cosine', 'plateau', 'none')
 
+
+# %% ../nbs/10b_runs.ipynb #eaf121b6
 @dataclass
 class TrainConfig:
     "Everything a training run depends on: the options of `segsyn train`, saved as the run's config.json (`--config` replays it)"

@@ -12,36 +12,19 @@ from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import (SegsynError, atomic_write, default_device, native_bf16, seed_everything, cache_root, cached, by_profile,
-                         record_results)
-from .metrics import ConfusionMatrix
+                         record_results, get_rng_state, set_rng_state)   # (the RNG states lived here)
+from .metrics import ConfusionMatrix, results_table, learned   # re-exported: they lived here
 from .checkpoint import CheckpointError, state_dict_diff, load_checked, load_checkpoint, save_checkpoint   # re-exported: they lived here
 from .layers import model_logits
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['CI_EPOCHS', 'TrainingError', 'get_rng_state', 'set_rng_state', 'lr_factor', 'Task', 'adam', 'SegTask', 'Learner',
-           'plot_history', 'segmentation_floors', 'fingerprint', 'fit_cached', 'train_segmenters', 'course_epochs',
-           'results_table', 'learned']
+__all__ = ['CI_EPOCHS', 'TrainingError', 'lr_factor', 'Task', 'adam', 'SegTask', 'Learner', 'plot_history', 'segmentation_floors',
+           'fingerprint', 'fit_cached', 'train_segmenters', 'course_epochs']
 
 # %% ../nbs/01e_training.ipynb #77d9e7bc
 class TrainingError(SegsynError, RuntimeError):
     "Training cannot go on (NaN loss, empty data, a model that does not fit the data); says what to do"
-
-# %% ../nbs/01e_training.ipynb #bb9b156c
-def get_rng_state() -> dict:
-    "Every RNG's state, in a form `torch.load(weights_only=True)` accepts"
-    k, st, pos, hg, cg = np.random.get_state()
-    d = dict(python=random.getstate(), numpy=dict(key=k, state=torch.from_numpy(st.astype(np.int64)), pos=pos, has_gauss=hg, cached=cg),
-             torch=torch.get_rng_state())
-    if torch.cuda.is_available(): d['cuda'] = torch.cuda.get_rng_state_all()
-    return d
-
-def set_rng_state(d:dict):
-    "Restore the states saved by `get_rng_state`"
-    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in d['python']))
-    n = d['numpy']; np.random.set_state((n['key'], n['state'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['cached']))
-    torch.set_rng_state(d['torch'])
-    if 'cuda' in d and torch.cuda.is_available(): torch.cuda.set_rng_state_all(d['cuda'])
 
 # %% ../nbs/01e_training.ipynb #998f1956
 def lr_factor(kind:str|None, # 'poly', 'cosine' or None (constant)
@@ -428,24 +411,3 @@ def course_epochs(arch:str) -> int: # a name of `segsyn.evaluation.SEGMENTERS`
     "Epochs a course segmenter trains for in the active profile"
     if arch not in CI_EPOCHS: raise SegsynError(f"no course budget for {arch!r}; known: {sorted(CI_EPOCHS)}")
     return by_profile(CI_EPOCHS[arch], 40)
-
-# %% ../nbs/01e_training.ipynb #879e91e4
-def results_table(results:list, # rows of `train_segmenters` (or dicts with 'model', 'params' and 'hist')
-                  floors:dict|None=None, # baselines by name: {'pixel_acc', 'miou'} (`segmentation_floors`)
-                  title:str='', # the caption: what was measured, on what data
-                  record:str|None=None # 'chapter/table' to also record the rows with `core.record_results`
-                 ) -> str:
-    "Floors and trained models as a Markdown table of validation pixel accuracy and mIoU (train times live in `r['secs']`)"
-    fl = [dict(model=n, pixel_acc=f['pixel_acc'], miou=f['miou'], kind='floor') for n, f in (floors or {}).items()]
-    ms = [dict(model=r['model'], params=r['params'], epochs=len(r['hist']), pixel_acc=r['hist'][-1]['val_pixel_acc'],
-               miou=r['hist'][-1]['val_miou']) for r in results]
-    if record: record_results(*record.split('/', 1), fl + ms, title)
-    rows = [f"| {r['model']} | {r['params']:,} | {r['epochs']} |" if 'params' in r else f"| {r['model']} | | |" for r in fl + ms]
-    rows = [f"{s} {r['pixel_acc']:.1%} | {r['miou']:.1%} |" for s, r in zip(rows, fl + ms)]
-    head = "| model | params | epochs | val pixel acc | val mIoU |\n|---|---|---|---|---|\n"
-    return (f"{title}\n\n" if title else '') + head + '\n'.join(rows)
-
-def learned(r:dict, floors:dict, margin_miou:float=0.04, margin_acc:float=0.15) -> bool:
-    "Did a trained model clear every floor on held-out data by the margins (absolute, in mIoU and pixel accuracy)?"
-    v = r['hist'][-1]
-    return all(v['val_miou'] > f['miou'] + margin_miou and v['val_pixel_acc'] > f['pixel_acc'] + margin_acc for f in floors.values())
