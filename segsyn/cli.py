@@ -10,16 +10,15 @@ import argparse, errno, json, math, os, sys, time
 from pathlib import Path
 import torch
 from .core import SegsynError, data_root, seed_everything, get_profile, atomic_write, claim_lock, release_locks
-from .datasets import (CITYSCAPES, Cityscapes, PreResized, make_synthetic_streets, seg_transforms, spade_recipe,
+from .datasets import (CITYSCAPES, Cityscapes, PreResized, make_synthetic_streets, seg_transforms,
                              show_batch, make_loader, to_uint8_image, DeviceNormalize, TANH_MEAN, TANH_STD)
 from .synthetic import write_streets, write_layout, check_manifest   # (write_streets, check_manifest lived here)
-from .training import Learner, SegTask, load_checkpoint, CheckpointError, segmentation_floors
-from .spade import SPADEGenerator, load_official_spade, SPADEOptions
-from .spade_training import small_spade, synthesize, save_generator, load_generator   # (the generator files lived here)
-from .evaluation import SEGMENTERS, build_segmenter, save_segmenter, load_segmenter, evaluate
+from .training import Learner, load_checkpoint, segmentation_floors
+from .spade_training import synthesize, save_generator, load_generator   # (the generator files lived here)
+from .evaluation import save_segmenter, load_segmenter, evaluate
 from .roundtrip import round_trip, segment_video, train_small_pair, pan_frames
-from .performance import init_distributed, shard_loader, DDPSegTask, bench, bench_table
-from .unet import StructureLoss, StructureTask, StructureSegTask
+from .performance import bench, bench_table
+from .unet import StructureLoss
 from .datasets import open_dataset, LAYOUTS
 from .reproduce import reproduce, RUNNABLE
 from .runs import TrainConfig, train, add_config_args, config_from_args, claim_run_dir, RUN_LOCK, SYNTHETIC_FRAMES
