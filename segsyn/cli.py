@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument('--root', help='Cityscapes-layout folder for the data benchmark (default: synthetic)')
     b.add_argument('--out', default='runs/bench'); b.add_argument('--overwrite', action='store_true')
     b.set_defaults(func=cmd_bench)
-    m = sub.add_parser('demo', help='the main job on the embedded default data (measured: 2-3 min on a shared 2-core machine)')
+    m = sub.add_parser('demo', help='the main job on the embedded default data (measured: 80 s on 2 idle CPU cores, 2-3 min on busy ones)')
     m.add_argument('--out', default='runs/demo', help='run folder (default runs/demo); must not exist unless --overwrite')
     m.add_argument('--n-train', type=_count(1), default=64); m.add_argument('--n-val', type=_count(1), default=16)
     m.add_argument('--size', type=_size, default=(64, 128), help='frame size HxW (default 64x128)')
