@@ -6,22 +6,17 @@ Docs: https://segsyn.github.io/segsyn/cli.html.md"""
 
 # %% ../nbs/11_cli.ipynb #eb4ee756
 from __future__ import annotations
-import argparse, errno, json, math, os, sys, time
+import argparse, errno, math, sys, time
 from pathlib import Path
-import torch
-from .core import SegsynError, data_root, seed_everything, get_profile, atomic_write, claim_lock, release_locks
-from .datasets import (CITYSCAPES, Cityscapes, PreResized, make_synthetic_streets, seg_transforms,
-                             show_batch, make_loader, to_uint8_image, DeviceNormalize, TANH_MEAN, TANH_STD)
+from .core import SegsynError, data_root, release_locks
+from .datasets import Cityscapes, PreResized, seg_transforms, make_loader, to_uint8_image, TANH_MEAN, TANH_STD, open_dataset, LAYOUTS
 from .synthetic import write_streets, write_layout, check_manifest   # (write_streets, check_manifest lived here)
-from .training import Learner, load_checkpoint, segmentation_floors
 from .spade_training import synthesize, save_generator, load_generator   # (the generator files lived here)
-from .evaluation import save_segmenter, load_segmenter, evaluate
-from .roundtrip import round_trip, segment_video, train_small_pair, pan_frames
+from .evaluation import load_segmenter, evaluate
+from .roundtrip import round_trip, segment_video
 from .performance import bench, bench_table
-from .unet import StructureLoss
-from .datasets import open_dataset, LAYOUTS
 from .reproduce import reproduce, RUNNABLE
-from .runs import TrainConfig, train, add_config_args, config_from_args, claim_run_dir, RUN_LOCK, SYNTHETIC_FRAMES
+from .runs import train, add_config_args, config_from_args, claim_run_dir, RUN_LOCK
 
 # %% auto #0
 __all__ = ['cmd_data', 'cmd_train', 'cmd_eval', 'cmd_synth', 'cmd_roundtrip', 'cmd_video', 'cmd_bench', 'cmd_reproduce',
@@ -129,85 +124,13 @@ def _add_reproduce(sub):
     r.add_argument('--out', default='runs/reproduce', help='run folder (default: runs/reproduce)'); r.add_argument('--overwrite', action='store_true')
     r.set_defaults(func=cmd_reproduce)
 
-# %% ../nbs/11_cli.ipynb #4e43780d
-def _demo_data(root:Path, out:Path) -> dict:
-    "batch.png, the class shares of the training split, and the chance and colour-only floors on val"
-    tf = seg_transforms(False, mean=None)          # images in [0, 1]: the colour baseline's units
-    tr, va = Cityscapes(root, 'train', transform=tf), Cityscapes(root, 'val', transform=tf)
-    xb, yb = zip(*[tr[i] for i in range(min(4, len(tr)))])
-    show_batch(torch.stack(xb), torch.stack(yb)).savefig(out/'batch.png', dpi=80)
-    cnt = torch.bincount(torch.stack([tr.raw(i)[1] for i in range(len(tr))]).flatten(), minlength=256)[:19].double()
-    fl = segmentation_floors(tr, va)
-    return dict(n_train=len(tr), n_val=len(va), class_share={CITYSCAPES.names[i]: round(float(c / cnt.sum()), 4) for i, c in enumerate(cnt) if c},
-                colour_baseline=fl['colour only (nearest mean)'], chance=fl['chance (majority class)'])
-
-# %% ../nbs/11_cli.ipynb #e34308eb
-def _demo_reports(root:Path, out:Path, seg, G, size:tuple, seed:int) -> tuple:
-    "The segmenter's evaluation, the round trip on val, and a video of a pan over a wide frame: (EvalReport, round trip, video dict)"
-    rep = evaluate(seg, make_loader(PreResized(Cityscapes(root, 'val'), size, transform=seg_transforms(False)), 8, shuffle=False, num_workers=0),
-                   name='U-Net', progress=False)
-    rep.save(out/'eval')
-    val = PreResized(Cityscapes(root, 'val'), size, transform=seg_transforms(False, mean=TANH_MEAN, std=TANH_STD))
-    rt = round_trip(seg, G, make_loader(val, 8, shuffle=False, num_workers=0), progress=False)
-    rt.save(out/'roundtrip')
-    H, W = size
-    wide = make_synthetic_streets(out/'data_wide', 1, 1, size=(H, 2 * W), seed=seed + 1)
-    vid = segment_video(seg, pan_frames(Cityscapes(wide, 'train').raw(0)[0], W, out/'frames'), out/'video', G=G, names=['U-Net'])
-    return rep, rt, vid
-
 # %% ../nbs/11_cli.ipynb #46cc445c
 def cmd_demo(a):
     "segsyn demo --out DIR: synthetic streets → segmenter + SPADE → evaluation, round trip, video; report.md + metrics.json"
     import matplotlib; matplotlib.use('Agg')
-    out = _out_dir(a.out, a.overwrite); seed_everything(a.seed); t0 = time.time(); size = tuple(a.size)
-    root = make_synthetic_streets(out/'data', a.n_train, a.n_val, size=size, seed=a.seed, progress=True)
-    data = _demo_data(root, out)
-    seg, G, info = train_small_pair(root, size, a.seg_epochs, a.spade_epochs, out/'runs', seed=a.seed)
-    save_segmenter(seg, out/'segmenter.pt', 'unet', base=info['segmenter']['base']); save_generator(G, out/'generator.pt')
-    for ck in (out/'runs').rglob('*.pt'): ck.unlink()   # resume checkpoints (~200 MB with optimiser states); the model files stay
-    rep, rt, vid = _demo_reports(root, out, seg, G, size, a.seed)
-    m = dict(profile=get_profile(), size=list(size), seed=a.seed, **data, segmenter=rep.summary(), spade=info['spade'],
-             roundtrip=rt.metrics(), video=dict(frames=vid['frames']), secs=time.time() - t0)
-    with atomic_write(out/'metrics.json', 'w') as f: json.dump(m, f, indent=1)
-    _report(out, m, rep, rt)
-    print(f"demo written to {out} in {m['secs']:.0f}s: report.md, metrics.json, eval/, roundtrip/, video/")
-    return m
-
-# %% ../nbs/11_cli.ipynb #8144ffee
-_REPORT = """# segsyn demo
-
-Synthetic streets: {m[n_train]} train + {m[n_val]} val frames at {m[size][0]}×{m[size][1]}, seed {m[seed]} ({m[secs]:.0f}s in all).
-
-![a batch](batch.png)
-
-## Segmentation (U-Net, val, 19 trainIds, 255 ignored)
-
-| | pixel acc | mIoU |
-|---|---|---|
-| chance (majority class) | {m[chance][pixel_acc]:.1%} | {m[chance][miou]:.1%} |
-| colour only (nearest mean) | {m[colour_baseline][pixel_acc]:.1%} | {m[colour_baseline][miou]:.1%} |
-| U-Net | {m[segmenter][pixel_acc]:.1%} | {m[segmenter][miou]:.1%} |
-
-{seg_table}
-
-![confusion](eval/confusion.png)
-
-## Synthesis and the round trip
-
-SPADE's samples segmented by the U-Net (segmentation score): pixel acc {m[spade][val_seg_pixel_acc]:.1%}, mIoU {m[spade][val_seg_miou]:.1%}.
-
-{rt_table}
-
-![round trip](roundtrip/roundtrip.png)
-
-## Video
-
-{m[video][frames]} frames: ![overlay](video/overlay.gif) ![round trip](video/roundtrip.gif)
-"""
-
-def _report(out, m, rep, rt):
-    "report.md of the demo run: `_REPORT` filled from metrics.json's dict and the two tables"
-    (out/'report.md').write_text(_REPORT.format(m=m, seg_table=rep.table(), rt_table=rt.table()))
+    from segsyn.demo import run_demo                  # the demo itself is a chapter of its own (09b_demo)
+    out = _out_dir(a.out, a.overwrite)
+    return run_demo(out, a.n_train, a.n_val, tuple(a.size), a.seg_epochs, a.spade_epochs, seed=a.seed)
 
 # %% ../nbs/11_cli.ipynb #61b25807
 def _size(s:str) -> tuple: # 'HxW', e.g. '256x512'
@@ -300,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument('--root', help='Cityscapes-layout folder for the data benchmark (default: synthetic)')
     b.add_argument('--out', default='runs/bench'); b.add_argument('--overwrite', action='store_true')
     b.set_defaults(func=cmd_bench)
-    m = sub.add_parser('demo', help='the main job on the embedded default data (~3 min on 2 CPU cores)')
+    m = sub.add_parser('demo', help='the main job on the embedded default data (measured: 80 s on 2 idle CPU cores, 2-3 min on busy ones)')
     m.add_argument('--out', default='runs/demo', help='run folder (default runs/demo); must not exist unless --overwrite')
     m.add_argument('--n-train', type=_count(1), default=64); m.add_argument('--n-val', type=_count(1), default=16)
     m.add_argument('--size', type=_size, default=(64, 128), help='frame size HxW (default 64x128)')

@@ -12,10 +12,13 @@ from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
 from PIL import Image
-from .core import SegsynError, atomic_write
+from .core import SegsynError, atomic_write, seed_everything
 from fastcore.basics import patch
 from .labels import CITYSCAPES, LabelTable
-from .datasets import read_image, resize_ids
+from .datasets import read_image, resize_ids, Cityscapes, PreResized, seg_transforms, spade_recipe, make_loader
+from .training import Learner, SegTask, fit_cached, fingerprint
+from .unet import unet
+from .spade_training import small_spade
 from .loaders import colorize, overlay, to_uint8_image
 from .metrics import ConfusionMatrix, scores_from_cm
 from .layers import model_logits, model_device
@@ -23,8 +26,8 @@ from .spade import SPADEGenerator, preprocess_labels
 from .evaluation import to_segmenter_input, gaussian_stats, frechet_distance
 
 # %% auto #0
-__all__ = ['train_to_label_ids', 'RoundTripReport', 'round_trip', 'train_small_pair', 'VideoError', 'read_frames', 'write_video',
-           'titled_row', 'segment_video', 'pan_frames']
+__all__ = ['train_to_label_ids', 'RoundTripReport', 'round_trip', 'train_small_segmenter', 'train_small_spade',
+           'train_small_pair', 'VideoError', 'read_frames', 'write_video', 'titled_row', 'segment_video', 'pan_frames']
 
 # %% ../nbs/09_roundtrip.ipynb #a1ac58da
 def train_to_label_ids(mask:torch.Tensor, table:LabelTable=CITYSCAPES) -> torch.Tensor:
@@ -66,21 +69,37 @@ def table(self:RoundTripReport) -> str:
     return md + (f"\n\nFID(photo′, photo) = {m['fid']:.3g} over {m['images']} images (features: {m['fid_features']})" if 'fid' in m else '')
 
 # %% ../nbs/09_roundtrip.ipynb #f77c34f6
+_AGREE, _DISAGREE = (235, 235, 235), (200, 30, 30)   # the disagreement panel's two colours (the legend names them)
+_share = lambda m: f'{m.float().mean():.0%}' if not m.any() or m.float().mean() >= .01 else '<1%'   # of a boolean map: never '0%' with pixels in it
+_HEADS = ('photo', 'label map\n(segmenter on the photo)', 'photo′\n(SPADE, drawn from the label map)',
+          'label map′\n(segmenter on photo′)', 'disagreement')
+
+def _legend(fig, labels:list, table:LabelTable):
+    "A legend under the figure: the classes present in `labels`, then the disagreement panel's two colours"
+    from matplotlib.patches import Patch
+    present = sorted({int(v) for l in labels for v in l.unique() if 0 <= v < table.num_classes})
+    hs = [Patch(color=(table.colors[c] / 255).tolist(), label=table.names[c]) for c in present]
+    hs += [Patch(fc=[v / 255 for v in c], ec='0.5', label=t) for c, t in ((_DISAGREE, 'disagreement: label map′ ≠ label map'), (_AGREE, 'agreement'))]
+    fig.legend(handles=hs, loc='lower center', ncol=min(len(hs), 7), fontsize=9, frameon=False)
+
 @patch
 def grid(self:RoundTripReport, n:int=4, # rows (examples) to show
-         path:str|Path|None=None): # also save the figure here
-    "photo | label | photo′ | label′ | disagreement, one row per example"
+         path:str|Path|None=None, # also save the figure here
+         table:LabelTable=CITYSCAPES): # the classes' names and colours, for the legend
+    "photo | label map | photo′ | label map′ | disagreement, one row per example, under column titles, over a class legend"
     e = self.examples; n = min(n, len(e.get('photo', [])))
     if n == 0: raise SegsynError("the report holds no example images")
-    fig, axs = plt.subplots(n, 5, figsize=(15, 1.9 * n + 0.4), squeeze=False)
+    fig, axs = plt.subplots(n, 5, figsize=(15, 1.8 * n + 1.1), squeeze=False)
     for i in range(n):
-        dis = (e['label'][i] != e['label2'][i]).float()
-        ims = (to_uint8_image(e['photo'][i]).permute(1, 2, 0), colorize(e['label'][i]).permute(1, 2, 0),
-               to_uint8_image(e['photo2'][i]).permute(1, 2, 0), colorize(e['label2'][i]).permute(1, 2, 0), dis)
-        for j, (im, t) in enumerate(zip(ims, ('photo', 'label', 'photo′ (SPADE)', 'label′', f'disagreement {dis.mean():.0%}'))):
-            axs[i, j].imshow(im, cmap='Reds' if j == 4 else None, vmin=0, vmax=1); axs[i, j].axis('off')
-            axs[i, j].set_title(t if j == 4 or i == 0 else '', fontsize=9)
-    plt.tight_layout()
+        dis = e['label'][i] != e['label2'][i]
+        col = torch.where(dis[None], torch.tensor(_DISAGREE)[:, None, None], torch.tensor(_AGREE)[:, None, None]).byte()
+        ims = (to_uint8_image(e['photo'][i]), colorize(e['label'][i], table), to_uint8_image(e['photo2'][i]), colorize(e['label2'][i], table), col)
+        for j, im in enumerate(ims):
+            axs[i, j].imshow(im.permute(1, 2, 0)); axs[i, j].axis('off')
+            t = ([_HEADS[j]] if i == 0 else []) + ([f'{_share(dis)} of the pixels'] if j == 4 else [])
+            axs[i, j].set_title('\n'.join(t), fontsize=9)
+    _legend(fig, e['label'][:n] + e['label2'][:n], table)
+    fig.tight_layout(rect=(0, 0.5 / (1.8 * n + 1.1), 1, 1))
     if path is not None: fig.savefig(path, dpi=90, bbox_inches='tight')
     return fig
 
@@ -147,31 +166,35 @@ def round_trip(segmenter:nn.Module, # trained on real photos (ImageNet-normalise
                            getattr(fid_features, 'name', type(fid_features).__name__) if fid_features is not None else None)
 
 # %% ../nbs/09_roundtrip.ipynb #cc60e94f
-def train_small_pair(root:str|Path, # a Cityscapes-layout folder (train and val splits)
-                     size:tuple=(64, 128), # (H, W) both models work at
-                     seg_epochs:int=10, spade_epochs:int=10, runs_dir:str|Path='runs', seed:int=0,
-                     base:int=16, ngf:int=16, # widths of the U-Net and of SPADE
-                     num_workers:int=0) -> tuple: # -> (segmenter, G, info dict)
-    "Train a small U-Net segmenter and a small SPADE generator on the same data (for demos and tests)"
-    from segsyn.core import seed_everything
-    from segsyn.datasets import Cityscapes, PreResized, seg_transforms, spade_recipe, make_loader
-    from segsyn.training import Learner, train_segmenters, fit_cached, fingerprint
-    from segsyn.spade_training import small_spade
-    from segsyn.unet import unet
-    seg = train_segmenters({'unet': lambda: unet(19, base=base)}, PreResized(Cityscapes(root, 'train'), size, transform=seg_transforms(True)),
-                           PreResized(Cityscapes(root, 'val'), size, transform=seg_transforms(False)), seg_epochs,
-                           runs_dir=runs_dir, num_workers=num_workers, seed=seed)[0]
-    segmenter = seg['learner'].task.model.eval()
+def train_small_segmenter(root:str|Path, # a Cityscapes-layout folder (train and val splits)
+                          size:tuple=(64, 128), epochs:int=10, runs_dir:str|Path='runs', seed:int=0,
+                          base:int=16, num_workers:int=0, progress:bool=False) -> tuple: # base: U-Net width; -> (U-Net, info)
+    "A small U-Net trained on the folder's photos: the fit `train_segmenters` makes (01e), so `fit_cached` shares it"
     seed_everything(seed)
-    rec = small_spade(size, ngf=ngf, lr=5e-4, epochs=spade_epochs, no_vgg_loss=True)     # the course's SPADE recipe (07b)
-    task = rec.task(segmenter=segmenter)
-    learn = Learner(task, make_loader(Cityscapes(root, 'train', target='labelIds', transform=spade_recipe(size), instance=True), 8, num_workers=num_workers, seed=seed),
-                    make_loader(Cityscapes(root, 'val', target='labelIds', transform=spade_recipe(size, train=False), instance=True), 8, shuffle=False, num_workers=num_workers),
-                    **rec.learner_kw, name='spade', runs_dir=runs_dir, monitor='seg_miou', progress=False, seed=seed)
-    hist, secs = fit_cached(learn, opt=vars(rec.opt), judge=fingerprint(segmenter))   # one training per configuration (01e)
-    info = dict(segmenter=dict(arch='unet', base=base, secs=seg['secs'], **{k: seg['hist'][-1][k] for k in ('val_miou', 'val_pixel_acc')}),
-                spade=dict(ngf=ngf, secs=secs, **{k: hist[-1][k] for k in ('val_seg_miou', 'val_seg_pixel_acc')}))
-    return segmenter, task.G.eval(), info
+    tr, va = (PreResized(Cityscapes(root, s), size, transform=seg_transforms(s == 'train')) for s in ('train', 'val'))
+    learn = Learner(SegTask(unet(19, base=base), 19), make_loader(tr, 8, num_workers=num_workers, seed=seed), make_loader(va, 8, shuffle=False, num_workers=num_workers),
+                    lr=2e-3, epochs=epochs, name='unet', runs_dir=runs_dir, progress=progress, seed=seed)
+    h, secs = fit_cached(learn, loss=repr(None), num_classes=19)
+    return learn.task.model.eval(), dict(arch='unet', base=base, secs=secs, **{k: h[-1][k] for k in ('val_miou', 'val_pixel_acc')})
+
+def train_small_spade(root:str|Path, size:tuple, segmenter:nn.Module, # the judge: it scores the drawings after each epoch
+                      epochs:int|None=None, runs_dir:str|Path='runs', seed:int=0, ngf:int|None=None, # default: `small_spade`'s (07b)
+                      num_workers:int=0, progress:bool=False) -> tuple: # -> (G, info)
+    "A small SPADE generator (`small_spade`, no VGG loss) trained on the same folder's label maps"
+    seed_everything(seed)
+    rec = small_spade(size, ngf=ngf, epochs=epochs, no_vgg_loss=True)     # the course's SPADE recipe (07b)
+    task, ds = rec.task(segmenter=segmenter), [Cityscapes(root, s, target='labelIds', transform=spade_recipe(size, train=s == 'train'), instance=True) for s in ('train', 'val')]
+    learn = Learner(task, make_loader(ds[0], rec.batch_size, num_workers=num_workers, seed=seed), make_loader(ds[1], 8, shuffle=False, num_workers=num_workers),
+                    **rec.learner_kw, name='spade', runs_dir=runs_dir, monitor='seg_miou', progress=progress, seed=seed)
+    h, secs = fit_cached(learn, opt=vars(rec.opt), judge=fingerprint(segmenter), l1=rec.lambda_l1)   # once per configuration (01e): 07b's fit
+    return task.G.eval(), dict(ngf=rec.opt.ngf, secs=secs, steps=len(learn.train_dl) * rec.epochs, **{k: h[-1][k] for k in ('val_seg_miou', 'val_seg_pixel_acc')})
+
+def train_small_pair(root:str|Path, size:tuple=(64, 128), seg_epochs:int=10, spade_epochs:int|None=None, runs_dir:str|Path='runs', seed:int=0,
+                     base:int=16, ngf:int|None=None, num_workers:int=0, progress:bool=False) -> tuple: # -> (segmenter, G, info dict)
+    "Train a small U-Net segmenter and a small SPADE generator on the same data (for demos and tests)"
+    seg, si = train_small_segmenter(root, size, seg_epochs, runs_dir, seed, base, num_workers, progress)
+    G, gi = train_small_spade(root, size, seg, spade_epochs, runs_dir, seed, ngf, num_workers, progress)
+    return seg, G, dict(segmenter=si, spade=gi)
 
 # %% ../nbs/09_roundtrip.ipynb #ab8e6744
 _IMG = ('.png', '.jpg', '.jpeg', '.bmp', '.webp')
@@ -352,8 +375,8 @@ def segment_video(segmenter:nn.Module|list|dict, # one model, a list of them, or
         first = next(iter(models))
         rt = round_trip(models[first], G, [frames[i:i + 8].float() / 127.5 - 1 for i in range(0, len(frames), 8)], keep=len(frames), progress=False)
         labs[first] = torch.stack(rt.examples['label']).cpu(); res['roundtrip'] = {k: rt.metrics()[k] for k in ('consistency_miou', 'consistency_pixel_acc')}
-        write_video([titled_row([f, p], ['photo', f"photo′ (SPADE, from {first}'s labels)"], min_width) for f, p in zip(frames, rt.examples['photo2'])],
-                    out/'roundtrip.gif', fps)
+        write_video([titled_row([f, colorize(l, table), p], ['photo', f"{first}'s label map", 'photo′ (SPADE, from the label map)'], min_width)
+                     for f, l, p in zip(frames, rt.examples['label'], rt.examples['photo2'])], out/'roundtrip.gif', fps)
     for n, m in models.items():
         if n not in labs: labs[n] = _labels(m, frames)
     over = [titled_row([f] + [overlay(f, labs[n][t], table) for n in models], ['photo', *models], min_width) for t, f in enumerate(frames)]

@@ -61,13 +61,14 @@ def kld_loss(mu:torch.Tensor, logvar:torch.Tensor) -> torch.Tensor:
 
 # %% ../nbs/07b_spade_training.ipynb #0fd24cde
 class SPADETask(Task):
-    "SPADE as a Task: G (+ style encoder E), multi-scale D; hinge, feature matching, VGG and KL losses; TTUR"
+    "SPADE as a Task: G (+ style encoder E), multi-scale D; hinge, feature matching, VGG and KL losses (+ an optional L1); TTUR"
     def __init__(self, opt:SPADEOptions, G:nn.Module|None=None, D:nn.Module|None=None, E:nn.Module|None=None,
                  vgg:nn.Module|None=None, # a VGGLoss (default: VGGLoss(pretrained=True) unless opt.no_vgg_loss)
                  segmenter:nn.Module|None=None, # optional: scores validation fakes (mIoU of segmenter(fake) vs the labels)
                  to_seg_ids=CITYSCAPES.to_train, # label ids → the segmenter's class ids
-                 seg_classes:int=19):
-        self.opt, self.G, self.D = opt, G or SPADEGenerator(opt), D or MultiscaleDiscriminator(opt)
+                 seg_classes:int=19,
+                 lambda_l1:float=0.): # weight of an L1 term to the real photo (segsyn's, not the paper's; 0: off)
+        self.opt, self.G, self.D, self.lambda_l1 = opt, G or SPADEGenerator(opt), D or MultiscaleDiscriminator(opt), lambda_l1
         self.E = (E or ConvEncoder(opt)) if opt.use_vae else None
         self.vgg = None if opt.no_vgg_loss else (vgg or VGGLoss(pretrained=True))
         self.segmenter, self.to_seg_ids, self.seg_classes, self.log = segmenter, to_seg_ids, seg_classes, []
@@ -100,7 +101,7 @@ def discriminate(self:SPADETask, sem:torch.Tensor, fake:torch.Tensor, real:torch
 # %% ../nbs/07b_spade_training.ipynb #337026dd
 @patch
 def g_step(self:SPADETask, sem:torch.Tensor, real:torch.Tensor, learn:Learner) -> tuple: # -> (fake, losses)
-    "Update G (+ E) on hinge + feature matching + VGG (+ KL), D frozen; returns the fake and the losses"
+    "Update G (+ E) on hinge + feature matching + VGG (+ L1) (+ KL), D frozen; returns the fake and the losses"
     o = self.opt
     self.D.requires_grad_(False)
     with learn.autocast():
@@ -110,10 +111,11 @@ def g_step(self:SPADETask, sem:torch.Tensor, real:torch.Tensor, learn:Learner) -
     g_gan = gan_loss([s[-1] for s in pf], True, o.gan_mode, for_d=False)
     g_feat = feature_matching_loss(pf, pr, o.lambda_feat) if not o.no_ganFeat_loss else torch.zeros(())
     g_vgg = self.vgg.to(real.device)(fake.float(), real) * o.lambda_vgg if self.vgg is not None else torch.zeros(())
-    g = g_gan + g_feat + g_vgg + (kld if kld is not None else 0)
+    g_l1 = F.l1_loss(fake.float(), real) * self.lambda_l1 if self.lambda_l1 else torch.zeros(())
+    g = g_gan + g_feat + g_vgg + g_l1 + (kld if kld is not None else 0)
     learn.backward_step(g, 'G')
     self.D.requires_grad_(True)
-    return fake, dict(g=g, g_gan=g_gan, g_feat=g_feat, g_vgg=g_vgg, kld=kld)
+    return fake, dict(g=g, g_gan=g_gan, g_feat=g_feat, g_vgg=g_vgg, g_l1=g_l1, kld=kld)
 
 # %% ../nbs/07b_spade_training.ipynb #6979ee2d
 @patch
@@ -135,7 +137,7 @@ def train_step(self:SPADETask, batch, # (photos in [-1, 1], label ids, instance 
     fake, g = self.g_step(sem, real, learn)
     d_fake, d_real = self.d_step(sem, fake, real, learn)
     f = lambda v: 0. if v is None else float(v.detach())
-    self.log.append(dict(step=learn.step, g_gan=f(g['g_gan']), g_feat=f(g['g_feat']), g_vgg=f(g['g_vgg']), kld=f(g['kld']),
+    self.log.append(dict(step=learn.step, g_gan=f(g['g_gan']), g_feat=f(g['g_feat']), g_vgg=f(g['g_vgg']), g_l1=f(g['g_l1']), kld=f(g['kld']),
                          d_fake=f(d_fake), d_real=f(d_real)))
     return {'loss': g['g'].detach(), 'd': (d_fake + d_real).detach(), 'g_gan': g['g_gan'].detach()}
 
@@ -264,9 +266,11 @@ class SPADERecipe(NamedTuple):
     lr:float # base learning rate (TTUR: G lr/2, D 2·lr)
     epochs:int
     sched:str = 'poly'
+    batch_size:int = 8 # frames per step
+    lambda_l1:float = 0. # weight of `SPADETask`'s L1 term (0: the paper's losses)
     def task(self, **kwargs) -> SPADETask:
-        "A `SPADETask` with these options (kwargs: segmenter=, vgg=, …)"
-        return SPADETask(self.opt, **kwargs)
+        "A `SPADETask` with these options and L1 weight (kwargs: segmenter=, vgg=, …)"
+        return SPADETask(self.opt, **{'lambda_l1': self.lambda_l1, **kwargs})
     @property
     def learner_kw(self) -> dict:
         "lr, epochs and sched, to pass to `Learner`"
@@ -274,20 +278,23 @@ class SPADERecipe(NamedTuple):
 
 # %% ../nbs/07b_spade_training.ipynb #d0f81fbb
 def small_spade(size:tuple=(64, 128), # (H, W) the generator draws at
-                ngf:int|None=None, # generator width (default: 16 in ci, 64 in full); spade_hidden = 2·ngf, ndf = min(2·ngf, 64)
-                lr:float|None=None, # default: 5e-4 in ci (few steps), 2e-4 in full (the paper's)
-                epochs:int|None=None, # default: 10 in ci (7 leaves the samples too weak to judge), 200 in full
+                ngf:int|None=None, # generator width (default: 8 in ci, 64 in full); spade_hidden = 2·ngf, ndf = min(2·ngf, 64)
+                lr:float|None=None, # default: 2e-3 in ci (few steps), 2e-4 in full (the paper's)
+                epochs:int|None=None, # default: 10 in ci, 200 in full
+                batch_size:int|None=None, # default: 4 in ci (more steps from the same frames), 8 in full
+                lambda_l1:float|None=None, # default: 100 in ci (pix2pix's weight), 0 in full (the paper's losses)
                 **overrides) -> SPADERecipe: # any option by its official name, e.g. no_vgg_loss=True
     "The course's SPADE setup for Cityscapes label ids at `size`, by profile"
     H, W = size
-    ngf = ngf or by_profile(16, 64)
+    ngf = ngf or by_profile(8, 64)
     ups = 'more' if W >= 512 else 'normal'
     kw = dict(ngf=ngf, spade_hidden=2 * ngf, ndf=min(2 * ngf, 64), crop_size=W, aspect_ratio=W / H,
               num_upsampling_layers=ups, no_vgg_loss=by_profile(True, False))
     opt = spade_options('cityscapes', **{**kw, **overrides})
     f = 2 ** _UPS[opt.num_upsampling_layers]
     if H % f or W % f: raise SPADEInputError(f"size {H}×{W}: with num_upsampling_layers={opt.num_upsampling_layers!r} both sides must be multiples of {f}")
-    return SPADERecipe(opt, lr or by_profile(5e-4, 2e-4), epochs or by_profile(10, 200))
+    return SPADERecipe(opt, lr or by_profile(2e-3, 2e-4), epochs or by_profile(10, 200), batch_size=batch_size or by_profile(4, 8),
+                       lambda_l1=by_profile(100., 0.) if lambda_l1 is None else lambda_l1)
 
 # %% ../nbs/07b_spade_training.ipynb #b27982d7
 def _bench_mode(opt, data, mode, steps, dev) -> dict:
