@@ -109,7 +109,7 @@ def seed000_recipe(profile:str|None=None) -> dict: # 'ci' or 'full' (default: th
     profile = profile or get_profile()
     if profile not in ('ci', 'full'): raise SegsynError(f"profile={profile!r}: use 'ci' or 'full'")
     if profile == 'full': return dict(SEED000)
-    return {**SEED000, 'pretrained': False, 'batch_size': 8, 'epochs': 10, 'short_side': 64, 'generator': 'small'}
+    return {**SEED000, 'pretrained': False, 'batch_size': 8, 'epochs': 5, 'short_side': 64, 'generator': 'small'}
 
 # %% ../nbs/13_reproduce.ipynb #3dbb3f1b
 def seed000_transforms(rec:dict, train:bool): # a `seed000_recipe`; the training or the evaluation pipeline
