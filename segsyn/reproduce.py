@@ -6,15 +6,29 @@ Docs: https://segsyn.github.io/segsyn/reproduce.html.md"""
 
 # %% ../nbs/13_reproduce.ipynb #75da14d3
 from __future__ import annotations
+import json, time
+from pathlib import Path
 import torch
-from .metrics import scores_from_cm, confusion_matrix
-from .unet import SEED003_REPORTED
-from .cgan import SEED002_REPORTED
+import torch.nn as nn, torch.nn.functional as F
+from .core import SegsynError, get_profile, seed_everything, atomic_write, held_locks, release_locks
+from .labels import CITYSCAPES, Label, LabelTable
+from .metrics import scores_from_cm, confusion_matrix, ConfusionMatrix
+from .layers import model_logits, model_device
+from .unet import SEED003_REPORTED, single_precision_recall
+from .cgan import SEED002_REPORTED, decode_colors
+from .datasets import Cityscapes, detect_layout
+from .loaders import PreResized, seg_transforms, make_loader
+from .synthetic import write_layout
+from .fcn import fcn32_resnet34
+from .training import SegTask, Learner, fit_cached
+from .evaluation import load_segmenter
+from .runs import TrainConfig, train, open_splits, load_pix2pix, claim_run_dir
 
 # %% auto #0
-__all__ = ['WRITEUPS', 'REPORTED', 'SEED004_CLASSES', 'SEED004_PER_CLASS_IOU', 'RUNNABLE', 'with_unlabeled', 'seed004_scores',
-           'writeup_table', 'experiment', 'segmenter_matrices', 'colour_pixel_acc', 'seed003_six', 'score_run',
-           'experiment_data', 'reproduce', 'per_class_table']
+__all__ = ['WRITEUPS', 'REPORTED', 'SEED004_CLASSES', 'SEED004_PER_CLASS_IOU', 'RUNNABLE', 'CITYSCAPES_IDS', 'SEED000',
+           'with_unlabeled', 'seed004_scores', 'writeup_table', 'experiment', 'segmenter_matrices', 'colour_pixel_acc',
+           'seed003_six', 'score_run', 'experiment_data', 'reproduce', 'per_class_table', 'seed000_recipe',
+           'seed000_transforms', 'seed000_data', 'train_seed000', 'loader_share']
 
 # %% ../nbs/13_reproduce.ipynb #eeaae9e2
 WRITEUPS = {   # the files are in ../shared/seeds/ (the course's sources; not part of this repository)
@@ -77,21 +91,6 @@ def writeup_table(wid:str, # '000' … '004'
             for w, m, k, v, n in REPORTED if w == wid]
     return (f"**{wid}** ({WRITEUPS[wid]['file']}): {WRITEUPS[wid]['did']}\n\n| model | metric | write-up | segsyn, same data "
             f"| segsyn, synthetic (CI) | notes |\n|---|---|---|---|---|---|\n" + '\n'.join(rows))
-
-# %% ../nbs/13_reproduce.ipynb #89a48e59
-import json
-from pathlib import Path
-import torch.nn as nn, torch.nn.functional as F
-from .core import SegsynError, get_profile, atomic_write, held_locks, release_locks
-from .metrics import ConfusionMatrix
-from .layers import model_logits, model_device
-from .unet import single_precision_recall
-from .cgan import decode_colors
-from .loaders import make_loader
-from .datasets import detect_layout
-from .synthetic import write_layout
-from .evaluation import load_segmenter
-from .runs import TrainConfig, train, open_splits, load_pix2pix, claim_run_dir
 
 # %% ../nbs/13_reproduce.ipynb #85da8cb9
 def _runs(full:bool, **runs) -> dict: return {k: {**v, 'epochs': v['epochs'] if full else min(v['epochs'], 2)} for k, v in runs.items()}
@@ -216,3 +215,56 @@ def per_class_table(reported:dict, # model -> per-class values as printed, in `c
     rows = [f"| {c} | " + ' | '.join(f"{reported[m][j]} | {_fmt(ours[m][i]) if ours[m][i] == ours[m][i] else ''}" for m in reported) + ' |'
             for j, (c, i) in enumerate(zip(classes, idx))]
     return head + '\n' + '\n'.join(rows)
+
+# %% ../nbs/13_reproduce.ipynb #220dc8a1
+CITYSCAPES_IDS = LabelTable('Cityscapes label ids', [Label(l.name, l.id, l.id, l.category, l.has_instances, False, l.color)
+                                                     for l in CITYSCAPES.labels if 0 <= l.id < 34])   # every label id a class, void ones too
+
+SEED000 = dict(arch='fcn32_resnet34', pretrained=True, num_classes=34, target='labelIds', opt='adam', lr=1e-4, weight_decay=0.,
+               batch_size=32, epochs=25, sched=None, short_side=224, flip=False, jitter=0.3, generator='cityscapes')
+
+def seed000_recipe(profile:str|None=None) -> dict: # 'ci' or 'full' (default: the active profile)
+    "Write-up 000's segmenter: FCN-32s on ImageNet ResNet-34, 34 label ids, Adam 1e-4, batch 32, 25 epochs, short side 224, jitter on train only"
+    profile = profile or get_profile()
+    if profile not in ('ci', 'full'): raise SegsynError(f"profile={profile!r}: use 'ci' or 'full'")
+    if profile == 'full': return dict(SEED000)
+    return {**SEED000, 'pretrained': False, 'batch_size': 8, 'epochs': 5, 'short_side': 64, 'generator': 'small'}
+
+# %% ../nbs/13_reproduce.ipynb #3dbb3f1b
+def seed000_transforms(rec:dict, train:bool): # a `seed000_recipe`; the training or the evaluation pipeline
+    "000's joint transform: short side `short_side` (aspect kept), ImageNet normalisation, colour jitter for training only"
+    return seg_transforms(train, short_side=rec['short_side'], scale=None, flip=rec['flip'], jitter=rec['jitter'] if train else 0.)
+
+def seed000_data(root:str|Path, # a Cityscapes-layout folder (train and val splits)
+                 rec:dict) -> tuple: # -> (train, val) datasets of (image, label ids)
+    "000's data: label-id masks at short side `short_side`, decoded once (`PreResized`)"
+    h, w = Cityscapes(root, 'val').raw(0)[0].shape[-2:]
+    size = (rec['short_side'], round(rec['short_side'] * w / h))
+    return tuple(PreResized(Cityscapes(root, s, target=rec['target']), size, transform=seed000_transforms(rec, s == 'train')) for s in ('train', 'val'))
+
+def train_seed000(root:str|Path, rec:dict, # the data; a `seed000_recipe`
+                  runs_dir:str|Path='runs', seed:int=0, num_workers:int=0) -> tuple: # -> (model in eval mode, dict: hist, secs, params, learner, size)
+    "000's segmenter trained with its recipe on label ids (once per configuration: `fit_cached`)"
+    tr, va = seed000_data(root, rec)
+    seed_everything(seed)
+    model = fcn32_resnet34(rec['num_classes'], pretrained=rec['pretrained'])
+    task = SegTask(model, rec['num_classes'], names=CITYSCAPES_IDS.names, opt=rec['opt'], weight_decay=rec['weight_decay'])
+    learn = Learner(task, make_loader(tr, rec['batch_size'], num_workers=num_workers, seed=seed),
+                    make_loader(va, rec['batch_size'], shuffle=False, num_workers=num_workers), lr=rec['lr'], epochs=rec['epochs'],
+                    sched=rec['sched'], name='seed000', runs_dir=runs_dir, progress=False, seed=seed)
+    hist, secs = fit_cached(learn, recipe=rec)
+    return model.eval(), dict(model='FCN-32s / ResNet-34', hist=hist, secs=secs, params=sum(p.numel() for p in model.parameters()),
+                              learner=learn, size=tr.size)
+
+# %% ../nbs/13_reproduce.ipynb #700cd29f
+def loader_share(dl, # a training loader
+                 step, # step(batch): one training step
+                 n:int=3) -> dict: # batches to time (after one warm-up step)
+    "Seconds per batch spent loading (`dl`) and training (`step`), and the loading share of the two"
+    it, t0 = iter(dl), time.perf_counter()
+    batches = [next(it) for _ in range(n)]
+    load = (time.perf_counter() - t0) / n
+    step(batches[0]); t0 = time.perf_counter()
+    for b in batches: step(b)
+    train = (time.perf_counter() - t0) / n
+    return dict(load_s=load, step_s=train, share=load / (load + train))

@@ -33,7 +33,9 @@ _DATASETS = {
 _DEFAULTS = dict(ngf=64, ndf=64, z_dim=256, use_vae=False, output_nc=3, norm_G='spectralspadesyncbatch3x3',
                  norm_D='spectralinstance', norm_E='spectralinstance', num_D=2, n_layers_D=4, spade_hidden=128,
                  gan_mode='hinge', lambda_feat=10., lambda_vgg=10., lambda_kld=0.05, no_ganFeat_loss=False,
-                 no_vgg_loss=False, lr=2e-4, beta1=0.5, beta2=0.999, no_TTUR=False)
+                 no_vgg_loss=False, lr=2e-4, beta1=0.5, beta2=0.999, no_TTUR=False,
+                 spade_gamma='one_plus')   # segsyn's own, not an official flag: 'plain' is write-up 001's x̂·γ (see SPADE below)
+_GAMMAS = ('one_plus', 'plain')
 
 # %% ../nbs/07a_spade.ipynb #89030566
 class SPADEOptions(SimpleNamespace):
@@ -60,6 +62,7 @@ def spade_options(dataset:str='cityscapes', # 'cityscapes', 'coco' (COCO-Stuff) 
         raise SPADEInputError(f"unknown SPADE option(s) {bad}{hint}; the options are {sorted(o)}")
     o.update(overrides)
     if o['num_upsampling_layers'] not in _UPS: raise SPADEInputError(f"num_upsampling_layers={o['num_upsampling_layers']!r}: use {list(_UPS)}")
+    if o['spade_gamma'] not in _GAMMAS: raise SPADEInputError(f"spade_gamma={o['spade_gamma']!r}: use 'one_plus' (the official x̂·(1+γ)) or 'plain' (x̂·γ)")
     opt = SPADEOptions(**o)
     if min(opt.start_size) < 1:
         raise SPADEInputError(f"crop_size={opt.crop_size} with aspect_ratio={opt.aspect_ratio} and num_upsampling_layers={opt.num_upsampling_layers!r} "
@@ -130,18 +133,22 @@ class SPADE(nn.Module):
     def __init__(self, norm_nc:int, # channels of the activations
                  label_nc:int, # channels of the semantic input (semantic_nc)
                  kind:str='batch', # parameter-free 'batch' or 'instance' norm
-                 ks:int=3, nhidden:int=128): # kernel size; channels of the shared conv
+                 ks:int=3, nhidden:int=128, # kernel size; channels of the shared conv
+                 gamma:str='one_plus'): # 'one_plus': x̂·(1+γ) (official); 'plain': x̂·γ (the paper's equation, write-up 001)
         super().__init__()
+        if gamma not in _GAMMAS: raise SPADEInputError(f"gamma={gamma!r}: use one of {_GAMMAS}")
         self.param_free_norm = nn.BatchNorm2d(norm_nc, affine=False) if kind == 'batch' else nn.InstanceNorm2d(norm_nc, affine=False)
         self.mlp_shared = nn.Sequential(nn.Conv2d(label_nc, nhidden, ks, padding=ks // 2), nn.ReLU())
         self.mlp_gamma = nn.Conv2d(nhidden, norm_nc, ks, padding=ks // 2)
         self.mlp_beta = nn.Conv2d(nhidden, norm_nc, ks, padding=ks // 2)
+        self.one_plus = gamma == 'one_plus'        # a plain attribute: no state_dict key, the checkpoints are the same
     def forward(self, x:torch.Tensor, # N×norm_nc×H×W activations
                 segmap:torch.Tensor): # N×label_nc×H'×W' semantics, resized here to H×W (nearest)
-        "x̂·(1 + γ) + β, with γ and β computed from the label map at x's size"
+        "x̂·(1 + γ) + β (or x̂·γ + β), with γ and β computed from the label map at x's size"
         seg = F.interpolate(segmap, size=x.shape[2:], mode='nearest')
         a = self.mlp_shared(seg)
-        return self.param_free_norm(x) * (1 + self.mlp_gamma(a)) + self.mlp_beta(a)
+        g = self.mlp_gamma(a)
+        return self.param_free_norm(x) * ((1 + g) if self.one_plus else g) + self.mlp_beta(a)
 
 # %% ../nbs/07a_spade.ipynb #fab2e5b4
 def _sn(m, on=True):
@@ -159,7 +166,7 @@ class SPADEResnetBlock(nn.Module):
         self.conv_0 = _sn(nn.Conv2d(fin, fmid, 3, padding=1), sn)
         self.conv_1 = _sn(nn.Conv2d(fmid, fout, 3, padding=1), sn)
         if self.learned_shortcut: self.conv_s = _sn(nn.Conv2d(fin, fout, 1, bias=False), sn)
-        args = dict(label_nc=opt.semantic_nc, kind=kind, ks=ks, nhidden=opt.spade_hidden)
+        args = dict(label_nc=opt.semantic_nc, kind=kind, ks=ks, nhidden=opt.spade_hidden, gamma=getattr(opt, 'spade_gamma', 'one_plus'))
         self.norm_0, self.norm_1 = SPADE(fin, **args), SPADE(fmid, **args)
         if self.learned_shortcut: self.norm_s = SPADE(fin, **args)
 

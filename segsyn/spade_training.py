@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import NamedTuple
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
-from .core import SegsynError, by_profile, default_device, time_steps
+from .core import SegsynError, by_profile, default_device, time_steps, get_profile
 from .datasets import CITYSCAPES, read_mask, resize_ids, check_label_ids
 from .cgan import gan_loss
 from .fcn import torchvision_model
@@ -23,7 +23,7 @@ from .spade import (SPADEOptions, SPADEInputError, spade_options, preprocess_lab
 
 # %% auto #0
 __all__ = ['feature_matching_loss', 'VGGLoss', 'kld_loss', 'SPADETask', 'segmentation_score', 'synthesize', 'save_generator',
-           'load_generator', 'SPADERecipe', 'small_spade', 'spade_step_benchmark']
+           'load_generator', 'SPADERecipe', 'small_spade', 'seed001_recipe', 'spade_step_benchmark']
 
 # %% ../nbs/07b_spade_training.ipynb #055063aa
 def feature_matching_loss(fake:list, real:list, # D's outputs (lists of feature lists per scale) for fake and real
@@ -67,8 +67,11 @@ class SPADETask(Task):
                  segmenter:nn.Module|None=None, # optional: scores validation fakes (mIoU of segmenter(fake) vs the labels)
                  to_seg_ids=CITYSCAPES.to_train, # label ids → the segmenter's class ids
                  seg_classes:int=19,
-                 lambda_l1:float=0.): # weight of an L1 term to the real photo (segsyn's, not the paper's; 0: off)
-        self.opt, self.G, self.D, self.lambda_l1 = opt, G or SPADEGenerator(opt), D or MultiscaleDiscriminator(opt), lambda_l1
+                 lambda_l1:float=0., # weight of an L1 term to the real photo (segsyn's, not the paper's; 0: off)
+                 log_every:int=1, # keep the losses of every N-th step in `.log` (write-up 001: every 4 batches)
+                 lr_per_epoch:tuple=(1., 1.)): # (G, D) learning rates ×f^epoch on top of the schedule (001's TTUR reading: (0.5, 2))
+        self.log_every, self.lr_per_epoch, self.lambda_l1 = log_every, tuple(lr_per_epoch), lambda_l1
+        self.opt, self.G, self.D = opt, G or SPADEGenerator(opt), D or MultiscaleDiscriminator(opt)
         self.E = (E or ConvEncoder(opt)) if opt.use_vae else None
         self.vgg = None if opt.no_vgg_loss else (vgg or VGGLoss(pretrained=True))
         self.segmenter, self.to_seg_ids, self.seg_classes, self.log = segmenter, to_seg_ids, seg_classes, []
@@ -101,7 +104,7 @@ def discriminate(self:SPADETask, sem:torch.Tensor, fake:torch.Tensor, real:torch
 # %% ../nbs/07b_spade_training.ipynb #337026dd
 @patch
 def g_step(self:SPADETask, sem:torch.Tensor, real:torch.Tensor, learn:Learner) -> tuple: # -> (fake, losses)
-    "Update G (+ E) on hinge + feature matching + VGG (+ L1) (+ KL), D frozen; returns the fake and the losses"
+    "Update G (+ E) on hinge + feature matching + VGG (+ L1) (+ KL), D frozen; returns the fake and the losses (g_feat even when off)"
     o = self.opt
     self.D.requires_grad_(False)
     with learn.autocast():
@@ -109,10 +112,10 @@ def g_step(self:SPADETask, sem:torch.Tensor, real:torch.Tensor, learn:Learner) -
         pf, pr = self.discriminate(sem, fake, real)
     pf, pr = [[t.float() for t in s] for s in pf], [[t.float() for t in s] for s in pr]
     g_gan = gan_loss([s[-1] for s in pf], True, o.gan_mode, for_d=False)
-    g_feat = feature_matching_loss(pf, pr, o.lambda_feat) if not o.no_ganFeat_loss else torch.zeros(())
+    g_feat = feature_matching_loss(pf, pr, o.lambda_feat)            # with no_ganFeat_loss: logged, not trained on
     g_vgg = self.vgg.to(real.device)(fake.float(), real) * o.lambda_vgg if self.vgg is not None else torch.zeros(())
     g_l1 = F.l1_loss(fake.float(), real) * self.lambda_l1 if self.lambda_l1 else torch.zeros(())
-    g = g_gan + g_feat + g_vgg + g_l1 + (kld if kld is not None else 0)
+    g = g_gan + (0 if o.no_ganFeat_loss else g_feat) + g_vgg + g_l1 + (kld if kld is not None else 0)
     learn.backward_step(g, 'G')
     self.D.requires_grad_(True)
     return fake, dict(g=g, g_gan=g_gan, g_feat=g_feat, g_vgg=g_vgg, g_l1=g_l1, kld=kld)
@@ -129,16 +132,25 @@ def d_step(self:SPADETask, sem:torch.Tensor, fake:torch.Tensor, real:torch.Tenso
 
 # %% ../nbs/07b_spade_training.ipynb #d58d6750
 @patch
+def epoch_lr(self:SPADETask, learn:Learner):
+    "Set G's and D's learning rates to the schedule's × `lr_per_epoch`^epoch (a no-op for (1, 1))"
+    if self.lr_per_epoch == (1., 1.): return
+    for k, f in zip('GD', self.lr_per_epoch):
+        for g, lr in zip(learn.opts[k].param_groups, learn.scheds[k].get_last_lr()): g['lr'] = lr * f ** learn.epoch
+
+@patch
 def train_step(self:SPADETask, batch, # (photos in [-1, 1], label ids, instance ids)
                learn:Learner) -> dict:
-    "One step in the official order: the G step, then the D step on the same fake; every loss goes to `self.log`"
+    "One step in the official order: the G step, then the D step on the same fake; the losses of every `log_every`-th step go to `self.log`"
     real, lab, inst = batch[0], batch[1], (batch[2] if len(batch) > 2 else None)
     sem = preprocess_labels(lab, inst, self.opt).to(real.dtype)
+    self.epoch_lr(learn)
     fake, g = self.g_step(sem, real, learn)
     d_fake, d_real = self.d_step(sem, fake, real, learn)
     f = lambda v: 0. if v is None else float(v.detach())
-    self.log.append(dict(step=learn.step, g_gan=f(g['g_gan']), g_feat=f(g['g_feat']), g_vgg=f(g['g_vgg']), g_l1=f(g['g_l1']), kld=f(g['kld']),
-                         d_fake=f(d_fake), d_real=f(d_real)))
+    if learn.step % self.log_every == 0:
+        self.log.append(dict(step=learn.step, g_gan=f(g['g_gan']), g_feat=f(g['g_feat']), g_vgg=f(g['g_vgg']), g_l1=f(g['g_l1']), kld=f(g['kld']),
+                             d_fake=f(d_fake), d_real=f(d_real)))
     return {'loss': g['g'].detach(), 'd': (d_fake + d_real).detach(), 'g_gan': g['g_gan'].detach()}
 
 # %% ../nbs/07b_spade_training.ipynb #8247def4
@@ -265,12 +277,14 @@ class SPADERecipe(NamedTuple):
     opt:SPADEOptions # official names; build the task with `task()`
     lr:float # base learning rate (TTUR: G lr/2, D 2·lr)
     epochs:int
-    sched:str = 'poly'
+    sched:str|None = 'poly'
     batch_size:int = 8 # frames per step
     lambda_l1:float = 0. # weight of `SPADETask`'s L1 term (0: the paper's losses)
+    log_every:int = 1 # steps between the losses kept in the task's log
+    lr_per_epoch:tuple = (1., 1.) # (G, D) learning-rate factors per epoch (see `SPADETask`)
     def task(self, **kwargs) -> SPADETask:
-        "A `SPADETask` with these options and L1 weight (kwargs: segmenter=, vgg=, …)"
-        return SPADETask(self.opt, **{'lambda_l1': self.lambda_l1, **kwargs})
+        "A `SPADETask` with these options, L1 weight, logging and per-epoch rates (kwargs: segmenter=, vgg=, …)"
+        return SPADETask(self.opt, **{'lambda_l1': self.lambda_l1, 'log_every': self.log_every, 'lr_per_epoch': self.lr_per_epoch, **kwargs})
     @property
     def learner_kw(self) -> dict:
         "lr, epochs and sched, to pass to `Learner`"
@@ -295,6 +309,25 @@ def small_spade(size:tuple=(64, 128), # (H, W) the generator draws at
     if H % f or W % f: raise SPADEInputError(f"size {H}×{W}: with num_upsampling_layers={opt.num_upsampling_layers!r} both sides must be multiples of {f}")
     return SPADERecipe(opt, lr or by_profile(2e-3, 2e-4), epochs or by_profile(10, 200), batch_size=batch_size or by_profile(4, 8),
                        lambda_l1=by_profile(100., 0.) if lambda_l1 is None else lambda_l1)
+
+# %% ../nbs/07b_spade_training.ipynb #2a65f554
+def seed001_recipe(profile:str|None=None, # 'ci' or 'full' (default: the active profile)
+                   size:tuple|None=None, # (H, W) (default: 256×256 in full, as COCO-Stuff's options crop; 64×128 in ci)
+                   dataset:str|None=None, # SPADE option set (default: 'coco' in full; 'cityscapes' in ci: the streets' label ids)
+                   spade_gamma:str='plain', # 001's x̂·γ; 'one_plus' for the official x̂·(1 + γ)
+                   **overrides) -> SPADERecipe: # any option by its official name
+    "Write-up 001's SPADE: VAE, no instance edges, hinge + KL, Adam 2e-4 β = (0, 0.999), G lr ×½ and D lr ×2 per epoch, batch 4, 2 epochs, every 4th step logged"
+    profile = profile or get_profile()
+    if profile not in ('ci', 'full'): raise SegsynError(f"profile={profile!r}: use 'ci' or 'full'")
+    full = profile == 'full'
+    H, W = size or ((256, 256) if full else (64, 128))
+    ngf = 64 if full else 16
+    kw = dict(use_vae=True, no_vgg_loss=True, no_ganFeat_loss=True, no_TTUR=True, beta1=0., beta2=0.999, spade_gamma=spade_gamma, no_instance=True,
+              ngf=ngf, spade_hidden=2 * ngf, ndf=min(2 * ngf, 64), crop_size=W, aspect_ratio=W / H, num_upsampling_layers='normal')
+    opt = spade_options(dataset or ('coco' if full else 'cityscapes'), **{**kw, **overrides})
+    f = 2 ** _UPS[opt.num_upsampling_layers]
+    if H % f or W % f: raise SPADEInputError(f"size {H}×{W}: with num_upsampling_layers={opt.num_upsampling_layers!r} both sides must be multiples of {f}")
+    return SPADERecipe(opt, 2e-4, 2, sched=None, batch_size=4, log_every=4, lr_per_epoch=(0.5, 2.))
 
 # %% ../nbs/07b_spade_training.ipynb #b27982d7
 def _bench_mode(opt, data, mode, steps, dev) -> dict:
