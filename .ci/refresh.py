@@ -81,7 +81,9 @@ def main(names:list):
     if missing: sys.exit(f"refresh: no such notebook: {', '.join(missing)} (give names like 02_fcn)")
     (NBS/'results').mkdir(exist_ok=True)
     failed = []
-    with ThreadPoolExecutor(int(os.environ.get('SEGSYN_REFRESH_JOBS', '2'))) as ex:
+    jobs = int(os.environ.get('SEGSYN_REFRESH_JOBS', '2'))
+    if jobs > 1: env.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1) // jobs)))   # as the test suite: no two notebooks fight over the cores
+    with ThreadPoolExecutor(jobs) as ex:
         for name, ok, msg in ex.map(lambda p: refresh(p, env), [p for p in nbs if p.stem != 'index']):
             print(f"{'ok    ' if ok else 'FAILED'} {name}", flush=True)
             if not ok: failed.append(name); print(msg, file=sys.stderr)

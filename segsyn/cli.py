@@ -44,6 +44,8 @@ _TRAIN_EXAMPLES = """examples:
   segsyn train --model unet --root data/cityscapes --labels cityscapes10.json   (a coarser grouping of the classes)
   segsyn train --model pix2pix --direction image2label --dataset pix2pix --root data/cityscapes_pix2pix --size 256x256
   segsyn train --model spade --dataset coco-stuff --root data/coco_stuff --size 256x256
+  segsyn train --model spade --variant seed001 --dataset coco-stuff --root data/coco_stuff --size 256x256 --subset 1000 \\
+               --epochs 2 --batch-size 4 --lr 2e-4 --sched none --ngf 64         (write-up 001's recipe)
   segsyn train --config runs/train/config.json --out runs/again            (replay a run)
   segsyn train --config runs/train/config.json --out runs/train --resume   (continue a killed run)
   torchrun --nproc_per_node 2 -m segsyn.cli train --model deeplabv3plus_resnet50 --root data/cityscapes
@@ -117,8 +119,8 @@ def cmd_reproduce(a):
 def _add_reproduce(sub):
     "The `reproduce` sub-command's parser"
     r = sub.add_parser('reproduce', help="rerun a write-up's experiments with its recipe: its numbers beside segsyn's")
-    r.add_argument('writeup', choices=RUNNABLE, help='the write-up (../shared/seeds: 002 cGAN vs U-Net, 003 SSFPN/DeepLabV3+/Res-UNet, 004 U-Net/DeepLabV3/DenseASPP)')
-    r.add_argument('--data', help="the write-up's dataset, in the layout it read (voc for 003, pix2pix for 002, cityscapes for 004)")
+    r.add_argument('writeup', choices=RUNNABLE, help='the write-up (../shared/seeds: 000 label-id FCN for SPADE, 001 SPADE, 002 cGAN vs U-Net, 003 SSFPN/DeepLabV3+/Res-UNet, 004 U-Net/DeepLabV3/DenseASPP)')
+    r.add_argument('--data', help="the write-up's dataset, in the layout it read (cityscapes for 000 and 004, coco-stuff for 001, pix2pix for 002, voc for 003)")
     r.add_argument('--synthetic', action='store_true', help='no dataset: run on synthetic streets written in that layout')
     r.add_argument('--profile', choices=['ci', 'full'], help="full: the write-up's recipe; ci: small and short (default: $SEGSYN_PROFILE, else full on a GPU, ci without)")
     r.add_argument('--out', default='runs/reproduce', help='run folder (default: runs/reproduce)'); r.add_argument('--overwrite', action='store_true')

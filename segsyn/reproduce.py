@@ -6,12 +6,12 @@ Docs: https://segsyn.github.io/segsyn/reproduce.html.md"""
 
 # %% ../nbs/13_reproduce.ipynb #75da14d3
 from __future__ import annotations
-import json, time
+import copy, json, time
 from pathlib import Path
 import torch
 import torch.nn as nn, torch.nn.functional as F
 from .core import SegsynError, get_profile, seed_everything, atomic_write, held_locks, release_locks
-from .labels import CITYSCAPES, Label, LabelTable
+from .labels import CITYSCAPES_34
 from .metrics import scores_from_cm, confusion_matrix, ConfusionMatrix
 from .layers import model_logits, model_device
 from .unet import SEED003_REPORTED, single_precision_recall
@@ -23,12 +23,15 @@ from .fcn import fcn32_resnet34
 from .training import SegTask, Learner, fit_cached
 from .evaluation import load_segmenter
 from .runs import TrainConfig, train, open_splits, load_pix2pix, claim_run_dir
+from .spade import preprocess_labels
+from .spade_training import load_generator
 
 # %% auto #0
-__all__ = ['WRITEUPS', 'REPORTED', 'SEED004_CLASSES', 'SEED004_PER_CLASS_IOU', 'RUNNABLE', 'CITYSCAPES_IDS', 'SEED000',
-           'with_unlabeled', 'seed004_scores', 'writeup_table', 'experiment', 'segmenter_matrices', 'colour_pixel_acc',
-           'seed003_six', 'score_run', 'experiment_data', 'reproduce', 'per_class_table', 'seed000_recipe',
-           'seed000_transforms', 'seed000_data', 'train_seed000', 'loader_share']
+__all__ = ['WRITEUPS', 'REPORTED', 'SEED004_CLASSES', 'SEED004_PER_CLASS_IOU', 'CITYSCAPES_IDS', 'SEED000', 'RUNNABLE',
+           'CI_EPOCHS', 'with_unlabeled', 'seed004_scores', 'writeup_table', 'seed000_recipe', 'experiment',
+           'segmenter_matrices', 'colour_scores', 'seed003_six', 'loader_share', 'majority_floor', 'layout_l1',
+           'train_share', 'score_run', 'experiment_data', 'reproduce', 'checks_table', 'per_class_table',
+           'seed000_transforms', 'seed000_data', 'train_seed000']
 
 # %% ../nbs/13_reproduce.ipynb #eeaae9e2
 WRITEUPS = {   # the files are in ../shared/seeds/ (the course's sources; not part of this repository)
@@ -92,34 +95,59 @@ def writeup_table(wid:str, # '000' … '004'
     return (f"**{wid}** ({WRITEUPS[wid]['file']}): {WRITEUPS[wid]['did']}\n\n| model | metric | write-up | segsyn, same data "
             f"| segsyn, synthetic (CI) | notes |\n|---|---|---|---|---|---|\n" + '\n'.join(rows))
 
+# %% ../nbs/13_reproduce.ipynb #220dc8a1
+CITYSCAPES_IDS = CITYSCAPES_34   # every label id a class, the void ones too (00a_labels; the label space `--labels label`)
+
+SEED000 = dict(arch='fcn32_resnet34', pretrained=True, num_classes=34, target='labelIds', opt='adam', lr=1e-4, weight_decay=0.,
+               batch_size=32, epochs=25, sched=None, short_side=224, flip=False, jitter=0.3, generator='cityscapes')
+
+def seed000_recipe(profile:str|None=None) -> dict: # 'ci' or 'full' (default: the active profile)
+    "Write-up 000's segmenter: FCN-32s on ImageNet ResNet-34, 34 label ids, Adam 1e-4, batch 32, 25 epochs, short side 224, jitter on train only"
+    profile = profile or get_profile()
+    if profile not in ('ci', 'full'): raise SegsynError(f"profile={profile!r}: use 'ci' or 'full'")
+    if profile == 'full': return dict(SEED000)
+    return {**SEED000, 'pretrained': False, 'batch_size': 8, 'epochs': 5, 'short_side': 64, 'generator': 'small'}
+
 # %% ../nbs/13_reproduce.ipynb #85da8cb9
-def _runs(full:bool, **runs) -> dict: return {k: {**v, 'epochs': v['epochs'] if full else min(v['epochs'], 2)} for k, v in runs.items()}
+def _ci(full:bool, runs:dict, ci:dict) -> dict: # model -> TrainConfig options; model (or '*': all) -> what CI changes
+    "The write-up's runs, each with its CI changes in the ci profile"
+    return runs if full else {k: {**v, **ci.get('*', {}), **ci.get(k, {})} for k, v in runs.items()}
 
 def experiment(wid:str, # '000' … '004'
                profile:str|None=None) -> dict: # 'full': the write-up's recipe; 'ci': the same at a size a CPU trains in minutes (default: the profile)
-    "Write-up `wid`'s runs as `TrainConfig` options, the layout they read, and the size and frames of synthetic data in that layout"
+    "Write-up `wid`'s runs as `TrainConfig` options, the layout they read, the size and frames of synthetic data in that layout, and how to score them"
     full = (profile or get_profile()) == 'full'
+    if wid == '000':
+        r = seed000_recipe('full' if full else 'ci')
+        run = dict(model=r['arch'], labels='label', opt=r['opt'], lr=r['lr'], weight_decay=r['weight_decay'], batch_size=r['batch_size'], epochs=r['epochs'],
+                   sched='none', flip=r['flip'], jitter=r['jitter'], pretrained=r['pretrained'])
+        side = r['short_side'] if full else 32
+        return dict(layout='cityscapes', size=(side, 2 * side), frames=(2975, 500) if full else (64, 16),
+                    runs={'FCN-32s / ResNet-34': run}, score='seed000')
+    if wid == '001':
+        run = dict(model='spade', variant='seed001', lr=2e-4, epochs=2, batch_size=4, sched='none', ngf=64, subset=1000)
+        return dict(layout='coco-stuff', size=(256, 256) if full else (32, 32), frames=(2000, 500) if full else (128, 16), score='seed001',
+                    runs=_ci(full, {'SPADE': run}, {'SPADE': dict(ngf=16, subset=None, lr=1e-3)}))
     if wid == '002':
-        s, w = (64, 64), 64 if full else 16          # 002 worked at 64×64 (seed002_recipe)
-        runs = _runs(full, **{'cGAN': dict(model='pix2pix', variant='seed002', direction='image2label', ngf=w, epochs=100, lr=2e-4, batch_size=16),
-                              'U-Net': dict(model='unet', variant='seed002', ngf=w, epochs=100, lr=2e-4, batch_size=16)})
-        return dict(layout='pix2pix', size=s, frames=(2975, 500) if full else (16, 8), runs=runs, score='colour', train_scores=True)
+        runs = {'cGAN': dict(model='pix2pix', variant='seed002', direction='image2label', ngf=64, epochs=100, lr=2e-4, batch_size=16),
+                'U-Net': dict(model='unet', variant='seed002', ngf=64, epochs=100, lr=2e-4, batch_size=16)}
+        return dict(layout='pix2pix', size=(64, 64), frames=(2975, 500) if full else (64, 16), score='colour', train_scores=True,
+                    runs=_ci(full, runs, {'*': dict(ngf=16, epochs=4 * CI_EPOCHS, batch_size=4, lr=1e-3)}))
     if wid == '003':
-        s = (224, 224) if full else (64, 64)
-        runs = _runs(full, **{'SSFPN': dict(model='ssfpn', variant='seed003', loss='ce', opt='sgd', lr=2.5e-4, momentum=0.9, weight_decay=5e-4, batch_size=5, epochs=5),
-                              'DeepLabV3+': dict(model='deeplabv3plus_resnet50', opt='adam', lr=1e-4, weight_decay=0., batch_size=4, epochs=5),
-                              'Res-UNet': dict(model='res_unet', variant='seed003', opt='adam', lr=1e-4, weight_decay=0., batch_size=4, epochs=5)})
-        return dict(layout='voc', size=s, frames=(480, 120) if full else (16, 8), runs=runs, score='seed003')
+        runs = {'SSFPN': dict(model='ssfpn', variant='seed003', loss='ce', opt='sgd', lr=2.5e-4, momentum=0.9, weight_decay=5e-4, batch_size=5, epochs=5),
+                'DeepLabV3+': dict(model='deeplabv3plus_resnet50', opt='adam', lr=1e-4, weight_decay=0., batch_size=4, epochs=5),
+                'Res-UNet': dict(model='res_unet', variant='seed003', opt='adam', lr=1e-4, weight_decay=0., batch_size=4, epochs=5)}
+        return dict(layout='voc', size=(224, 224) if full else (32, 32), frames=(480, 120) if full else (64, 16), score='seed003',
+                    runs=_ci(full, runs, {'*': dict(epochs=CI_EPOCHS, batch_size=4), 'SSFPN': dict(lr=1e-2), 'DeepLabV3+': dict(lr=1e-3), 'Res-UNet': dict(lr=1e-3)}))
     if wid == '004':
-        s = (256, 512) if full else (64, 128)
-        unet004 = dict(model='unet', labels='cityscapes10', loss='ce+dice', opt='rmsprop', momentum=0.999, weight_decay=1e-8, lr=1e-5, sched='plateau',
-                       clip=1.0, amp='fp16' if full else 'auto', early_stop=5, batch_size=1 if full else 4, epochs=50, ngf=64 if full else 16)
-        runs = _runs(full, **{'U-Net': unet004, 'DeepLabV3': dict(model='deeplabv3_resnet50', epochs=50, batch_size=4),
-                              'DenseASPP': dict(model='denseaspp161' if full else 'denseaspp121', epochs=50, batch_size=4)})
-        return dict(layout='cityscapes', size=s, frames=(2975, 500) if full else (16, 8), runs=runs, score='seed004')
+        runs = {'U-Net': dict(model='unet', labels='cityscapes10', loss='ce+dice', opt='rmsprop', momentum=0.999, weight_decay=1e-8, lr=1e-5, sched='plateau',
+                              clip=1.0, amp='fp16', early_stop=5, batch_size=1, epochs=50, ngf=64),
+                'DeepLabV3': dict(model='deeplabv3_resnet50', epochs=50, batch_size=4), 'DenseASPP': dict(model='denseaspp161', epochs=50, batch_size=4)}
+        return dict(layout='cityscapes', size=(256, 512) if full else (32, 64), frames=(2975, 500) if full else (64, 16), score='seed004',
+                    runs=_ci(full, runs, {'*': dict(epochs=CI_EPOCHS, batch_size=4), 'U-Net': dict(amp='auto', ngf=16, lr=1e-4), 'DenseASPP': dict(model='denseaspp121')}))
     raise SegsynError(f"no experiment for write-up {wid!r}; `segsyn reproduce` runs {', '.join(RUNNABLE)}")
 
-RUNNABLE = ('002', '003', '004')
+RUNNABLE, CI_EPOCHS = ('000', '001', '002', '003', '004'), 2
 
 # %% ../nbs/13_reproduce.ipynb #5b5b7235
 @torch.no_grad()
@@ -134,33 +162,85 @@ def segmenter_matrices(model:nn.Module, dl, # a segmenter; a loader of (normalis
     return ign.cm, unl, single_precision_recall(torch.cat(probs), torch.cat(ys))
 
 @torch.no_grad()
-def colour_pixel_acc(G:nn.Module, dl, table) -> float: # a colour-painting model; a `ColorPairs` loader; the classes
-    "Pixel accuracy of a model that paints colour label maps, its colours decoded by nearest palette colour"
+def colour_scores(G:nn.Module, dl, table) -> dict: # a colour-painting model; a `ColorPairs` loader; the classes
+    "The scores (pixel accuracy, mIoU, …) of a model that paints colour label maps, its colours decoded by nearest palette colour"
     cm = ConfusionMatrix(table.num_classes)
     for x, _, m in dl: cm.update(decode_colors(G(x).float(), table), m)
-    return scores_from_cm(cm.cm)['pixel_acc']
+    return scores_from_cm(cm.cm)
 
 def seed003_six(cm:torch.Tensor, single:tuple) -> dict: # a confusion matrix; (precision, recall) as `single_precision_recall` gives
     "003's six numbers: pixel and mean accuracy, mIoU, FWIoU, and its single (Keras-style) precision and recall"
     s = scores_from_cm(cm)
     return dict(pixel_acc=s['pixel_acc'], mean_acc=s['mean_acc'], miou=s['miou'], fwiou=s['fwiou'], precision=single[0], recall=single[1])
 
+# %% ../nbs/13_reproduce.ipynb #700cd29f
+def loader_share(dl, # a training loader
+                 step, # step(batch): one training step
+                 n:int=3) -> dict: # batches to time (after one warm-up step)
+    "Seconds per batch spent loading (`dl`) and training (`step`), and the loading share of the two"
+    it, t0 = iter(dl), time.perf_counter()
+    batches = [next(it) for _ in range(n)]
+    load = (time.perf_counter() - t0) / n
+    step(batches[0]); t0 = time.perf_counter()
+    for b in batches: step(b)
+    train = (time.perf_counter() - t0) / n
+    return dict(load_s=load, step_s=train, share=load / (load + train))
+
+# %% ../nbs/13_reproduce.ipynb #e46bf980
+def majority_floor(ds, num_classes:int, i:int=1) -> dict: # a dataset; its classes; where the label map is in its items (`ColorPairs`: 2)
+    "The chance floor of a segmenter: the scores of always answering the most common class of `ds` (255: not scored)"
+    y = torch.cat([ds[k][i].flatten() for k in range(len(ds))]).long(); y = y[y < num_classes]
+    cm = torch.zeros(num_classes, num_classes, dtype=torch.long); cm[:, y.bincount(minlength=num_classes).argmax()] = y.bincount(minlength=num_classes)
+    return scores_from_cm(cm)
+
+@torch.no_grad()
+def layout_l1(G:nn.Module, dl) -> tuple: # a SPADE generator; a loader of (photos in [-1, 1], label ids[, instance ids]), batches of 2 or more
+    "(L1 of G's drawing of each label map to its own photo, to another frame's photo): the second is the floor of a generator blind to the layout"
+    own = other = n = 0.
+    for real, lab, *inst in dl:
+        fake = G(preprocess_labels(lab, inst[0] if inst else None, G.opt)).float()
+        own += float((fake - real).abs().mean((1, 2, 3)).sum()); other += float((fake - real.roll(1, 0)).abs().mean((1, 2, 3)).sum()); n += len(real)
+    return own / n, other / n
+
+def train_share(model:nn.Module, ds, cfg:TrainConfig, num_classes:int) -> float: # a segmenter (copied, not changed); its training split; its run's config
+    "The share of a training step spent loading the batch (`loader_share`), for a segmenter trained as `cfg` says"
+    probe = SegTask(copy.deepcopy(model).train(), num_classes, opt=cfg.opt, weight_decay=cfg.weight_decay)
+    pl = Learner(probe, [None], lr=cfg.lr or 1e-4, save=False, progress=False); pl.setup()
+    return loader_share(make_loader(ds, cfg.batch_size, num_workers=cfg.workers), lambda b: probe.train_step(pl.to_device(b), pl))['share']
+
 # %% ../nbs/13_reproduce.ipynb #43cada93
-def score_run(ex:dict, name:str, run:dict, cfg:TrainConfig) -> tuple: # -> ({(model, metric): value}, {(model, metric): note})
-    "Score one trained run the way its write-up did"
-    tr, va, table = open_splits(TrainConfig.from_dict({**cfg.to_dict(), 'flip': False, 'scale': None, 'jitter': 0.}))
+def _seg_check(s:dict, floor:dict) -> dict: # a model's scores, the majority answer's
+    return dict(metric='mIoU', value=s['miou'], floor=floor['miou'], floor_is=f"majority class; its pixel acc {_fmt(floor['pixel_acc'])}", also=f" (pixel acc {_fmt(s['pixel_acc'])})")
+
+def score_run(ex:dict, name:str, run:dict, cfg:TrainConfig) -> tuple: # -> ({(model, metric): value}, {(model, metric): note}, held-out check)
+    "Score one trained run the way its write-up did, and check it against its chance floor on the held-out frames"
+    tr, va, table = open_splits(TrainConfig.from_dict({**cfg.to_dict(), 'flip': False, 'scale': None, 'jitter': 0., 'subset': None}))
+    keys, dl = [r[2] for r in REPORTED if r[0] == ex['wid']], lambda d: make_loader(d, 8, shuffle=False)
+    if ex['score'] == 'seed001':
+        lg, (own, other) = run['losses'], layout_l1(load_generator(run['model']).eval(), dl(va))
+        mean = lambda k: sum(x[k] for x in lg) / len(lg)
+        return ({(name, keys[0]): f"{lg[0]['kld']:.3g} → {lg[-1]['kld']:.3g}", (name, keys[1]): f"real {mean('d_real'):.2f}, fake {mean('d_fake'):.2f}"},
+                {(name, keys[0]): f"ours: λ·KL, the term in G's loss, logged every {lg[1]['step'] - lg[0]['step']} steps", (name, keys[1]): 'ours: mean over the logged steps'},
+                dict(metric="L1 of its drawing to the frame's photo", value=own, floor=other, floor_is="to another frame's photo", better='lower'))
     if ex['score'] == 'colour':
         G = load_pix2pix(run['model'])[0]
-        dl = lambda d: make_loader(d, 16, shuffle=False)
-        return {(name, f'{s} pixel accuracy (%)'): 100 * colour_pixel_acc(G, dl(d), table) for s, d in (('train', tr), ('val', va))}, {}
+        sc = {s: colour_scores(G, dl(d), table) for s, d in (('train', tr), ('val', va))}
+        return ({(name, f'{s} pixel accuracy (%)'): 100 * v['pixel_acc'] for s, v in sc.items()}, {},
+                _seg_check(sc['val'], majority_floor(va, table.num_classes, 2)))
     m = load_segmenter(run['model'])[0]
-    cm, unl, single = segmenter_matrices(m, make_loader(va, 8, shuffle=False), table.num_classes)
+    cm, unl, single = segmenter_matrices(m, dl(va), table.num_classes); s = scores_from_cm(cm)
+    check = _seg_check(s, majority_floor(va, table.num_classes))
+    if ex['score'] == 'seed000':
+        secs, share = sum(h['time'] for h in run['history']), train_share(m, tr, cfg, table.num_classes)
+        return ({(name, keys[0]): f"{secs:.0f} s for {len(run['history'])} epochs ({model_device(m).type}, {cfg.size[0]}×{cfg.size[1]}, {len(tr)} frames)",
+                 (name, keys[1]): f"{share:.1%}"},
+                {(name, keys[0]): f"ours: val pixel acc {_fmt(s['pixel_acc'])}, mIoU {_fmt(s['miou'])} on {table.num_classes} label ids",
+                 (name, keys[1]): 'ours: frames decoded once (`PreResized`)'}, check)
     if ex['score'] == 'seed003':
-        s = seed003_six(cm, single); macro = scores_from_cm(cm)
-        return ({(name, k): v for k, v in s.items()},
-                {(name, k): f"per-class mean: {_fmt(float(torch.tensor(macro[k]).nanmean()))}" for k in ('precision', 'recall')})
+        return ({(name, k): v for k, v in seed003_six(cm, single).items()},
+                {(name, k): f"per-class mean: {_fmt(float(torch.tensor(s[k]).nanmean()))}" for k in ('precision', 'recall')}, check)
     return ({(name, k): v for k, v in seed004_scores(cm).items()},
-            {(name, k): f"unlabeled counted: {_fmt(v)}; {table.num_classes} classes" for k, v in seed004_scores(unl).items()})
+            {(name, k): f"unlabeled counted: {_fmt(v)}; {table.num_classes} classes" for k, v in seed004_scores(unl).items()}, dict(check, cm=cm))
 
 # %% ../nbs/13_reproduce.ipynb #63359115
 def experiment_data(wid:str, ex:dict, out:Path, data:str|Path|None, synthetic:bool, seed:int=0) -> tuple: # -> (root, 'same data' | 'synthetic')
@@ -180,30 +260,35 @@ def experiment_data(wid:str, ex:dict, out:Path, data:str|Path|None, synthetic:bo
 
 
 # %% ../nbs/13_reproduce.ipynb #ccd38690
-def reproduce(wid:str, # '002', '003' or '004'
+def reproduce(wid:str, # '000' … '004'
               out:str|Path='runs/reproduce', # one folder per model, the data (when synthetic), results.json and results.md
               data:str|Path|None=None, # the write-up's dataset in its layout
               synthetic:bool=False, # no dataset: write synthetic streets in the write-up's layout (never silently)
               profile:str|None=None, # 'ci' or 'full' (the write-up's recipe); default: the profile
               overwrite:bool=False, progress:bool=True) -> dict:
-    "Rerun write-up `wid`'s experiments with its recipe; its reported numbers beside segsyn's in results.md and results.json"
+    "Rerun write-up `wid`'s experiments with its recipe; its reported numbers beside segsyn's, and each model against its chance floor"
     n = held_locks()
-    try: return _reproduce(wid, experiment(wid, profile), claim_run_dir(out, overwrite), data, synthetic, profile, progress)
+    try: return _reproduce(wid, {**experiment(wid, profile), 'wid': wid}, claim_run_dir(out, overwrite), data, synthetic, profile, progress)
     finally: release_locks(n)
 
+def checks_table(checks:dict) -> str: # model -> a `score_run` check
+    "Each model against its chance floor on the held-out frames"
+    return ('| model | held out: | segsyn | chance floor | above it |\n|---|---|---|---|---|\n' + '\n'.join(
+        f"| {m} | {c['metric']} | {_fmt(c['value'])}{c.get('also', '')} | {_fmt(c['floor'])} ({c['floor_is']}) | {'yes' if c['above'] else '**no**'} |" for m, c in checks.items()))
+
 def _reproduce(wid, ex, out, data, synthetic, profile, progress) -> dict:
-    root, kind = experiment_data(wid, ex, out, data, synthetic); ours, notes = {}, {}
+    root, kind = experiment_data(wid, ex, out, data, synthetic); ours, notes, checks, cms = {}, {}, {}, {}
     for name, kw in ex['runs'].items():
         cfg = TrainConfig(dataset=ex['layout'], root=str(root), size=ex['size'], **kw).check()
         if progress: print(f"write-up {wid}: {name} ({cfg.model}{', ' + cfg.variant if cfg.variant != 'paper' else ''}), {cfg.epochs} epochs at {cfg.size[0]}x{cfg.size[1]}")
-        run = train(cfg, out/name.replace('+', 'plus'), overwrite=True, progress=progress)
-        s, n = score_run(ex, name, run, cfg); ours.update(s); notes.update(n)
-    cols = dict(ours=ours) if kind == 'same data' else dict(ci=ours)
-    md = writeup_table(wid, **cols, notes=notes)
+        run = train(cfg, out/name.replace('+', 'plus').replace(' / ', '_'), overwrite=True, progress=progress)
+        seed_everything(0); s, nt, c = score_run(ex, name, run, cfg); ours.update(s); notes.update(nt); cms[name] = c.pop('cm', None)
+        checks[name] = {**c, 'above': c['value'] < c['floor'] if c.get('better') == 'lower' else c['value'] > c['floor']}
+    md = writeup_table(wid, **(dict(ours=ours) if kind == 'same data' else dict(ci=ours)), notes=notes) + '\n\n' + checks_table(checks)
     (out/'results.md').write_text(md + '\n')
     rows = [dict(model=m, metric=k, reported=v, segsyn=ours.get((m, k)), note=notes.get((m, k), '')) for w, m, k, v, _ in REPORTED if w == wid]
-    with atomic_write(out/'results.json', 'w') as f: json.dump(dict(writeup=wid, data=kind, profile=profile or get_profile(), rows=rows), f, indent=1)
-    return dict(table=md, rows=rows, data=kind, out=out)
+    with atomic_write(out/'results.json', 'w') as f: json.dump(dict(writeup=wid, data=kind, profile=profile or get_profile(), rows=rows, checks=checks), f, indent=1)
+    return dict(table=md, rows=rows, checks=checks, cms=cms, data=kind, out=out)
 
 # %% ../nbs/13_reproduce.ipynb #e6600624
 def per_class_table(reported:dict, # model -> per-class values as printed, in `classes` order
@@ -215,20 +300,6 @@ def per_class_table(reported:dict, # model -> per-class values as printed, in `c
     rows = [f"| {c} | " + ' | '.join(f"{reported[m][j]} | {_fmt(ours[m][i]) if ours[m][i] == ours[m][i] else ''}" for m in reported) + ' |'
             for j, (c, i) in enumerate(zip(classes, idx))]
     return head + '\n' + '\n'.join(rows)
-
-# %% ../nbs/13_reproduce.ipynb #220dc8a1
-CITYSCAPES_IDS = LabelTable('Cityscapes label ids', [Label(l.name, l.id, l.id, l.category, l.has_instances, False, l.color)
-                                                     for l in CITYSCAPES.labels if 0 <= l.id < 34])   # every label id a class, void ones too
-
-SEED000 = dict(arch='fcn32_resnet34', pretrained=True, num_classes=34, target='labelIds', opt='adam', lr=1e-4, weight_decay=0.,
-               batch_size=32, epochs=25, sched=None, short_side=224, flip=False, jitter=0.3, generator='cityscapes')
-
-def seed000_recipe(profile:str|None=None) -> dict: # 'ci' or 'full' (default: the active profile)
-    "Write-up 000's segmenter: FCN-32s on ImageNet ResNet-34, 34 label ids, Adam 1e-4, batch 32, 25 epochs, short side 224, jitter on train only"
-    profile = profile or get_profile()
-    if profile not in ('ci', 'full'): raise SegsynError(f"profile={profile!r}: use 'ci' or 'full'")
-    if profile == 'full': return dict(SEED000)
-    return {**SEED000, 'pretrained': False, 'batch_size': 8, 'epochs': 5, 'short_side': 64, 'generator': 'small'}
 
 # %% ../nbs/13_reproduce.ipynb #3dbb3f1b
 def seed000_transforms(rec:dict, train:bool): # a `seed000_recipe`; the training or the evaluation pipeline
@@ -255,16 +326,3 @@ def train_seed000(root:str|Path, rec:dict, # the data; a `seed000_recipe`
     hist, secs = fit_cached(learn, recipe=rec)
     return model.eval(), dict(model='FCN-32s / ResNet-34', hist=hist, secs=secs, params=sum(p.numel() for p in model.parameters()),
                               learner=learn, size=tr.size)
-
-# %% ../nbs/13_reproduce.ipynb #700cd29f
-def loader_share(dl, # a training loader
-                 step, # step(batch): one training step
-                 n:int=3) -> dict: # batches to time (after one warm-up step)
-    "Seconds per batch spent loading (`dl`) and training (`step`), and the loading share of the two"
-    it, t0 = iter(dl), time.perf_counter()
-    batches = [next(it) for _ in range(n)]
-    load = (time.perf_counter() - t0) / n
-    step(batches[0]); t0 = time.perf_counter()
-    for b in batches: step(b)
-    train = (time.perf_counter() - t0) / n
-    return dict(load_s=load, step_s=train, share=load / (load + train))

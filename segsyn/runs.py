@@ -12,6 +12,7 @@ from functools import partial
 from fastcore.basics import patch
 from pathlib import Path
 import torch
+from torch.utils.data import Subset
 from .core import SegsynError, seed_everything, atomic_write, claim_lock, held_locks, release_locks
 from .datasets import open_dataset, detect_layout, LAYOUTS
 from .labels import CITYSCAPES_10
@@ -24,7 +25,7 @@ from .unet import StructureLoss, StructureTask, StructureSegTask
 from .cgan import (UNetGenerator, PatchDiscriminator, Pix2PixTask, ColorPairs, decode_colors, EncoderDecoderGenerator, ImageDiscriminator,
                          ColorRegressionTask)
 from .unet import unet
-from .spade_training import small_spade, save_generator
+from .spade_training import small_spade, seed001_recipe, save_generator
 from .evaluation import SEGMENTERS, build_segmenter, save_segmenter
 from .performance import init_distributed, shard_loader, DDPSegTask
 
@@ -56,9 +57,11 @@ class TrainConfig:
                       "auto: label for SPADE on Cityscapes, else train")
     direction:str = _opt('label2image', 'pix2pix: colour label map → photo, or photo → colour label map', ('label2image', 'image2label'))
     variant:str = _opt('paper', "the model as a write-up built it: seed002 (pix2pix: encoder–decoder without skips, one score per image, BCE only; "
-                       "unet: regresses the colour label map), seed003 (ssfpn, res_unet: write-up 003's tables)", ('paper', 'seed002', 'seed003'))
+                       "unet: regresses the colour label map), seed003 (ssfpn, res_unet: write-up 003's tables), "
+                       "seed001 (spade: write-up 001's, x̂·γ, VAE, hinge + KL, G lr ×½ and D lr ×2 per epoch, every 4th step logged)", ('paper', 'seed001', 'seed002', 'seed003'))
     epochs:int = _opt(10, 'epochs (the schedule spans them)')
     batch_size:int = _opt(8, 'samples per batch (per process under torchrun)')
+    subset:int|None = _opt(None, "train on this many training frames, drawn at random with --seed (write-up 001: 1000); default: all")
     lr:float|None = _opt(None, "base learning rate (default: the model's: 2e-3 segmenters, 2e-4 pix2pix, SPADE's recipe)")
     size:tuple = _opt((128, 256), 'work at HxW')
     loss:str = _opt('auto', 'segmenters: the pixel loss (auto: structure for ssfpn, else ce)', LOSSES)
@@ -95,6 +98,7 @@ def _bad_values(c:TrainConfig) -> list:
     for k, least in (('epochs', 1), ('batch_size', 1), ('ngf', 1), ('plateau_patience', 1), ('warmup', 0), ('workers', 0)):
         v = getattr(c, k)
         if not isinstance(v, int) or isinstance(v, bool) or v < least: errs.append(f"{_flag(k)} {v!r}: give a whole number >= {least}")
+    if c.subset is not None and (not isinstance(c.subset, int) or isinstance(c.subset, bool) or c.subset < 1): errs.append(f"--subset {c.subset!r}: give a whole number >= 1")
     for k in ('lr', 'clip', 'early_stop'):
         if getattr(c, k) is not None and not pos(getattr(c, k)): errs.append(f"{_flag(k)} {getattr(c, k)!r}: give a positive finite number")
     if not (isinstance(c.momentum, (int, float)) and 0 <= c.momentum < 1): errs.append(f"--momentum {c.momentum!r}: give a number in [0, 1)")
@@ -105,7 +109,7 @@ def _bad_values(c:TrainConfig) -> list:
     if c.betas is not None and not (len(c.betas) == 2 and all(isinstance(b, float) and 0 <= b < 1 for b in c.betas)): errs.append(f"--betas {c.betas!r}: give B1,B2, each in [0, 1)")
     return errs
 
-_VARIANTS = {'seed002': ('pix2pix', 'unet'), 'seed003': ('ssfpn', 'res_unet')}
+_VARIANTS = {'seed001': ('spade',), 'seed002': ('pix2pix', 'unet'), 'seed003': ('ssfpn', 'res_unet')}
 
 def _bad_combinations(c:TrainConfig) -> list:
     "Options that do nothing for this model, or contradict each other"
@@ -117,7 +121,7 @@ def _bad_combinations(c:TrainConfig) -> list:
             if getattr(c, k) != TrainConfig.__dataclass_fields__[k].default: errs.append(f"{_flag(k)} applies to the segmenters, not {c.model}")
     if c.model != 'pix2pix' and c.direction != 'label2image': errs.append(f"--direction applies to pix2pix, not {c.model or 'this model'}")
     if (ok := _VARIANTS.get(c.variant)) and c.model not in ok: errs.append(f"--variant {c.variant} exists for {' and '.join(ok)}, not {c.model or 'this model'}")
-    if c.variant == 'seed002' and (min(c.size) < 64 or any(s % 16 for s in c.size)): errs.append(f"--variant seed002 needs sides that are multiples of 16, at least 64 (write-up 002 worked at 64x64)")
+    if c.variant == 'seed002' and (min(c.size) < 64 or any(s % 16 for s in c.size)): errs.append("--variant seed002 needs sides that are multiples of 16, at least 64 (write-up 002 worked at 64x64)")
     if c.sched == 'plateau' and c.warmup: errs.append("--sched plateau has no warm-up: drop --warmup or use poly/cosine")
     if c.labels not in ('auto', 'train', 'label', *GROUPINGS) and not Path(c.labels).is_file():
         errs.append(f"--labels {c.labels}: not train, label, {', '.join(GROUPINGS)}, or an existing grouping JSON file")
@@ -186,6 +190,12 @@ def _seg_tf(c:TrainConfig, train:bool, keep_uint8:bool=False, tanh:bool=False):
     norm = dict(mean=TANH_MEAN, std=TANH_STD) if tanh else {}
     return seg_transforms(train, flip=c.flip, jitter=c.jitter, keep_uint8=keep_uint8, **aug, **norm)
 
+def _subset(c:TrainConfig, ds): # the training split
+    "`c.subset` frames of `ds` drawn with `c.seed` (all of them without --subset)"
+    if c.subset is None: return ds
+    if c.subset > len(ds): raise SegsynError(f"--subset {c.subset}: the training split of {c.root} holds {len(ds)} frames; give at most {len(ds)}")
+    return Subset(ds, sorted(torch.randperm(len(ds), generator=torch.Generator().manual_seed(c.seed))[:c.subset].tolist()))
+
 def open_splits(c:TrainConfig, # the run's config
                 keep_uint8:bool=False): # segmenters: leave images uint8 for `DeviceNormalize`
     "(train, val, table): the run's two splits, ready for loaders, and the table of the classes they hold"
@@ -198,12 +208,12 @@ def open_splits(c:TrainConfig, # the run's config
     if c.model == 'spade':
         ds = [open_dataset(lay, c.root, s, labels=labels, transform=spade_recipe(c.size, train=s == 'train'), instance=lay in ('cityscapes', 'coco-stuff'))
               for s in ('train', 'val')]
-        return ds[0], ds[1], ds[0].table
+        return _subset(c, ds[0]), ds[1], ds[0].table
     raw = [open_dataset(lay, c.root, s, labels=labels) for s in ('train', 'val')]
     pix = colour_model(c)
     ds = [PreResized(r, c.size, transform=_seg_tf(c, s == 'train', keep_uint8, tanh=pix)) for r, s in zip(raw, ('train', 'val'))]
     if pix: ds = [ColorPairs(d, c.direction if c.model == 'pix2pix' else 'image2label', raw[0].table) for d in ds]
-    return ds[0], ds[1], raw[0].table
+    return _subset(c, ds[0]), ds[1], raw[0].table
 
 # %% ../nbs/10b_runs.ipynb #f99961ee
 class _StructureDDPSegTask(StructureTask, DDPSegTask): "DDPSegTask whose StructureLoss sees each batch's images"
@@ -238,9 +248,14 @@ def colour_task(c:TrainConfig, table):
 # %% ../nbs/10b_runs.ipynb #92159817
 def spade_recipe_for(c:TrainConfig, table): # the classes the data holds
     "The course's SPADE recipe (`small_spade`) at --size for this dataset: the official Cityscapes label ids, else the table's classes + don't care"
+    ids = layout(c) == 'cityscapes' and label_space(c) == 'label'
+    classes = {} if ids else dict(label_nc=table.num_classes, contain_dontcare_label=True)
+    if c.variant == 'seed001':                       # 001's recipe (07b) at this width; its lr and epochs unless given
+        r = seed001_recipe(size=c.size, dataset='cityscapes' if ids else 'coco', ngf=c.ngf, spade_hidden=2 * c.ngf, ndf=min(2 * c.ngf, 64), **classes)
+        return r._replace(lr=c.lr or r.lr, epochs=c.epochs, batch_size=c.batch_size)
     same = dict(ngf=c.ngf, lr=c.lr, epochs=c.epochs, no_vgg_loss=not c.pretrained)
-    if layout(c) == 'cityscapes' and label_space(c) == 'label': return small_spade(c.size, **same)
-    return small_spade(c.size, **same, label_nc=table.num_classes, contain_dontcare_label=True, no_instance=layout(c) not in ('cityscapes', 'coco-stuff'))
+    if ids: return small_spade(c.size, **same)
+    return small_spade(c.size, **same, **classes, no_instance=layout(c) not in ('cityscapes', 'coco-stuff'))
 
 def build_task(c:TrainConfig, table, world:int=1) -> tuple:
     "(task, Learner settings, builder options) of the model `c` names"
@@ -332,8 +347,10 @@ def _train(c:TrainConfig, out:Path, resume:bool, overwrite:bool, progress:bool) 
     if world > 1: torch.distributed.barrier(); torch.distributed.destroy_process_group()   # leave together: a rank exiting with gloo threads alive aborts
     if rank != 0: return dict(history=hist, model=None, out=out)
     path = save_model(c, task, table, kw, out/'model.pt')
+    if log := getattr(task, 'log', None):              # GANs: the losses of the logged steps (SPADE: every `log_every`-th; 001's curves)
+        with atomic_write(out/'losses.json', 'w') as f: json.dump(log, f)
     with atomic_write(out/'metrics.json', 'w') as f: json.dump(hist, f, indent=1)   # after the model it describes
-    return dict(history=hist, model=path, out=out)
+    return dict(history=hist, model=path, out=out, losses=log or [])
 
 # %% ../nbs/10b_runs.ipynb #128c31b8
 def _pair(kind, sep:str, what:str): # element type, separator, an example
