@@ -363,7 +363,7 @@ def _pair(kind, sep:str, what:str): # element type, separator, an example
     return parse
 
 _TYPES = {'size': _pair(int, 'x', '256x512 (height x width)'), 'betas': _pair(float, ',', '0.9,0.999'), 'scale': _pair(float, ',', '0.5,2.0'),
-          'lr': float, 'clip': float, 'early_stop': int}     # the others parse as the type of their default
+          'lr': float, 'clip': float, 'early_stop': int, 'subset': int}     # the others parse as the type of their default
 
 
 def add_config_args(p:argparse.ArgumentParser): # the `segsyn train` parser
