@@ -235,6 +235,21 @@ _LUTS = {
                                 'traffic sign': 'signboard', 'vegetation': 'tree', 'terrain': 'grass', 'sky': 'sky'}, 0),
     'folder': _lut(_FOLDER_TABLE, {n: n for n in _FOLDER_NAMES}, 255)}
 
+# %% ../nbs/00c_synthetic.ipynb #dc4b5fa4
+_ZOOM = 3   # VOC frames are drawn this many times larger, then cropped around an object (`_object_view`)
+
+def _object_view(img, lab, ins, keep): # a frame drawn `_ZOOM`× larger (photo, label ids, instance ids); the kept classes (a LUT: > 0 kept)
+    "The frame cropped around its largest kept object (1.5× its box, at least 1/`_ZOOM` of each side, aspect kept), at 1/`_ZOOM` of its size"
+    H, W = lab.shape; obj = keep[lab] > 0
+    if obj.any():
+        ids, n = np.unique(ins[obj], return_counts=True); ys, xs = np.nonzero(obj & (ins == ids[n.argmax()]))
+        s = min(1., max(1.5 * (np.ptp(ys) + 1) / H, 1.5 * (np.ptp(xs) + 1) / W, 1 / _ZOOM))   # the crop's share of each side
+        h, w = round(H * s), round(W * s)
+        y0, x0 = int(np.clip(round(ys.mean() - h / 2), 0, H - h)), int(np.clip(round(xs.mean() - w / 2), 0, W - w))
+    else: h, w, y0, x0 = H, W, 0, 0
+    view = lambda a, how: np.asarray(Image.fromarray(a[y0:y0 + h, x0:x0 + w]).resize((W // _ZOOM, H // _ZOOM), how))
+    return view(img, Image.BILINEAR), view(lab, Image.NEAREST)
+
 # %% ../nbs/00c_synthetic.ipynb #d928503e
 def _jpg(img, path):
     "Write a JPEG at quality 95 without chroma subsampling (4:4:4), so colour label maps survive at small sizes"
@@ -247,6 +262,7 @@ def _void_outline(m):
 
 def _voc(r, split, i, img, lab, ins):
     v, stem = r/'VOCdevkit/VOC2012', f'{split}_{i:06d}'
+    img, lab = _object_view(img, lab, ins, _LUTS['voc'])              # VOC's photos are centred on their objects
     _save_png(_void_outline(_LUTS['voc'][lab]), v/'SegmentationClass'/f'{stem}.png', voc_palette().flatten().tolist())
     _jpg(img, v/'JPEGImages'/f'{stem}.jpg'); return stem
 
@@ -272,7 +288,8 @@ def _write_frames(root:Path, layout:str, n_train:int, n_val:int, size:tuple, see
     write = {'voc': _voc, 'coco-stuff': _coco, 'ade20k': _ade, 'pix2pix': _pix2pix, 'folder': _folder}[layout]
     stems = {}
     for si, (split, n) in enumerate((('train', n_train), ('val', n_val))):
-        stems[split] = [write(root, split, i, *street_frame(np.random.default_rng([seed, si, i]), *size))
+        z = _ZOOM if layout == 'voc' else 1           # VOC: the same scene drawn larger, then cropped around an object
+        stems[split] = [write(root, split, i, *street_frame(np.random.default_rng([seed, si, i]), z * size[0], z * size[1]))
                         for i in tq.tqdm(range(n), desc=f'synthetic {layout} {split}', disable=not progress)]
     if layout == 'voc':
         lists = root/'VOCdevkit/VOC2012/ImageSets/Segmentation'; lists.mkdir(parents=True, exist_ok=True)
