@@ -11,7 +11,7 @@ from .labels import DatasetError
 from .core import record_results
 
 # %% auto #0
-__all__ = ['check_target', 'confusion_matrix', 'scores_from_cm', 'ConfusionMatrix', 'results_table', 'learned']
+__all__ = ['check_target', 'confusion_matrix', 'scores_from_cm', 'ConfusionMatrix', 'chance_floor', 'results_table', 'learned']
 
 # %% ../nbs/01a_metrics.ipynb #2e17f089
 def check_target(target:torch.Tensor, # integer labels
@@ -89,6 +89,12 @@ class ConfusionMatrix:
                 for i, n in enumerate(self.names)]
         head = "| class | IoU | acc | precision | recall | pixel share |\n|---|---|---|---|---|---|"
         return '\n'.join([head, *rows, f"| **mean** | **{f(s['miou'])}** | **{f(s['mean_acc'])}** | | | |"])
+
+# %% ../nbs/01a_metrics.ipynb #4a79902a
+def chance_floor(counts:torch.Tensor) -> dict: # pixels of each class in the ground truth (e.g. a confusion matrix's row sums)
+    "Pixel accuracy and mIoU of always answering the most common class"
+    share = counts.double() / counts.sum()
+    return dict(pixel_acc=float(share.max()), miou=float(share.max() / (counts > 0).sum()))
 
 # %% ../nbs/01a_metrics.ipynb #99051c56
 def results_table(results:list, # rows of `train_segmenters` (or dicts with 'model', 'params' and 'hist')

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn, torch.nn.functional as F
 from .core import SegsynError, get_profile, seed_everything, atomic_write, held_locks, release_locks
 from .labels import CITYSCAPES_34
-from .metrics import scores_from_cm, confusion_matrix, ConfusionMatrix
+from .metrics import scores_from_cm, confusion_matrix, ConfusionMatrix, chance_floor
 from .layers import model_logits, model_device
 from .unet import SEED003_REPORTED, single_precision_recall
 from .cgan import SEED002_REPORTED, decode_colors
@@ -27,11 +27,11 @@ from .spade import preprocess_labels
 from .spade_training import load_generator
 
 # %% auto #0
-__all__ = ['WRITEUPS', 'REPORTED', 'SEED004_CLASSES', 'SEED004_PER_CLASS_IOU', 'CITYSCAPES_IDS', 'SEED000', 'RUNNABLE',
-           'CI_EPOCHS', 'with_unlabeled', 'seed004_scores', 'writeup_table', 'seed000_recipe', 'experiment',
-           'segmenter_matrices', 'colour_scores', 'seed003_six', 'loader_share', 'majority_floor', 'layout_l1',
-           'train_share', 'score_run', 'experiment_data', 'reproduce', 'checks_table', 'per_class_table',
-           'seed000_transforms', 'seed000_data', 'train_seed000']
+__all__ = ['WRITEUPS', 'REPORTED', 'SEED004_CLASSES', 'SEED004_PER_CLASS_IOU', 'SEED000', 'RUNNABLE', 'CI_EPOCHS',
+           'with_unlabeled', 'seed004_scores', 'writeup_table', 'seed000_recipe', 'experiment', 'segmenter_matrices',
+           'colour_scores', 'seed003_six', 'loader_share', 'majority_floor', 'layout_l1', 'train_share', 'score_run',
+           'experiment_data', 'reproduce', 'checks_table', 'per_class_table', 'seed000_transforms', 'seed000_data',
+           'train_seed000']
 
 # %% ../nbs/13_reproduce.ipynb #eeaae9e2
 WRITEUPS = {   # the files are in ../shared/seeds/ (the course's sources; not part of this repository)
@@ -96,8 +96,6 @@ def writeup_table(wid:str, # '000' … '004'
             f"| segsyn, synthetic (CI) | notes |\n|---|---|---|---|---|---|\n" + '\n'.join(rows))
 
 # %% ../nbs/13_reproduce.ipynb #220dc8a1
-CITYSCAPES_IDS = CITYSCAPES_34   # every label id a class, the void ones too (00a_labels; the label space `--labels label`)
-
 SEED000 = dict(arch='fcn32_resnet34', pretrained=True, num_classes=34, target='labelIds', opt='adam', lr=1e-4, weight_decay=0.,
                batch_size=32, epochs=25, sched=None, short_side=224, flip=False, jitter=0.3, generator='cityscapes')
 
@@ -188,10 +186,9 @@ def loader_share(dl, # a training loader
 
 # %% ../nbs/13_reproduce.ipynb #e46bf980
 def majority_floor(ds, num_classes:int, i:int=1) -> dict: # a dataset; its classes; where the label map is in its items (`ColorPairs`: 2)
-    "The chance floor of a segmenter: the scores of always answering the most common class of `ds` (255: not scored)"
-    y = torch.cat([ds[k][i].flatten() for k in range(len(ds))]).long(); y = y[y < num_classes]
-    cm = torch.zeros(num_classes, num_classes, dtype=torch.long); cm[:, y.bincount(minlength=num_classes).argmax()] = y.bincount(minlength=num_classes)
-    return scores_from_cm(cm)
+    "The chance floor of a segmenter on `ds`: pixel accuracy and mIoU of always answering its most common class (255: not scored)"
+    y = torch.cat([ds[k][i].flatten() for k in range(len(ds))]).long()
+    return chance_floor(y[y < num_classes].bincount(minlength=num_classes))
 
 @torch.no_grad()
 def layout_l1(G:nn.Module, dl) -> tuple: # a SPADE generator; a loader of (photos in [-1, 1], label ids[, instance ids]), batches of 2 or more
@@ -319,7 +316,7 @@ def train_seed000(root:str|Path, rec:dict, # the data; a `seed000_recipe`
     tr, va = seed000_data(root, rec)
     seed_everything(seed)
     model = fcn32_resnet34(rec['num_classes'], pretrained=rec['pretrained'])
-    task = SegTask(model, rec['num_classes'], names=CITYSCAPES_IDS.names, opt=rec['opt'], weight_decay=rec['weight_decay'])
+    task = SegTask(model, rec['num_classes'], names=CITYSCAPES_34.names, opt=rec['opt'], weight_decay=rec['weight_decay'])
     learn = Learner(task, make_loader(tr, rec['batch_size'], num_workers=num_workers, seed=seed),
                     make_loader(va, rec['batch_size'], shuffle=False, num_workers=num_workers), lr=rec['lr'], epochs=rec['epochs'],
                     sched=rec['sched'], name='seed000', runs_dir=runs_dir, progress=False, seed=seed)

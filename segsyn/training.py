@@ -340,11 +340,10 @@ def segmentation_floors(train_ds, # yields (image, mask) with images in [0, 1] (
                         val_ds, num_classes:int=19) -> dict:
     "Validation scores of chance (the majority class) and of the colour-only baseline"
     from segsyn.loaders import color_baseline
-    from segsyn.metrics import scores_from_cm
+    from segsyn.metrics import scores_from_cm, chance_floor
     cm = color_baseline(train_ds, val_ds, num_classes)
-    share, col = cm.sum(1).double() / cm.sum(), scores_from_cm(cm)
-    return {'chance (majority class)': dict(pixel_acc=float(share.max()), miou=float(share.max() / (cm.sum(1) > 0).sum())),
-            'colour only (nearest mean)': dict(pixel_acc=col['pixel_acc'], miou=col['miou'])}
+    col = scores_from_cm(cm)
+    return {'chance (majority class)': chance_floor(cm.sum(1)), 'colour only (nearest mean)': dict(pixel_acc=col['pixel_acc'], miou=col['miou'])}
 
 # %% ../nbs/01e_training.ipynb #428a9292
 def fingerprint(x) -> str:
