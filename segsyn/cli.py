@@ -39,6 +39,8 @@ _out_dir = claim_run_dir   # created, writable, claimed for this command; a non-
 _TRAIN_EXAMPLES = """examples:
   segsyn train --model unet --dataset synthetic --root data/streets --epochs 5
   segsyn train --model ssfpn --dataset voc --root data/VOCdevkit/VOC2012 --size 224x224
+  segsyn train --model ssfpn --variant seed003 --pretrained --loss ce --opt sgd --lr 2.5e-4 --weight-decay 5e-4 \\
+               --dataset voc --root data/VOCdevkit/VOC2012 --size 224x224 --epochs 5 --batch-size 5   (write-up 003's: VGG19 frozen)
   segsyn train --model unet --root data/cityscapes --loss ce+dice --opt rmsprop --momentum 0.999 --weight-decay 1e-8 \\
                --sched plateau --clip 1 --early-stop 5 --amp fp16          (write-up 004's recipe)
   segsyn train --model unet --root data/cityscapes --labels cityscapes10.json   (a coarser grouping of the classes)

@@ -11,7 +11,6 @@ from pathlib import Path
 import torch
 import torch.nn as nn, torch.nn.functional as F
 from .core import SegsynError, get_profile, seed_everything, atomic_write, held_locks, release_locks
-from .labels import CITYSCAPES_34
 from .metrics import scores_from_cm, confusion_matrix, ConfusionMatrix, chance_floor
 from .layers import model_logits, model_device
 from .unet import SEED003_REPORTED, single_precision_recall
@@ -19,8 +18,7 @@ from .cgan import SEED002_REPORTED, decode_colors
 from .datasets import Cityscapes, detect_layout
 from .loaders import PreResized, seg_transforms, make_loader
 from .synthetic import write_layout
-from .fcn import fcn32_resnet34
-from .training import SegTask, Learner, fit_cached
+from .training import SegTask, Learner
 from .evaluation import load_segmenter
 from .runs import TrainConfig, train, open_splits, load_pix2pix, claim_run_dir
 from .spade import preprocess_labels
@@ -30,8 +28,7 @@ from .spade_training import load_generator
 __all__ = ['WRITEUPS', 'REPORTED', 'SEED004_CLASSES', 'SEED004_PER_CLASS_IOU', 'SEED000', 'RUNNABLE', 'CI_EPOCHS',
            'with_unlabeled', 'seed004_scores', 'writeup_table', 'seed000_recipe', 'experiment', 'segmenter_matrices',
            'colour_scores', 'seed003_six', 'loader_share', 'majority_floor', 'layout_l1', 'train_share', 'score_run',
-           'experiment_data', 'reproduce', 'checks_table', 'per_class_table', 'seed000_transforms', 'seed000_data',
-           'train_seed000']
+           'experiment_data', 'reproduce', 'checks_table', 'per_class_table', 'seed000_transforms', 'seed000_data']
 
 # %% ../nbs/13_reproduce.ipynb #eeaae9e2
 WRITEUPS = {   # the files are in ../shared/seeds/ (the course's sources; not part of this repository)
@@ -119,24 +116,24 @@ def experiment(wid:str, # '000' … '004'
         r = seed000_recipe('full' if full else 'ci')
         run = dict(model=r['arch'], labels='label', opt=r['opt'], lr=r['lr'], weight_decay=r['weight_decay'], batch_size=r['batch_size'], epochs=r['epochs'],
                    sched='none', flip=r['flip'], jitter=r['jitter'], pretrained=r['pretrained'])
-        side = r['short_side'] if full else 32
+        side = r['short_side']                           # 224 (000's); CI: 64, and the frames are the course's streets (`synthetic_streets`)
         return dict(layout='cityscapes', size=(side, 2 * side), frames=(2975, 500) if full else (64, 16),
                     runs={'FCN-32s / ResNet-34': run}, score='seed000')
     if wid == '001':
         run = dict(model='spade', variant='seed001', lr=2e-4, epochs=2, batch_size=4, sched='none', ngf=64, subset=1000)
         return dict(layout='coco-stuff', size=(256, 256) if full else (32, 32), frames=(2000, 500) if full else (128, 16), score='seed001',
-                    runs=_ci(full, {'SPADE': run}, {'SPADE': dict(ngf=16, subset=None, lr=1e-3)}))
+                    runs=_ci(full, {'SPADE': run}, {'SPADE': dict(ngf=16, subset=None, lr=1e-3, epochs=2 * CI_EPOCHS)}))
     if wid == '002':
         runs = {'cGAN': dict(model='pix2pix', variant='seed002', direction='image2label', ngf=64, epochs=100, lr=2e-4, batch_size=16),
                 'U-Net': dict(model='unet', variant='seed002', ngf=64, epochs=100, lr=2e-4, batch_size=16)}
         return dict(layout='pix2pix', size=(64, 64), frames=(2975, 500) if full else (64, 16), score='colour', train_scores=True,
                     runs=_ci(full, runs, {'*': dict(ngf=16, epochs=4 * CI_EPOCHS, batch_size=4, lr=1e-3)}))
     if wid == '003':
-        runs = {'SSFPN': dict(model='ssfpn', variant='seed003', loss='ce', opt='sgd', lr=2.5e-4, momentum=0.9, weight_decay=5e-4, batch_size=5, epochs=5),
-                'DeepLabV3+': dict(model='deeplabv3plus_resnet50', opt='adam', lr=1e-4, weight_decay=0., batch_size=4, epochs=5),
-                'Res-UNet': dict(model='res_unet', variant='seed003', opt='adam', lr=1e-4, weight_decay=0., batch_size=4, epochs=5)}
+        runs = {'SSFPN': dict(model='ssfpn', variant='seed003', loss='ce', opt='sgd', lr=2.5e-4, momentum=0.9, weight_decay=5e-4, batch_size=5, epochs=5, pretrained=True),
+                'DeepLabV3+': dict(model='deeplabv3plus_resnet50', opt='adam', lr=1e-4, weight_decay=0., batch_size=4, epochs=5, pretrained=True),
+                'Res-UNet': dict(model='res_unet', variant='seed003', opt='adam', lr=1e-4, weight_decay=0., batch_size=4, epochs=5, pretrained=True)}
         return dict(layout='voc', size=(224, 224) if full else (32, 32), frames=(480, 120) if full else (64, 16), score='seed003',
-                    runs=_ci(full, runs, {'*': dict(epochs=CI_EPOCHS, batch_size=4), 'SSFPN': dict(lr=1e-2), 'DeepLabV3+': dict(lr=1e-3), 'Res-UNet': dict(lr=1e-3)}))
+                    runs=_ci(full, runs, {'*': dict(epochs=CI_EPOCHS, batch_size=4, pretrained=False), 'SSFPN': dict(freeze='on', lr=0.1, epochs=6 * CI_EPOCHS), 'DeepLabV3+': dict(lr=1e-3), 'Res-UNet': dict(lr=1e-3)}))
     if wid == '004':
         runs = {'U-Net': dict(model='unet', labels='cityscapes10', loss='ce+dice', opt='rmsprop', momentum=0.999, weight_decay=1e-8, lr=1e-5, sched='plateau',
                               clip=1.0, amp='fp16', early_stop=5, batch_size=1, epochs=50, ngf=64),
@@ -309,17 +306,3 @@ def seed000_data(root:str|Path, # a Cityscapes-layout folder (train and val spli
     h, w = Cityscapes(root, 'val').raw(0)[0].shape[-2:]
     size = (rec['short_side'], round(rec['short_side'] * w / h))
     return tuple(PreResized(Cityscapes(root, s, target=rec['target']), size, transform=seed000_transforms(rec, s == 'train')) for s in ('train', 'val'))
-
-def train_seed000(root:str|Path, rec:dict, # the data; a `seed000_recipe`
-                  runs_dir:str|Path='runs', seed:int=0, num_workers:int=0) -> tuple: # -> (model in eval mode, dict: hist, secs, params, learner, size)
-    "000's segmenter trained with its recipe on label ids (once per configuration: `fit_cached`)"
-    tr, va = seed000_data(root, rec)
-    seed_everything(seed)
-    model = fcn32_resnet34(rec['num_classes'], pretrained=rec['pretrained'])
-    task = SegTask(model, rec['num_classes'], names=CITYSCAPES_34.names, opt=rec['opt'], weight_decay=rec['weight_decay'])
-    learn = Learner(task, make_loader(tr, rec['batch_size'], num_workers=num_workers, seed=seed),
-                    make_loader(va, rec['batch_size'], shuffle=False, num_workers=num_workers), lr=rec['lr'], epochs=rec['epochs'],
-                    sched=rec['sched'], name='seed000', runs_dir=runs_dir, progress=False, seed=seed)
-    hist, secs = fit_cached(learn, recipe=rec)
-    return model.eval(), dict(model='FCN-32s / ResNet-34', hist=hist, secs=secs, params=sum(p.numel() for p in model.parameters()),
-                              learner=learn, size=tr.size)

@@ -53,8 +53,7 @@ class TrainConfig:
     dataset:str = _opt('cityscapes', "the dataset's layout (synthetic: cityscapes + --synthetic)", LAYOUTS + ('synthetic',))
     root:str = _opt('', 'the dataset folder')
     synthetic:bool = _opt(False, "when --root holds no dataset, write the synthetic streets there first, in --dataset's layout (200 + 50 frames at --size)")
-    labels:str = _opt('auto', "label space: train (the dataset's train ids), label (Cityscapes' 34 label ids), cityscapes10 (10 groups), a grouping JSON file; "
-                      "auto: label for SPADE on Cityscapes, else train")
+    labels:str = _opt('auto', "label space: train (the dataset's train ids), label (Cityscapes' 34 label ids), cityscapes10 (10 groups), a grouping JSON file; auto: label for SPADE on Cityscapes, else train")
     direction:str = _opt('label2image', 'pix2pix: colour label map → photo, or photo → colour label map', ('label2image', 'image2label'))
     variant:str = _opt('paper', "the model as a write-up built it: seed002 (pix2pix: encoder–decoder without skips, one score per image, BCE only; "
                        "unet: regresses the colour label map), seed003 (ssfpn, res_unet: write-up 003's tables), "
@@ -80,6 +79,7 @@ class TrainConfig:
     jitter:float = _opt(0., 'colour jitter strength (brightness, contrast, saturation)')
     ngf:int = _opt(16, 'width of U-Net, pix2pix and SPADE')
     pretrained:bool = _opt(False, 'ImageNet backbone weights (SPADE: the VGG19 loss); downloads once')
+    freeze:str = _opt('auto', "ssfpn --variant seed003: VGG19's weights fixed (on) or trained (off); auto: fixed when --pretrained, as 003 did", ('auto', 'on', 'off'))
     sync_bn:bool = _opt(False, 'SyncBatchNorm across processes (torchrun on GPUs)')
     compile:bool = _opt(False, 'torch.compile the segmenter forward (GPU; the first steps are slow)')
     normalize:str = _opt('auto', 'segmenters: normalise images in the loader, or on the device after a uint8 copy (auto: device on CUDA)', ('auto', 'loader', 'device'))
@@ -109,6 +109,7 @@ def _bad_values(c:TrainConfig) -> list:
     if c.betas is not None and not (len(c.betas) == 2 and all(isinstance(b, float) and 0 <= b < 1 for b in c.betas)): errs.append(f"--betas {c.betas!r}: give B1,B2, each in [0, 1)")
     return errs
 
+# %% ../nbs/10b_runs.ipynb #de69b394
 _VARIANTS = {'seed001': ('spade',), 'seed002': ('pix2pix', 'unet'), 'seed003': ('ssfpn', 'res_unet')}
 
 def _bad_combinations(c:TrainConfig) -> list:
@@ -122,6 +123,7 @@ def _bad_combinations(c:TrainConfig) -> list:
     if c.model != 'pix2pix' and c.direction != 'label2image': errs.append(f"--direction applies to pix2pix, not {c.model or 'this model'}")
     if (ok := _VARIANTS.get(c.variant)) and c.model not in ok: errs.append(f"--variant {c.variant} exists for {' and '.join(ok)}, not {c.model or 'this model'}")
     if c.variant == 'seed002' and (min(c.size) < 64 or any(s % 16 for s in c.size)): errs.append("--variant seed002 needs sides that are multiples of 16, at least 64 (write-up 002 worked at 64x64)")
+    if c.freeze != 'auto' and (c.model, c.variant) != ('ssfpn', 'seed003'): errs.append(f"--freeze applies to --model ssfpn --variant seed003 (write-up 003's VGG19), not {c.model or 'this model'} --variant {c.variant}")
     if c.sched == 'plateau' and c.warmup: errs.append("--sched plateau has no warm-up: drop --warmup or use poly/cosine")
     if c.labels not in ('auto', 'train', 'label', *GROUPINGS) and not Path(c.labels).is_file():
         errs.append(f"--labels {c.labels}: not train, label, {', '.join(GROUPINGS)}, or an existing grouping JSON file")
@@ -226,6 +228,7 @@ def seg_task(c:TrainConfig, table, # the classes the data holds
              world:int=1): # processes in the job (> 1: DDP)
     "(task, builder options): the segmenter, its loss and optimiser as `c` says; DDP when distributed"
     kw = {'base': c.ngf} if c.model == 'unet' else {'variant': c.variant} if c.variant == 'seed003' else {}   # the builder's options, saved with the model
+    if c.freeze != 'auto': kw['freeze'] = c.freeze == 'on'
     model = build_segmenter(c.model, table.num_classes, pretrained=c.pretrained, **kw)
     kind, loss = _loss(c)
     common = dict(loss_fn=loss, names=table.names, opt=c.opt, weight_decay=c.weight_decay, momentum=c.momentum, betas=c.betas or (0.9, 0.999), compile=c.compile)
