@@ -234,7 +234,7 @@ def score_run(ex:dict, name:str, run:dict, cfg:TrainConfig) -> tuple: # -> ({(mo
         return ({(name, k): v for k, v in seed003_six(cm, single).items()},
                 {(name, k): f"per-class mean: {_fmt(float(torch.tensor(s[k]).nanmean()))}" for k in ('precision', 'recall')}, check)
     return ({(name, k): v for k, v in seed004_scores(cm).items()},
-            {(name, k): f"unlabeled counted: {_fmt(v)}; {table.num_classes} classes" for k, v in seed004_scores(unl).items()}, dict(check, cm=cm))
+            {(name, k): f"unlabeled counted: {_fmt(v)}" for k, v in seed004_scores(unl).items()}, dict(check, cm=cm))
 
 # %% ../nbs/13_reproduce.ipynb #63359115
 def experiment_data(wid:str, ex:dict, out:Path, data:str|Path|None, synthetic:bool, seed:int=0) -> tuple: # -> (root, 'same data' | 'synthetic')
