@@ -35,8 +35,9 @@ NOTEBOOKS = sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith('_'))
 # Two lanes, one per worker (`--dist loadgroup`; each lane runs its notebooks in the order listed). The chapters that
 # train the shared models come before the notebooks that reuse their fits (`segsyn.core.cached`: built once per
 # configuration; a second asker waits for the first): 08 reuses all nine segmenters of 02-05, 07b and 11 the U-Net and
-# SPADE of 09, 13 the fits of 03-05 and 09 (a lane that gets there first waits). Measured on a clean clone (2 CPU
-# cores): 13_reproduce alone is ~400 s, so lane B holds it with the short notebooks and lane A the other long ones.
+# SPADE of 09, 13 the U-Net and SPADE of 09 (a lane that gets there first waits). Measured on a clean clone (2 CPU
+# cores): 13_reproduce alone is ~350 s (its five reproductions train), so lane B holds it with the short notebooks
+# and lane A the other long ones (lanes of ~620 s and ~710 s).
 LANE_A = ['03_unet', '05_denseaspp', '02_fcn', '06_cgan', '10_performance', '08_evaluation', '07b_spade_training', '10b_runs', '11_cli']
 LANE_B = ['04_deeplab', '09_roundtrip', '03b_structure']
 def _rank(p): return (0, LANE_A.index(p.stem)) if p.stem in LANE_A else (1, LANE_B.index(p.stem)) if p.stem in LANE_B else (2, p.name)
