@@ -37,9 +37,9 @@ NOTEBOOKS = sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith('_'))
 # configuration; a second asker waits for the first): 08 reuses all nine segmenters of 02-05, 07b and 11 the U-Net and
 # SPADE of 09, 13 the U-Net and SPADE of 09 (a lane that gets there first waits). Measured on a clean clone (2 CPU
 # cores): 13_reproduce alone is ~350 s (its five reproductions train), so lane B holds it with the short notebooks
-# and lane A the other long ones (lanes of ~620 s and ~710 s).
-LANE_A = ['03_unet', '05_denseaspp', '02_fcn', '06_cgan', '10_performance', '08_evaluation', '07b_spade_training', '10b_runs', '11_cli']
-LANE_B = ['04_deeplab', '09_roundtrip', '03b_structure']
+# and lane A the other long ones (lanes of ~665 s each).
+LANE_A = ['03_unet', '05_denseaspp', '02_fcn', '06_cgan', '10_performance', '08_evaluation', '11_cli']
+LANE_B = ['04_deeplab', '09_roundtrip', '03b_structure', '07b_spade_training', '10b_runs']
 def _rank(p): return (0, LANE_A.index(p.stem)) if p.stem in LANE_A else (1, LANE_B.index(p.stem)) if p.stem in LANE_B else (2, p.name)
 RUN_ORDER = sorted(NOTEBOOKS, key=_rank)
 _LANED = [pytest.param(p, id=p.stem, marks=pytest.mark.xdist_group('A' if p.stem in LANE_A else 'B')) for p in RUN_ORDER]
