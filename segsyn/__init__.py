@@ -14,7 +14,7 @@ import importlib
 EVERYDAY = dict( # chapter module -> its everyday names
     core='get_profile by_profile default_device native_bf16 seed_everything SegsynError data_root',
     labels='CITYSCAPES VOC COCO_STUFF LabelTable', datasets='Cityscapes VOCSegmentation COCOStuff Pix2PixCityscapes ImageMaskFolder',
-    synthetic='make_synthetic_streets synthetic_streets', loaders='seg_transforms make_loader street_splits show_batch colorize overlay',
+    synthetic='make_synthetic_streets synthetic_streets', loaders='seg_transforms make_loader street_splits show_batch overlay',
     metrics='ConfusionMatrix', losses='CrossEntropy DiceLoss CEDice', checkpoint='load_checkpoint save_checkpoint',
     layers='predict', training='Learner SegTask train_segmenters',
     fcn='fcn32_resnet34 fcn8s_vgg16', unet='UNet res_unet ssfpn StructureLoss',   # (`unet()` itself: `segsyn.unet` is the module)

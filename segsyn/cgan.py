@@ -6,39 +6,31 @@ Docs: https://segsyn.github.io/segsyn/cgan.html.md"""
 
 # %% ../nbs/06_cgan.ipynb #be9a8fbe
 from __future__ import annotations
+import math
+from functools import partial
+from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
 from torch.utils.data import Dataset
 from .core import SegsynError
 from .labels import CITYSCAPES, LabelTable
-from .loaders import IMAGENET_MEAN, IMAGENET_STD
+from .losses import gan_loss
 from .layers import ModelInputError, check_input
 from .metrics import ConfusionMatrix
 from .training import Task, adam
 from .unet import unet
+from .writeups import writeup002_recipe
+from .checkpoint import CheckpointError, load_checked, load_checkpoint, save_checkpoint
+from .families import Family, register_family
 
 # %% auto #0
-__all__ = ['ColourPairs', 'decode_colours', 'SEED002_FILE', 'SEED002_REPORTED', 'SEED002_ASSUMED', 'CGANError', 'gan_loss',
-           'UNetGenerator', 'PatchDiscriminator', 'Pix2PixTask', 'ColorPairs', 'decode_colors', 'tanh_to_imagenet',
-           'EncoderDecoderGenerator', 'ImageDiscriminator', 'ColorRegressionTask', 'seed002_recipe', 'seed002_tasks']
+__all__ = ['PIX2PIX_FAMILY', 'COLOR_REGRESSOR_FAMILY', 'CGANError', 'UNetGenerator', 'PatchDiscriminator', 'Pix2PixTask',
+           'ColorPairs', 'decode_colors', 'EncoderDecoderGenerator', 'ImageDiscriminator', 'ColorRegressionTask',
+           'writeup002_tasks', 'pix2pix_task', 'color_regressor_task', 'load_pix2pix']
 
 # %% ../nbs/06_cgan.ipynb #5ae87c61
 class CGANError(SegsynError, ValueError):
     "An option of pix2pix or of write-up 002's models that does not exist; the message names the ones that do"
-
-# %% ../nbs/06_cgan.ipynb #741bf2c5
-def gan_loss(pred:torch.Tensor|list, # D's output(s): a logit map, or a list of maps (multi-scale D)
-             real:bool, # is this the loss for 'real' (True) or 'fake' (False) targets?
-             mode:str='vanilla', # 'vanilla' (BCE), 'lsgan' or 'hinge'
-             for_d:bool=True) -> torch.Tensor: # D's loss (True) or G's loss (False; `real` must be True)
-    "The adversarial loss of a (list of) discriminator output(s), averaged"
-    if isinstance(pred, (list, tuple)): return sum(gan_loss(p, real, mode, for_d) for p in pred) / len(pred)
-    if mode == 'vanilla': return F.binary_cross_entropy_with_logits(pred, torch.full_like(pred, float(real)))
-    if mode == 'lsgan': return F.mse_loss(pred, torch.full_like(pred, float(real)))
-    if mode == 'hinge':
-        if not for_d: return -pred.mean()
-        return F.relu(1 - pred).mean() if real else F.relu(1 + pred).mean()
-    raise CGANError(f"unknown GAN loss {mode!r}; use 'vanilla', 'lsgan' or 'hinge'")
 
 # %% ../nbs/06_cgan.ipynb #c5abe982
 def _norm(kind, ch):
@@ -174,18 +166,6 @@ def decode_colors(x:torch.Tensor, # N×3×H×W colour label maps: float in [-1, 
     out = torch.where(dist2 <= tol ** 2, ids[k], table.ignore_index) if tol is not None else ids[k]
     return out.reshape(rgb.shape[0], *rgb.shape[2:]).to(x.device)
 
-ColourPairs, decode_colours = ColorPairs, decode_colors   # the names of the first version
-
-# %% ../nbs/06_cgan.ipynb #de97e445
-def tanh_to_imagenet(x:torch.Tensor) -> torch.Tensor: # N×3×H×W (or 3×H×W) images in [-1, 1]
-    "Images in [-1, 1] (a GAN generator's) → ImageNet-normalised (the segmenters' input)"
-    m, s = (torch.tensor(v, device=x.device, dtype=x.dtype)[:, None, None] for v in (IMAGENET_MEAN, IMAGENET_STD))
-    return ((x + 1) / 2 - m) / s
-
-# %% ../nbs/06_cgan.ipynb #0b0802af
-SEED002_FILE = '../shared/seeds/002_1d58028a5df4781d.txt'
-SEED002_REPORTED = {'cGAN': dict(train=46.41, val=37.26),   # write-up 002 (SEED002_FILE), Tables 1-3: pixel accuracy (%),
-                    'U-Net': dict(train=56.75, val=59.88)}  # pix2pix's Cityscapes, colour label maps, train / val
 
 # %% ../nbs/06_cgan.ipynb #03c1e456
 class EncoderDecoderGenerator(nn.Module):
@@ -244,31 +224,65 @@ class ColorRegressionTask(Task):
     def validate(self, dl, learn): return _color_scores(self, self.model, dl, learn)
 
 # %% ../nbs/06_cgan.ipynb #23456137
-SEED002_ASSUMED = dict(   # what write-up 002 does not state, and what segsyn chose
-    data="pix2pix's JPEGs as the write-up read them; segsyn's target is the colour map redrawn from the decoded train ids "
-         "(void in black), not the JPEG's own colours",
-    size="not stated; 64×64 is the size at which its G's bottleneck and its D's score are 1×1 (four stride-2 4×4 convs, "
-         "then a 4×4 valid conv); pix2pix's JPEG halves are 256×256, so they are resized",
-    ngf="not stated (its Generator takes ngf; its Discriminator reads a global ndf): 64 for both, as in DCGAN", ndf="as ngf",
-    epochs="the text says training stopped at 100 epochs; its listing sets 200",
-    lr="its optimisers are not shown: Adam 2e-4, betas (0.5, 0.999), as DCGAN and pix2pix; the same lr for the U-Net",
-    bs="not stated: 16",
-    unet_loss="not shown; its U-Net outputs 3 channels compared with the colour image, so a regression: L2 (MSE); L1 is the option",
-    unet_epochs="not stated: the cGAN's 100",
-    metric="how colours became classes is not stated: nearest palette colour (decode_colors), 19 train ids, void pixels ignored; "
-           "colour maps scaled to [-1, 1] (its transforms are not shown)")
-
-def seed002_recipe(**overrides) -> dict:
-    "Write-up 002's experiment as segsyn reruns it (photo → colour label map; cGAN and U-Net); `assumed` says what it had to choose"
-    r = dict(data='pix2pix Cityscapes: side-by-side JPEGs, photo | colour label map (Pix2PixCityscapes)', direction='image2label',
-             size=(64, 64), ngf=64, ndf=64, gan_mode='vanilla', l1=0., epochs=100, lr=2e-4, betas=(0.5, 0.999), bs=16,
-             unet_base=64, unet_loss='l2', unet_epochs=100, unet_lr=2e-4, metric='pixel accuracy (%)', source=SEED002_FILE)
-    if bad := sorted(set(overrides) - set(r)): raise CGANError(f"seed002_recipe has no option {bad}; its options: {sorted(r)}")
-    return {**r, **overrides, 'assumed': SEED002_ASSUMED, 'reported': SEED002_REPORTED}
-
-def seed002_tasks(r:dict|None=None) -> dict: # a `seed002_recipe()` (default: the write-up's)
+def writeup002_tasks(r:dict|None=None) -> dict: # a `writeup002_recipe()` (default: the write-up's)
     "The write-up's two models as tasks: 'cGAN' (no skips, one score per image, BCE only) and 'U-Net' (RGB regression)"
-    r = r or seed002_recipe()
+    r = r or writeup002_recipe()
     G, D = EncoderDecoderGenerator(3, 3, r['ngf']), ImageDiscriminator(6, r['ndf'], r['size'])
     return {'cGAN': Pix2PixTask(G, D, r['gan_mode'], r['l1'], r['betas'], decode=decode_colors),
             'U-Net': ColorRegressionTask(unet(3, base=r['unet_base']), r['unet_loss'])}
+
+# %% ../nbs/06_cgan.ipynb #769043c6
+def _n_down(size:tuple) -> int: return min(8, int(math.log2(min(size))))   # pix2pix's U-Net depth at a frame size
+
+def pix2pix_task(c, table, # a run's config (10b's `TrainConfig`); the label table of its data
+                 world:int=1) -> tuple: # processes in the job (pix2pix trains in one)
+    "(task, Learner settings, run info): pix2pix (U-Net G as deep as --size allows, PatchGAN) or write-up 002's cGAN"
+    seg, betas = c.direction == 'image2label', c.betas or (0.5, 0.999)
+    if c.variant == 'writeup002':
+        G, D, loss = EncoderDecoderGenerator(3, 3, c.ngf), ImageDiscriminator(6, c.ngf, c.size), dict(gan_mode='vanilla', l1=0.)
+    else:
+        n = _n_down(c.size)
+        if any(s % 2 ** n for s in c.size):
+            raise CGANError(f"--size {c.size[0]}x{c.size[1]}: pix2pix's U-Net halves it {n} times; "
+                            f"give sides that are multiples of {2 ** n}")
+        G, D, loss = UNetGenerator(3, 3, ngf=c.ngf, n_down=n), PatchDiscriminator(6, ndf=min(2 * c.ngf, 64)), {}
+    decode = partial(decode_colors, table=table) if seg else None
+    task = Pix2PixTask(G, D, **loss, betas=betas, decode=decode, num_classes=table.num_classes)
+    return task, dict(lr=c.lr or 2e-4, monitor='miou' if seg else 'l1', mode='max' if seg else 'min'), {}
+
+def color_regressor_task(c, table, world:int=1) -> tuple:
+    "(task, Learner settings, run info): write-up 002's U-Net, painting the colour label map (L2), scored decoded"
+    task = ColorRegressionTask(unet(3, base=c.ngf), 'l2', decode=partial(decode_colors, table=table), num_classes=table.num_classes)
+    return task, dict(lr=c.lr or 2e-4, monitor='miou', mode='max'), {}
+
+# %% ../nbs/06_cgan.ipynb #0d600cf0
+def _save_generator_file(kind:str, direction:str, c, G:nn.Module, table, path) -> Path:
+    "A self-describing file of a colour-painting generator: what it is, how it was built, its classes and weights"
+    return save_checkpoint(dict(kind=kind, variant=c.variant, direction=direction, ngf=c.ngf, n_down=_n_down(c.size), size=list(c.size),
+                                names=table.names, colors=table.colors, state_dict=G.state_dict()), path)
+
+def load_pix2pix(path:str|Path) -> tuple: # a file `segsyn train --model pix2pix` (or `--variant writeup002`) wrote
+    "(generator in eval mode, info: kind, variant, direction, ngf, n_down, size, names, colors)"
+    ck = load_checkpoint(path)
+    if ck.get('kind') not in ('pix2pix generator', 'colour regressor'):
+        raise CheckpointError(f"{path} is not a pix2pix generator (it holds {ck.get('kind') or sorted(ck)[:6]}); "
+                              "give the model.pt of a segsyn train --model pix2pix run")
+    if ck['kind'] == 'colour regressor': G = unet(3, base=ck['ngf'])
+    elif ck['variant'] == 'writeup002': G = EncoderDecoderGenerator(3, 3, ck['ngf'])
+    else: G = UNetGenerator(3, 3, ngf=ck['ngf'], n_down=ck['n_down'])
+    load_checked(G, ck['state_dict'], what=str(path))
+    return G.eval(), {k: v for k, v in ck.items() if k != 'state_dict'}
+
+# %% ../nbs/06_cgan.ipynb #63e8886c
+def _check_writeup002(c) -> list:
+    if c.variant != 'writeup002' or (min(c.size) >= 64 and not any(s % 16 for s in c.size)): return []
+    return ["--variant writeup002 needs sides that are multiples of 16, at least 64 (write-up 002 worked at 64x64)"]
+
+PIX2PIX_FAMILY = register_family(Family(
+    'pix2pix', {'pix2pix': ('paper', 'writeup002')}, build=pix2pix_task, options=('direction',), check=_check_writeup002,
+    save=lambda c, task, table, info, path: _save_generator_file('pix2pix generator', c.direction, c, task.G, table, path),
+    pairs=lambda c, ds, table: ColorPairs(ds, c.direction, table)))
+COLOR_REGRESSOR_FAMILY = register_family(Family(
+    "write-up 002's colour regressor", {'unet': ('writeup002',)}, build=color_regressor_task, check=_check_writeup002,
+    save=lambda c, task, table, info, path: _save_generator_file('colour regressor', 'image2label', c, task.model, table, path),
+    pairs=lambda c, ds, table: ColorPairs(ds, 'image2label', table)))

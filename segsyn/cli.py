@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse, errno, math, sys, time
 from pathlib import Path
 from .core import SegsynError, data_root, release_locks
-from .datasets import Cityscapes, PreResized, seg_transforms, make_loader, to_uint8_image, TANH_MEAN, TANH_STD, open_dataset, LAYOUTS
-from .synthetic import write_streets, write_layout, check_manifest   # (write_streets, check_manifest lived here)
-from .spade_training import synthesize, save_generator, load_generator   # (the generator files lived here)
+from .datasets import Cityscapes, open_dataset, LAYOUTS
+from .loaders import PreResized, seg_transforms, make_loader, to_uint8_image, TANH_MEAN, TANH_STD
+from .synthetic import write_layout
+from .spade_training import synthesize, load_generator
 from .evaluation import load_segmenter, evaluate
 from .roundtrip import round_trip, segment_video
 from .performance import bench, bench_table
@@ -39,14 +40,14 @@ _out_dir = claim_run_dir   # created, writable, claimed for this command; a non-
 _TRAIN_EXAMPLES = """examples:
   segsyn train --model unet --dataset synthetic --root data/streets --epochs 5
   segsyn train --model ssfpn --dataset voc --root data/VOCdevkit/VOC2012 --size 224x224
-  segsyn train --model ssfpn --variant seed003 --pretrained --loss ce --opt sgd --lr 2.5e-4 --weight-decay 5e-4 \\
+  segsyn train --model ssfpn --variant writeup003 --pretrained --loss ce --opt sgd --lr 2.5e-4 --weight-decay 5e-4 \\
                --dataset voc --root data/VOCdevkit/VOC2012 --size 224x224 --epochs 5 --batch-size 5   (write-up 003's: VGG19 frozen)
   segsyn train --model unet --root data/cityscapes --loss ce+dice --opt rmsprop --momentum 0.999 --weight-decay 1e-8 \\
                --sched plateau --clip 1 --early-stop 5 --amp fp16          (write-up 004's recipe)
   segsyn train --model unet --root data/cityscapes --labels cityscapes10.json   (a coarser grouping of the classes)
   segsyn train --model pix2pix --direction image2label --dataset pix2pix --root data/cityscapes_pix2pix --size 256x256
   segsyn train --model spade --dataset coco-stuff --root data/coco_stuff --size 256x256
-  segsyn train --model spade --variant seed001 --dataset coco-stuff --root data/coco_stuff --size 256x256 --subset 1000 \\
+  segsyn train --model spade --variant writeup001 --dataset coco-stuff --root data/coco_stuff --size 256x256 --subset 1000 \\
                --epochs 2 --batch-size 4 --lr 2e-4 --sched none --ngf 64         (write-up 001's recipe)
   segsyn train --config runs/train/config.json --out runs/again            (replay a run)
   segsyn train --config runs/train/config.json --out runs/train --resume   (continue a killed run)

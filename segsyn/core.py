@@ -6,7 +6,7 @@ Docs: https://segsyn.github.io/segsyn/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #5cbc5818
 from __future__ import annotations
-import errno, hashlib, importlib, json, os, random, shutil, socket, sys, tempfile, time
+import errno, hashlib, json, os, random, shutil, socket, sys, tempfile, time
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
@@ -16,7 +16,7 @@ import torch
 __all__ = ['PROFILES', 'get_profile', 'by_profile', 'default_device', 'seed_everything', 'get_rng_state', 'set_rng_state',
            'native_bf16', 'SegsynError', 'data_root', 'sample_data', 'user_mode', 'atomic_write', 'claim_lock',
            'held_locks', 'release_locks', 'time_steps', 'cache_root', 'cache_key', 'cached', 'results_dir',
-           'record_results', 'results_markdown', 'moved_names']
+           'record_results', 'results_markdown']
 
 # %% ../nbs/00_core.ipynb #116fce09
 PROFILES = ('ci', 'full')
@@ -252,13 +252,3 @@ def results_markdown(folder:str|Path # the recorded results: nbs/results
     order = lambda s: list(head).index(s[0]) if s[0] in head else len(head)
     return '\n\n'.join(f"**{s.capitalize()}**\n\n| {head.get(s, 'model')} | pixel acc | mIoU | chapter |\n|---|---|---|---|\n" + '\n'.join(rows)
                         for s, rows in sorted(sections.items(), key=order))
-
-# %% ../nbs/00_core.ipynb #5f266705
-def moved_names(module:str, # the old module, e.g. 'segsyn.datasets'
-                names:dict # name -> the module it lives in now, e.g. {'make_loader': 'segsyn.loaders'}
-               ):
-    "A module-level `__getattr__` that keeps `names` importable from `module` after they moved"
-    def __getattr__(name):
-        if name in names: return getattr(importlib.import_module(names[name]), name)
-        raise AttributeError(f"module {module!r} has no attribute {name!r}")
-    return __getattr__

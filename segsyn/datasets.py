@@ -16,21 +16,16 @@ from torchvision.io import decode_image, ImageReadMode
 # the fastest decoders available with torchvision alone, so segsyn keeps them and silences only that warning.
 warnings.filterwarnings('ignore', message='The image decoding and encoding capabilities of TorchVision', category=DeprecationWarning)
 from fastcore.basics import patch
-from .core import data_root, moved_names
+from .core import data_root
 from PIL import Image
 import numpy as np
-from .labels import (DatasetError, Label, LabelTable, check_ids, CITYSCAPES, VOC, COCO_STUFF, show_legend, voc_palette,
-                           rgb_to_ids, nearest_color, nearest_colour, ADE20K_150, CITYSCAPES_34, CITYSCAPES_10)
+from .labels import (DatasetError, LabelTable, check_ids, CITYSCAPES, VOC, COCO_STUFF, rgb_to_ids, nearest_color,
+                           ADE20K_150, CITYSCAPES_34)
 
 # %% auto #0
 __all__ = ['LAYOUTS', 'read_image', 'read_mask', 'SegDataset', 'check_label_ids', 'Cityscapes', 'resize_ids',
            'CityscapesLabelMaps', 'VOCSegmentation', 'ImageMaskFolder', 'COCOStuff', 'Pix2PixCityscapes', 'ADE20K',
-           'detect_layout', 'open_dataset', 'CITYSCAPES', 'VOC', 'COCO_STUFF', 'ADE20K_150', 'CITYSCAPES_34',
-           'CITYSCAPES_10', 'nearest_colour', 'DatasetError', 'Label', 'LabelTable', 'check_ids', 'show_legend',
-           'voc_palette', 'rgb_to_ids', 'nearest_color', 'street_frame', 'make_synthetic_streets', 'synthetic_streets',
-           'IMAGENET_MEAN', 'IMAGENET_STD', 'TANH_MEAN', 'TANH_STD', 'seg_transforms', 'fcn_recipe', 'spade_recipe',
-           'to_uint8_image', 'colorize', 'overlay', 'show_batch', 'make_loader', 'PreResized', 'DeviceNormalize',
-           'loader_benchmark', 'colour_baseline', 'street_splits', 'color_baseline']
+           'detect_layout', 'open_dataset']
 
 # %% ../nbs/00b_datasets.ipynb #47daab4a
 def read_image(path:str|Path) -> torch.Tensor:
@@ -143,7 +138,7 @@ def check_label_ids(ids:torch.Tensor, # a map said to hold Cityscapes label ids 
     if void > 0.5:
         raise DatasetError(f"{where}: {void:.0%} of its pixels hold void label ids (0-6) and no id exceeds 18: it looks like a map of "
                            "Cityscapes train ids (0-18), but label ids (0-33) are expected here. Write label ids "
-                           "(segsyn.roundtrip.train_to_label_ids converts a train-id map).")
+                           "(LabelTable.to_label_ids converts a train-id map).")
 
 # %% ../nbs/00b_datasets.ipynb #23f9393e
 class Cityscapes(SegDataset):
@@ -382,9 +377,3 @@ def open_dataset(layout:str, # one of `LAYOUTS`
     if table is not None: ds.table = table
     ds.instance = instance
     return ds
-
-# %% ../nbs/00b_datasets.ipynb #c4ac6174
-_LABELS = ['CITYSCAPES', 'VOC', 'COCO_STUFF', 'ADE20K_150', 'CITYSCAPES_34', 'CITYSCAPES_10', 'nearest_colour', 'DatasetError', 'Label', 'LabelTable', 'check_ids', 'show_legend', 'voc_palette', 'rgb_to_ids', 'nearest_color']   # re-exported from segsyn.labels
-_all_ = ['CITYSCAPES', 'VOC', 'COCO_STUFF', 'ADE20K_150', 'CITYSCAPES_34', 'CITYSCAPES_10', 'nearest_colour', 'DatasetError', 'Label', 'LabelTable', 'check_ids', 'show_legend', 'voc_palette', 'rgb_to_ids', 'nearest_color', 'street_frame', 'make_synthetic_streets', 'synthetic_streets', 'IMAGENET_MEAN', 'IMAGENET_STD', 'TANH_MEAN', 'TANH_STD', 'seg_transforms', 'fcn_recipe', 'spade_recipe', 'to_uint8_image', 'colorize', 'overlay', 'show_batch', 'make_loader', 'PreResized', 'DeviceNormalize', 'loader_benchmark', 'colour_baseline', 'street_splits', 'color_baseline']
-__getattr__ = moved_names('segsyn.datasets', {**{n: 'segsyn.synthetic' for n in ['street_frame', 'make_synthetic_streets', 'synthetic_streets']},
-                                               **{n: 'segsyn.loaders' for n in _all_[len(_LABELS):] if n not in ['street_frame', 'make_synthetic_streets', 'synthetic_streets']}})

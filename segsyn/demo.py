@@ -12,14 +12,15 @@ import torch
 from .core import seed_everything, get_profile, atomic_write
 from .labels import CITYSCAPES
 from .synthetic import make_synthetic_streets
-from .datasets import Cityscapes, PreResized, seg_transforms, make_loader, show_batch, TANH_MEAN, TANH_STD
+from .datasets import Cityscapes
+from .loaders import PreResized, seg_transforms, make_loader, show_batch, TANH_MEAN, TANH_STD
 from .training import segmentation_floors
 from .evaluation import evaluate, save_segmenter
 from .spade_training import save_generator
 from .roundtrip import RoundTripReport, round_trip, train_small_segmenter, train_small_spade, segment_video, pan_frames
 
 # %% auto #0
-__all__ = ['STAGES', 'demo_plan', 'idle_threads', 'colour_check', 'run_demo']
+__all__ = ['STAGES', 'demo_plan', 'idle_threads', 'color_check', 'run_demo']
 
 # %% ../nbs/09b_demo.ipynb #8ea05d63
 STAGES = ('data', 'segmenter', 'SPADE', 'evaluation', 'round trip', 'video')
@@ -86,7 +87,7 @@ def _explained(x:torch.Tensor, lab:torch.Tensor) -> float: # N×3×H×W images, 
         for c in l.unique(): k = l == c; win += float(((xi[:, k] - xi[:, k].mean(1, keepdim=True)) ** 2).sum())
     return 1 - win / tot if tot else 0.
 
-def colour_check(rt:RoundTripReport) -> dict: # a `round_trip` report: its kept examples are measured
+def color_check(rt:RoundTripReport) -> dict: # a `round_trip` report: its kept examples are measured
     "Each class's mean colour in photo′ against the photos' (|Δ| in levels of 255; a uniform image's as the floor), and R² of colour by the label map"
     lab = torch.stack(rt.examples['label']); n = lab.numel()
     ph, ph2 = ((torch.stack(rt.examples[k]).float() + 1) * 127.5 for k in ('photo', 'photo2'))     # N×3×H×W, in levels
@@ -138,7 +139,7 @@ U-Net (segmentation score): pixel acc {m[spade][val_seg_pixel_acc]:.1%}, mIoU {m
 
 {rt_table}
 
-Colours (`colour_check`): each class's mean colour in photo′ is {m[colours][err]:.0f} levels of 255 from its mean colour in
+Colours (`color_check`): each class's mean colour in photo′ is {m[colours][err]:.0f} levels of 255 from its mean colour in
 the photos (a uniform image, the photos' mean colour everywhere: {m[colours][uniform]:.0f}), and the label map explains
 {m[colours][explained]:.0%} of photo′'s colour variation (of the photos' own, which carry texture: {m[colours][explained_photo]:.0%}).
 
@@ -236,7 +237,7 @@ def _run_demo(out:Path, n_train:int, n_val:int, size:tuple, seg_epochs:int, spad
     seg, G, info = _train(root, out, size, seg_epochs, spade_epochs, seed, say, progress)
     rep, rt, vid = _reports(root, out, seg, G, size, seed, say)
     m = dict(profile=get_profile(), size=list(size), seed=seed, seg_epochs=seg_epochs, spade_epochs=spade_epochs, **data,
-             segmenter=rep.summary(), spade=info['spade'], roundtrip=rt.metrics(), colours=colour_check(rt),
+             segmenter=rep.summary(), spade=info['spade'], roundtrip=rt.metrics(), colours=color_check(rt),
              video=dict(frames=vid['frames']), threads=torch.get_num_threads(), stage_secs=say.secs(), stage_cpu_secs=say.secs(cpu=True),
              secs=time.time() - t0)
     with atomic_write(out/'metrics.json', 'w') as f: json.dump(m, f, indent=1)

@@ -11,17 +11,12 @@ from collections import OrderedDict
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from .layers import check_input, torchvision_model
-from .core import moved_names
 from .checkpoint import CheckpointError, load_checked, load_release
 
 # %% auto #0
 __all__ = ['DENSEASPP_CFGS', 'DENSEASPP_RELEASES', 'DenseLayer', 'DenseBlock', 'Transition', 'DenseASPPLayer', 'DenseASPP',
            'remap_denseaspp_keys', 'load_official_denseaspp', 'densenet_backbone_weights', 'denseaspp121',
            'denseaspp161']
-
-# %% ../nbs/05_denseaspp.ipynb #845deb4f
-# importable from here before segsyn.checkpoint existed
-__getattr__ = moved_names('segsyn.denseaspp', {n: 'segsyn.checkpoint' for n in ('CheckpointError', 'state_dict_diff')})
 
 # %% ../nbs/05_denseaspp.ipynb #13499d16
 DENSEASPP_CFGS = {

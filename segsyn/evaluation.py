@@ -12,21 +12,24 @@ from fastcore.basics import patch
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
-from .core import SegsynError, default_device, atomic_write, moved_names
+from .core import SegsynError, default_device, atomic_write
 from .labels import CITYSCAPES
 from .metrics import ConfusionMatrix, scores_from_cm
 from .checkpoint import CheckpointError, load_checked, load_checkpoint, save_checkpoint
 from .layers import model_logits, torchvision_model
 from .fcn import fcn32_resnet34, fcn8s_vgg16
-from .unet import unet, res_unet, ssfpn
+from .unet import unet, res_unet, ssfpn, StructureLoss
 from .deeplab import deeplabv3_resnet50, deeplabv3plus_resnet50
 from .denseaspp import denseaspp121, denseaspp161
-from .cgan import tanh_to_imagenet
+from .loaders import tanh_to_imagenet
+from .losses import CrossEntropy, DiceLoss, CEDice
+from .training import SegTask
+from .families import Family, register_family
 
 # %% auto #0
-__all__ = ['SEGMENTERS', 'to_segmenter_input', 'build_segmenter', 'save_segmenter', 'load_segmenter', 'EvalReport', 'evaluate',
-           'compare_models', 'frechet_distance', 'gaussian_stats', 'InceptionFeatures', 'image_features', 'fid', 'kid',
-           'fid_report', 'segmentation_score']
+__all__ = ['SEGMENTERS', 'SEGMENTER_FAMILY', 'build_segmenter', 'save_segmenter', 'load_segmenter', 'segmenter_loss',
+           'segmenter_task', 'EvalReport', 'evaluate', 'compare_models', 'frechet_distance', 'gaussian_stats',
+           'InceptionFeatures', 'image_features', 'fid', 'kid', 'fid_report']
 
 # %% ../nbs/08_evaluation.ipynb #c09ac8e6
 SEGMENTERS = {f.__name__: f for f in (fcn32_resnet34, fcn8s_vgg16, unet, res_unet, ssfpn, deeplabv3_resnet50,
@@ -59,6 +62,41 @@ def load_segmenter(path:str|Path) -> tuple: # -> (model in eval mode, info dict:
     model = build_segmenter(info['arch'], info['num_classes'], **info['kwargs'])
     load_checked(model, sd, what=f"{path}")
     return model.eval(), info
+
+# %% ../nbs/08_evaluation.ipynb #fda64227
+_LOSSES = {'ce': CrossEntropy, 'dice': DiceLoss, 'ce+dice': CEDice, 'structure': StructureLoss}
+
+def segmenter_loss(c) -> nn.Module: # a run's config (10b's `TrainConfig`)
+    "The pixel loss `c.loss` names; auto: SSFPN's structure loss, cross-entropy for the others"
+    return _LOSSES[c.loss if c.loss != 'auto' else 'structure' if c.model == 'ssfpn' else 'ce']()
+
+def _builder_options(c) -> dict:
+    "The builder's options a config sets (saved with the model): U-Net's width, a write-up's variant, VGG19 frozen"
+    kw = {'base': c.ngf} if c.model == 'unet' else {'variant': c.variant} if c.variant != 'paper' else {}
+    if c.freeze != 'auto': kw['freeze'] = c.freeze == 'on'
+    return kw
+
+def segmenter_task(c, table, # a run's config; the label table of its data
+                   world:int=1) -> tuple: # processes in the job (the task runs under DDP by itself)
+    "(task, Learner settings, run info) of the segmenter `c` names, with its loss and optimiser"
+    kw = _builder_options(c)
+    model = build_segmenter(c.model, table.num_classes, pretrained=c.pretrained, **kw)
+    task = SegTask(model, table.num_classes, loss_fn=segmenter_loss(c), names=table.names, opt=c.opt, weight_decay=c.weight_decay,
+                   momentum=c.momentum, betas=c.betas or (0.9, 0.999), compile=c.compile, sync_bn=c.sync_bn and world > 1)
+    return task, dict(lr=c.lr or 2e-3, monitor='miou', mode='max'), dict(arch=c.model, arch_kw=kw)
+
+# %% ../nbs/08_evaluation.ipynb #537a48c8
+def _save_run_segmenter(c, task, table, info:dict, path) -> Path:
+    return save_segmenter(task.model, path, info['arch'], table.num_classes, names=table.names, **info['arch_kw'])
+
+def _check_segmenter(c) -> list:
+    if c.freeze == 'auto' or (c.model, c.variant) == ('ssfpn', 'writeup003'): return []
+    return [f"--freeze applies to --model ssfpn --variant writeup003 (write-up 003's VGG19), not {c.model} --variant {c.variant}"]
+
+SEGMENTER_FAMILY = register_family(Family(
+    'the segmenters', {m: ('paper', 'writeup003') if m in ('ssfpn', 'res_unet') else ('paper',) for m in SEGMENTERS},
+    build=segmenter_task, save=_save_run_segmenter, ddp=True, check=_check_segmenter,
+    options=('loss', 'opt', 'weight_decay', 'normalize', 'compile', 'sync_bn', 'freeze')))
 
 # %% ../nbs/08_evaluation.ipynb #4c5e3179
 @dataclass
@@ -257,9 +295,3 @@ def fid_report(real, fake, # images in [-1, 1]: N×3×H×W tensors, or iterables
     return dict(fid=frechet_distance(*gaussian_stats(fr), *gaussian_stats(ff)), kid=k, kid_std=k_std,
                 features=getattr(features, 'name', type(features).__name__),
                 resolution='299×299' if isinstance(features, InceptionFeatures) else 'as given', n_real=len(fr), n_fake=len(ff))
-
-# %% ../nbs/08_evaluation.ipynb #96c3cd61
-to_segmenter_input = tanh_to_imagenet   # [-1, 1] → ImageNet normalisation (06_cgan)
-# `segmentation_score` lives with SPADE's training (07b), which imports this module; it still imports from here
-_all_ = ['segmentation_score']
-__getattr__ = moved_names('segsyn.evaluation', {'segmentation_score': 'segsyn.spade_training'})

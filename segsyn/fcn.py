@@ -6,18 +6,11 @@ Docs: https://segsyn.github.io/segsyn/fcn.html.md"""
 
 # %% ../nbs/02_fcn.ipynb #cd2bdf14
 from __future__ import annotations
-import tempfile
 import torch, torch.nn as nn
-from .core import moved_names
 from .layers import check_input, pad_to, torchvision_model, resnet_trunk
 
 # %% auto #0
-__all__ = ['FCN_RECIPES', 'bilinear_kernel', 'Upsampler', 'upsampler', 'FCN32s', 'fcn32_resnet34', 'FCN8s', 'fcn8s_vgg16',
-           'fcn32_reference']
-
-# %% ../nbs/02_fcn.ipynb #f1818a72
-# the shared model plumbing lives in segsyn.layers now; `from segsyn.fcn import check_input` (the old path) keeps working
-__getattr__ = moved_names('segsyn.fcn', {n: 'segsyn.layers' for n in ('ModelInputError', '_resnet_trunk', 'model_logits')})
+__all__ = ['FCN_RECIPES', 'bilinear_kernel', 'Upsampler', 'upsampler', 'FCN32s', 'fcn32_resnet34', 'FCN8s', 'fcn8s_vgg16']
 
 # %% ../nbs/02_fcn.ipynb #c453dcc5
 def bilinear_kernel(channels:int, # in = out channels (each upsampled on its own)
@@ -108,16 +101,3 @@ FCN_RECIPES = {
     'fcn8s_vgg16': dict(builder='fcn8s_vgg16', opt='sgd', momentum=0.99, lr=1e-4, batch_size=1, epochs=50, short_side=None, jitter=0.,
                         pretrained=True, ref='Long et al. 2015 (SGD, momentum 0.99, unnormalised loss, batch 1)'),
 }
-
-# %% ../nbs/02_fcn.ipynb #35e02019
-def fcn32_reference(size:tuple=(64, 128), # (H, W) of the synthetic streets
-                    n_train:int=64, n_val:int=16, # frames
-                    epochs:int=10, seed:int=0) -> tuple: # -> (model in eval mode, result row as `train_segmenters` gives it)
-    "FCN-32s/ResNet-34 from scratch on synthetic streets, trained once per configuration (cached): the chapters' reference"
-    from segsyn.loaders import street_splits
-    from segsyn.training import train_segmenters
-    from segsyn.labels import CITYSCAPES
-    with tempfile.TemporaryDirectory() as runs:     # train_segmenters shares the fit through `fit_cached` (01e)
-        r = train_segmenters({'FCN-32s': lambda: fcn32_resnet34(19)}, *street_splits(size, n_train, n_val, seed=seed), epochs,
-                             names=CITYSCAPES.names, runs_dir=runs, seed=seed)[0]
-    return r['learner'].task.model.eval(), {k: r[k] for k in ('model', 'params', 'secs', 'hist')}

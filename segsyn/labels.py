@@ -15,8 +15,8 @@ from fastcore.basics import patch
 from .core import SegsynError
 
 # %% auto #0
-__all__ = ['CITYSCAPES', 'VOC', 'COCO_STUFF', 'ADE20K_150', 'nearest_colour', 'CITYSCAPES_34', 'CITYSCAPES_10', 'DatasetError',
-           'Label', 'LabelTable', 'check_ids', 'show_legend', 'voc_palette', 'rgb_to_ids', 'nearest_color']
+__all__ = ['CITYSCAPES', 'VOC', 'COCO_STUFF', 'ADE20K_150', 'CITYSCAPES_34', 'CITYSCAPES_10', 'DatasetError', 'Label',
+           'LabelTable', 'check_ids', 'show_legend', 'voc_palette', 'rgb_to_ids', 'nearest_color']
 
 # %% ../nbs/00a_labels.ipynb #53ef2f77
 class DatasetError(SegsynError, ValueError):
@@ -147,6 +147,18 @@ def colorize(self:LabelTable, mask:torch.Tensor, # H×W (or N×H×W) ids
 # %% ../nbs/00a_labels.ipynb #ef2c846d
 CITYSCAPES = LabelTable('Cityscapes', _CS)
 
+# %% ../nbs/00a_labels.ipynb #a1ac58da
+@patch
+def to_label_ids(self:LabelTable, mask:torch.Tensor) -> torch.Tensor: # train ids
+    "Train ids → the label id of each train class (its first row in the table); ignore → 0 (unlabeled)"
+    lut = torch.zeros(256, dtype=torch.long)
+    seen = set()
+    for l in self.labels:
+        if 0 <= l.train_id < self.ignore_index and l.train_id not in seen:
+            lut[l.train_id] = l.id
+            seen.add(l.train_id)
+    return lut.to(mask.device)[mask.long().clamp(0, 255)]
+
 # %% ../nbs/00a_labels.ipynb #924a69d3
 def show_legend(table:LabelTable, # the classes to show
                 ax=None, ncol:int=1): # a matplotlib axis; number of columns
@@ -264,7 +276,6 @@ def nearest_color(rgb:torch.Tensor, colors:torch.Tensor):
     dist, idx = d.min(1)
     return dist.reshape(rgb.shape[1:]), idx.reshape(rgb.shape[1:])
 
-nearest_colour = nearest_color   # the British spelling, as the course's prose writes it
 
 # %% ../nbs/00a_labels.ipynb #91622a63
 CITYSCAPES_34 = LabelTable('Cityscapes label ids', [Label(l.name, l.id, l.id if l.id >= 0 else 255, l.category, l.has_instances,

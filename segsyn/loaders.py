@@ -20,9 +20,9 @@ from .datasets import SegDataset, Cityscapes, _to_float
 from .synthetic import synthetic_streets
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'TANH_MEAN', 'TANH_STD', 'colour_baseline', 'seg_transforms', 'fcn_recipe',
-           'spade_recipe', 'to_uint8_image', 'colorize', 'overlay', 'show_batch', 'make_loader', 'PreResized',
-           'DeviceNormalize', 'loader_benchmark', 'color_baseline', 'street_splits']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'TANH_MEAN', 'TANH_STD', 'seg_transforms', 'tanh_to_imagenet', 'fcn_recipe',
+           'spade_recipe', 'to_uint8_image', 'overlay', 'show_batch', 'make_loader', 'PreResized', 'DeviceNormalize',
+           'loader_benchmark', 'color_baseline', 'street_splits']
 
 # %% ../nbs/00d_loaders.ipynb #1a4ff429
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -50,6 +50,12 @@ def seg_transforms(train:bool=True, # training (random) or evaluation (determini
     if mean is not None: tf.append(v2.Normalize(mean, std))
     return v2.Compose(tf)
 
+# %% ../nbs/00d_loaders.ipynb #de97e445
+def tanh_to_imagenet(x:torch.Tensor) -> torch.Tensor: # N×3×H×W (or 3×H×W) images in [-1, 1]
+    "Images in [-1, 1] (a GAN generator's) → ImageNet-normalised (the segmenters' input)"
+    m, s = (torch.tensor(v, device=x.device, dtype=x.dtype)[:, None, None] for v in (IMAGENET_MEAN, IMAGENET_STD))
+    return ((x + 1) / 2 - m) / s
+
 # %% ../nbs/00d_loaders.ipynb #290bd0ac
 def fcn_recipe(train:bool=True, short_side:int=224):
     "The FCN seed recipe: short side 224, ImageNet normalisation, colour jitter and flips for training"
@@ -71,10 +77,6 @@ def to_uint8_image(x:torch.Tensor, # 3×H×W image: uint8, float in [0,1], Image
     if norm == 'imagenet': x = x * torch.tensor(IMAGENET_STD)[:, None, None] + torch.tensor(IMAGENET_MEAN)[:, None, None]
     if norm == 'tanh': x = (x + 1) / 2
     return (x.clamp(0, 1) * 255).round().byte()
-
-def colorize(mask:torch.Tensor, table:LabelTable=CITYSCAPES, space:str='train') -> torch.Tensor:
-    "A mask as a uint8 colour image (3×H×W), by the table's colours"
-    return table.colorize(mask, space)
 
 def overlay(image:torch.Tensor, # 3×H×W photo (any of `to_uint8_image`'s forms)
             mask:torch.Tensor, # H×W train ids
@@ -214,7 +216,6 @@ def color_baseline(train:Dataset, # yields (image, mask); images in any range, a
         cm += torch.bincount(y[k] * num_classes + pred, minlength=num_classes ** 2).reshape(num_classes, num_classes)
     return cm
 
-colour_baseline = color_baseline   # the British spelling, as the course's prose writes it
 
 # %% ../nbs/00d_loaders.ipynb #8b137cfc
 def street_splits(size:tuple|None=None, # (H, W) (default: the profile's, see `synthetic_streets`)

@@ -1,4 +1,4 @@
-"""Pixel-wise losses for segmentation: cross-entropy with ignore index and class weights, Dice, and CE + Dice.
+"""Pixel-wise losses for segmentation (cross-entropy with ignore index and class weights, Dice, CE + Dice) and the GAN losses.
 
 Docs: https://segsyn.github.io/segsyn/losses.html.md"""
 
@@ -7,10 +7,11 @@ Docs: https://segsyn.github.io/segsyn/losses.html.md"""
 # %% ../nbs/01b_losses.ipynb #52b43d5f
 from __future__ import annotations
 import torch, torch.nn as nn, torch.nn.functional as F
+from .core import SegsynError
 from .metrics import check_target
 
 # %% auto #0
-__all__ = ['class_weights', 'CrossEntropy', 'DiceLoss', 'CEDice']
+__all__ = ['class_weights', 'CrossEntropy', 'DiceLoss', 'CEDice', 'LossError', 'gan_loss']
 
 # %% ../nbs/01b_losses.ipynb #5b0c5928
 def class_weights(counts:torch.Tensor, # pixels per class (e.g. a bincount over the training masks)
@@ -52,3 +53,20 @@ class CEDice(nn.Module):
         self.ce, self.dice = CrossEntropy(weight, ignore_index), DiceLoss(ignore_index)
     def forward(self, logits, target): return self.cw * self.ce(logits, target) + self.dw * self.dice(logits, target)
     def extra_repr(self): return f"ce_weight={self.cw}, dice_weight={self.dw}"
+
+# %% ../nbs/01b_losses.ipynb #82780491
+class LossError(SegsynError, ValueError): "A loss asked for with settings it does not have"
+
+# %% ../nbs/01b_losses.ipynb #741bf2c5
+def gan_loss(pred:torch.Tensor|list, # D's output(s): a logit map, or a list of maps (multi-scale D)
+             real:bool, # is this the loss for 'real' (True) or 'fake' (False) targets?
+             mode:str='vanilla', # 'vanilla' (BCE), 'lsgan' or 'hinge'
+             for_d:bool=True) -> torch.Tensor: # D's loss (True) or G's loss (False; `real` must be True)
+    "The adversarial loss of a (list of) discriminator output(s), averaged"
+    if isinstance(pred, (list, tuple)): return sum(gan_loss(p, real, mode, for_d) for p in pred) / len(pred)
+    if mode == 'vanilla': return F.binary_cross_entropy_with_logits(pred, torch.full_like(pred, float(real)))
+    if mode == 'lsgan': return F.mse_loss(pred, torch.full_like(pred, float(real)))
+    if mode == 'hinge':
+        if not for_d: return -pred.mean()
+        return F.relu(1 - pred).mean() if real else F.relu(1 + pred).mean()
+    raise LossError(f"unknown GAN loss {mode!r}; use 'vanilla', 'lsgan' or 'hinge'")

@@ -8,16 +8,17 @@ Docs: https://segsyn.github.io/segsyn/performance.html.md"""
 from __future__ import annotations
 import json, os, time
 from pathlib import Path
-import torch, torch.nn as nn, torch.nn.functional as F
+import torch, torch.nn.functional as F
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 from .core import SegsynError, default_device, seed_everything, atomic_write, time_steps
-from .training import SegTask, Learner, model_logits, adam
+from .training import SegTask, Learner, adam
+from .layers import model_logits
 from .losses import CrossEntropy
 
 # %% auto #0
-__all__ = ['init_distributed', 'ShardSampler', 'shard_loader', 'DDPSegTask', 'ddp_worker', 'seg_step_benchmark',
-           'device_normalize_benchmark', 'inference_benchmark', 'bench', 'bench_table']
+__all__ = ['init_distributed', 'ShardSampler', 'shard_loader', 'ddp_worker', 'seg_step_benchmark', 'device_normalize_benchmark',
+           'inference_benchmark', 'bench', 'bench_table']
 
 # %% ../nbs/10_performance.ipynb #3a0c5c21
 def init_distributed(backend:str|None=None # None: NCCL on CUDA, gloo otherwise
@@ -64,26 +65,6 @@ def shard_loader(ds, batch_size:int, # per process
     return DataLoader(ds, batch_size, sampler=s, num_workers=num_workers, drop_last=train, pin_memory=torch.cuda.is_available(),
                       persistent_workers=num_workers > 0, **kw)
 
-# %% ../nbs/10_performance.ipynb #5144a090
-class DDPSegTask(SegTask):
-    "SegTask whose training forward goes through DistributedDataParallel (when a process group is up)"
-    def __init__(self, model:nn.Module, num_classes:int, sync_bn:bool=False, # SyncBatchNorm: batch statistics over all processes (CUDA)
-                 **kw):
-        if sync_bn: model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        super().__init__(model, num_classes, **kw); self.ddp = None
-    def train_step(self, batch, learn):
-        if self.ddp is None and dist.is_initialized():
-            self.ddp = self.compiled(nn.parallel.DistributedDataParallel(self.model, device_ids=[learn.device.index] if learn.device.type == 'cuda' else None))
-        return super().train_step(batch, learn)
-    def forward_module(self):
-        "DDP (compiled when asked) for training forwards; the plain model for validation"
-        return self.ddp if self.ddp is not None and self.model.training else super().forward_module()
-    def validate(self, dl, learn):
-        "Rank 0's buffers (batch-norm running stats) everywhere first — DDP's convention — then the sharded validation"
-        if dist.is_initialized():
-            for b in self.model.buffers(): dist.broadcast(b, 0)
-        return super().validate(dl, learn)
-
 # %% ../nbs/10_performance.ipynb #83267f3a
 def ddp_worker(rank:int, # this process's rank (mp.spawn passes it first)
                world:int, # number of processes
@@ -96,7 +77,7 @@ def ddp_worker(rank:int, # this process's rank (mp.spawn passes it first)
         d = torch.load(cfg['data'], weights_only=True)
         tr, va = list(zip(d['x'], d['y'])), list(zip(d['vx'], d['vy']))
         seed_everything(cfg.get('seed', 0) + rank)          # different on purpose: DDP must make the replicas identical anyway
-        task = DDPSegTask(unet(cfg['classes'], base=4), cfg['classes'])
+        task = SegTask(unet(cfg['classes'], base=4), cfg['classes'])
         learn = Learner(task, shard_loader(tr, cfg['bs'], rank, world, seed=0), shard_loader(va, cfg['bs'], rank, world, train=False),
                     lr=1e-2, epochs=cfg['epochs'], sched=None, device='cpu', save=rank == 0, progress=False,
                     runs_dir=cfg['out'], name='ddp', seed=cfg.get('seed', 0))
@@ -147,7 +128,7 @@ def seg_step_benchmark(size:tuple=(512, 1024), # (H, W) of the random batch
 def _epoch_rate(pre, tf, post, batch, dev, epochs):
     "Images/s of passes over `pre` with transform `tf`, each batch copied to `dev` and then `post`-processed"
     pre.transform = tf
-    from segsyn.datasets import make_loader
+    from segsyn.loaders import make_loader
     dl = make_loader(pre, batch, shuffle=False, num_workers=0, drop_last=False)
     def one_pass():
         for x, y in dl: post(x.to(dev, non_blocking=True)); y.to(dev, non_blocking=True)
@@ -157,7 +138,8 @@ def device_normalize_benchmark(root:str|Path, # a Cityscapes-layout dataset (tra
                                size:tuple=(256, 512), batch:int=8, # frames at this (H, W), per batch
                                n:int=32, epochs:int=2, device=None) -> dict: # frames used; timed passes over them
     "Images/s from cached frames to normalised images on the device: float in the loader vs uint8 + `DeviceNormalize`"
-    from segsyn.datasets import Cityscapes, PreResized, seg_transforms, DeviceNormalize
+    from segsyn.datasets import Cityscapes
+    from segsyn.loaders import PreResized, seg_transforms, DeviceNormalize
     dev = torch.device(device) if device is not None else default_device()
     ds = Cityscapes(root, 'train'); ds.items = ds.items[:n]
     pre = PreResized(ds, size)
@@ -195,8 +177,10 @@ def bench(quick:bool=False, # small sizes (CPU: about a minute)
           out:str|Path|None=None) -> dict: # write bench.json here
     "Every benchmark in one run on one device: data, segmentation step, SPADE step, inference"
     import tempfile
-    from segsyn.datasets import make_synthetic_streets, loader_benchmark
-    from segsyn.spade import spade_step_benchmark, spade_options
+    from segsyn.synthetic import make_synthetic_streets
+    from segsyn.loaders import loader_benchmark
+    from segsyn.spade import spade_options
+    from segsyn.spade_training import spade_step_benchmark
     dev = torch.device(device) if device is not None else default_device()
     res, t0, q = dict(device=_device_name(dev), torch=torch.__version__, quick=quick), time.time(), quick
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,70 +11,24 @@ from pathlib import Path
 import torch
 import torch.nn as nn, torch.nn.functional as F
 from .core import SegsynError, get_profile, seed_everything, atomic_write, held_locks, release_locks
-from .metrics import scores_from_cm, confusion_matrix, ConfusionMatrix, chance_floor
+from .metrics import scores_from_cm, ConfusionMatrix, chance_floor
 from .layers import model_logits, model_device
-from .unet import SEED003_REPORTED, single_precision_recall
-from .cgan import SEED002_REPORTED, decode_colors
+from .writeups import WRITEUPS, REPORTED, writeup000_recipe, with_unlabeled, writeup004_scores, single_precision_recall
+from .cgan import decode_colors
 from .datasets import Cityscapes, detect_layout
 from .loaders import PreResized, seg_transforms, make_loader
 from .synthetic import write_layout
 from .training import SegTask, Learner
 from .evaluation import load_segmenter
-from .runs import TrainConfig, train, open_splits, load_pix2pix, claim_run_dir
+from .runs import TrainConfig, train, open_splits, claim_run_dir
+from .cgan import load_pix2pix
 from .spade import preprocess_labels
 from .spade_training import load_generator
 
 # %% auto #0
-__all__ = ['WRITEUPS', 'REPORTED', 'SEED004_CLASSES', 'SEED004_PER_CLASS_IOU', 'SEED000', 'RUNNABLE', 'CI_EPOCHS',
-           'with_unlabeled', 'seed004_scores', 'writeup_table', 'seed000_recipe', 'experiment', 'segmenter_matrices',
-           'colour_scores', 'seed003_six', 'loader_share', 'majority_floor', 'layout_l1', 'train_share', 'score_run',
-           'experiment_data', 'reproduce', 'checks_table', 'per_class_table', 'seed000_transforms', 'seed000_data']
-
-# %% ../nbs/13_reproduce.ipynb #eeaae9e2
-WRITEUPS = {   # the files are in ../shared/seeds/ (the course's sources; not part of this repository)
-    '000': dict(file='000_93b83d22113da38d.txt', data='Cityscapes, label ids (34 classes)',
-                did='FCN-32s on an ImageNet ResNet-34 → NVIDIA\'s pretrained SPADE (Cityscapes) → the photos segmented again'),
-    '001': dict(file='001_977499567d4cf636.txt', data='a COCO-Stuff subset (1,000 images)',
-                did='SPADE re-implemented (SPADE norm, ResBlks, VAE style encoder, PatchGAN D, hinge + KL, TTUR)'),
-    '002': dict(file='002_1d58028a5df4781d.txt', data='Cityscapes in the pix2pix side-by-side format',
-                did='a cGAN mapping photo → colour label map, against a U-Net baseline'),
-    '003': dict(file='003_77a926345d57f338.txt', data='a PASCAL VOC 2012 subset (and CIHP)',
-                did='SSFPN (VGG19 FPN) with the spatial-structure loss, DeepLabV3+, FCN-8s and a small Res-UNet; six metrics'),
-    '004': dict(file='004_100b1a7c9c2d9475.txt', data='Cityscapes, train ids (U-Net: a coarser 10-class grouping)',
-                did='U-Net, torchvision DeepLabV3 and DenseASPP; Jaccard micro/macro/weighted, per-class IoU; video'),
-}
-
-# %% ../nbs/13_reproduce.ipynb #2a601a93
-REPORTED = [  # (write-up, model, metric, value as printed, note)
-    ('000', 'FCN-32s / ResNet-34', 'training time, 25 epochs on a Colab GPU', '≈ 2.5 h', ''),
-    ('000', 'FCN-32s / ResNet-34', 'share of that time spent reading and loading data', '~70%', 'compare: the loader share `segsyn bench` measures'),
-    ('001', 'SPADE', 'KL divergence (train), over 2 epochs on 1,000 images', '≈ 70 → 5', 'logged every 4 batches'),
-    ('001', 'SPADE', "discriminator's hinge loss", '≈ 1', ''),
-    *[('002', m, f'{k} pixel accuracy (%)', f'{v:.2f}', '') for m, vals in SEED002_REPORTED.items() for k, v in vals.items()],   # segsyn.cgan
-    *[('003', m, k, f'{v:.4f}'.lstrip('0'), 'single (Keras-style)' if k in SEED003_REPORTED['single'] else '')
-      for m, vals in SEED003_REPORTED['scores'].items() for k, v in vals.items()],   # kept in segsyn.unet, beside the models
-    *[('004', m, k, v, '19 classes' if m != 'U-Net' else '10 classes') for m, vals in (
-        ('DeepLabV3', dict(PerPixel='.85', Micro='.75', Macro='.45', Weighted='.75')),
-        ('U-Net', dict(PerPixel='.85', Micro='.75', Macro='.38', Weighted='.78')),
-        ('DenseASPP', dict(PerPixel='.84', Micro='.73', Macro='.52', Weighted='.74'))) for k, v in vals.items()],
-]
-SEED004_CLASSES = ['Truck', 'Car', 'Motorcycle', 'Bicycle', 'Bus', 'Train', 'Building', 'Rider', 'Person', 'Road', 'Wall', 'Sky',
-                   'Vegetation', 'Sidewalk', 'Pole', 'Fence', 'Traffic Light', 'Traffic Sign', 'Terrain']
-SEED004_PER_CLASS_IOU = {   # 004's "Results tables", in its column order
-    'DenseASPP': '.21 .84 .20 .48 .38 .13 .81 .42 .55 .78 .19 .78 .85 .67 .52 .22 .38 .58 .29'.split(),
-    'DeepLabV3': '.11 .88 .07 .44 .20 .04 .90 .29 .51 .71 .27 .74 .90 .85 .57 .27 .29 .57 .32'.split()}
-
-# %% ../nbs/13_reproduce.ipynb #2b6a3f83
-def with_unlabeled(pred:torch.Tensor, # predicted train ids, N×H×W (never the ignore index)
-                   target:torch.Tensor, # true train ids with `ignore_index` for unlabeled pixels
-                   num_classes:int=19, ignore_index:int=255) -> torch.Tensor: # (C+1)×(C+1) confusion matrix
-    "A confusion matrix in which unlabeled pixels are a class of their own (the last), as 004 counted them"
-    return confusion_matrix(pred, torch.where(target == ignore_index, num_classes, target), num_classes + 1, ignore_index)
-
-def seed004_scores(cm:torch.Tensor) -> dict: # a confusion matrix (rows: truth, columns: prediction)
-    "004's four numbers — PerPixel, Micro, Macro, Weighted (scikit-learn's Jaccard averages) — from a confusion matrix"
-    s = scores_from_cm(cm)
-    return dict(PerPixel=s['pixel_acc'], Micro=s['miou_micro'], Macro=s['miou'], Weighted=s['fwiou'])
+__all__ = ['RUNNABLE', 'CI_EPOCHS', 'writeup_table', 'experiment', 'segmenter_matrices', 'color_scores', 'writeup003_six',
+           'loader_share', 'majority_floor', 'layout_l1', 'train_share', 'score_run', 'experiment_data', 'reproduce',
+           'checks_table', 'per_class_table', 'writeup000_transforms', 'writeup000_data']
 
 # %% ../nbs/13_reproduce.ipynb #1d35cc5b
 def _fmt(v) -> str: return '' if v is None else v if isinstance(v, str) else f'{v:.4f}'.lstrip('0') if abs(v) < 1 else f'{v:.2f}'
@@ -92,17 +46,6 @@ def writeup_table(wid:str, # '000' … '004'
     return (f"**{wid}** ({WRITEUPS[wid]['file']}): {WRITEUPS[wid]['did']}\n\n| model | metric | write-up | segsyn, same data "
             f"| segsyn, synthetic (CI) | notes |\n|---|---|---|---|---|---|\n" + '\n'.join(rows))
 
-# %% ../nbs/13_reproduce.ipynb #220dc8a1
-SEED000 = dict(arch='fcn32_resnet34', pretrained=True, num_classes=34, target='labelIds', opt='adam', lr=1e-4, weight_decay=0.,
-               batch_size=32, epochs=25, sched=None, short_side=224, flip=False, jitter=0.3, generator='cityscapes')
-
-def seed000_recipe(profile:str|None=None) -> dict: # 'ci' or 'full' (default: the active profile)
-    "Write-up 000's segmenter: FCN-32s on ImageNet ResNet-34, 34 label ids, Adam 1e-4, batch 32, 25 epochs, short side 224, jitter on train only"
-    profile = profile or get_profile()
-    if profile not in ('ci', 'full'): raise SegsynError(f"profile={profile!r}: use 'ci' or 'full'")
-    if profile == 'full': return dict(SEED000)
-    return {**SEED000, 'pretrained': False, 'batch_size': 8, 'epochs': 5, 'short_side': 64, 'generator': 'small'}
-
 # %% ../nbs/13_reproduce.ipynb #85da8cb9
 def _ci(full:bool, runs:dict, ci:dict) -> dict: # model -> TrainConfig options; model (or '*': all) -> what CI changes
     "The write-up's runs, each with its CI changes in the ci profile"
@@ -113,32 +56,32 @@ def experiment(wid:str, # '000' … '004'
     "Write-up `wid`'s runs as `TrainConfig` options, the layout they read, the size and frames of synthetic data in that layout, and how to score them"
     full = (profile or get_profile()) == 'full'
     if wid == '000':
-        r = seed000_recipe('full' if full else 'ci')
+        r = writeup000_recipe('full' if full else 'ci')
         run = dict(model=r['arch'], labels='label', opt=r['opt'], lr=r['lr'], weight_decay=r['weight_decay'], batch_size=r['batch_size'], epochs=r['epochs'],
                    sched='none', flip=r['flip'], jitter=r['jitter'], pretrained=r['pretrained'])
         side = r['short_side']                           # 224 (000's); CI: 64, and the frames are the course's streets (`synthetic_streets`)
         return dict(layout='cityscapes', size=(side, 2 * side), frames=(2975, 500) if full else (64, 16),
-                    runs={'FCN-32s / ResNet-34': run}, score='seed000')
+                    runs={'FCN-32s / ResNet-34': run}, score='writeup000')
     if wid == '001':
-        run = dict(model='spade', variant='seed001', lr=2e-4, epochs=2, batch_size=4, sched='none', ngf=64, subset=1000)
-        return dict(layout='coco-stuff', size=(256, 256) if full else (32, 32), frames=(2000, 500) if full else (128, 16), score='seed001',
+        run = dict(model='spade', variant='writeup001', lr=2e-4, epochs=2, batch_size=4, sched='none', ngf=64, subset=1000)
+        return dict(layout='coco-stuff', size=(256, 256) if full else (32, 32), frames=(2000, 500) if full else (128, 16), score='writeup001',
                     runs=_ci(full, {'SPADE': run}, {'SPADE': dict(ngf=16, subset=None, lr=1e-3, epochs=2 * CI_EPOCHS)}))
     if wid == '002':
-        runs = {'cGAN': dict(model='pix2pix', variant='seed002', direction='image2label', ngf=64, epochs=100, lr=2e-4, batch_size=16),
-                'U-Net': dict(model='unet', variant='seed002', ngf=64, epochs=100, lr=2e-4, batch_size=16)}
+        runs = {'cGAN': dict(model='pix2pix', variant='writeup002', direction='image2label', ngf=64, epochs=100, lr=2e-4, batch_size=16),
+                'U-Net': dict(model='unet', variant='writeup002', ngf=64, epochs=100, lr=2e-4, batch_size=16)}
         return dict(layout='pix2pix', size=(64, 64), frames=(2975, 500) if full else (64, 16), score='colour', train_scores=True,
                     runs=_ci(full, runs, {'*': dict(ngf=16, epochs=4 * CI_EPOCHS, batch_size=4, lr=1e-3)}))
     if wid == '003':
-        runs = {'SSFPN': dict(model='ssfpn', variant='seed003', loss='ce', opt='sgd', lr=2.5e-4, momentum=0.9, weight_decay=5e-4, batch_size=5, epochs=5, pretrained=True),
+        runs = {'SSFPN': dict(model='ssfpn', variant='writeup003', loss='ce', opt='sgd', lr=2.5e-4, momentum=0.9, weight_decay=5e-4, batch_size=5, epochs=5, pretrained=True),
                 'DeepLabV3+': dict(model='deeplabv3plus_resnet50', opt='adam', lr=1e-4, weight_decay=0., batch_size=4, epochs=5, pretrained=True),
-                'Res-UNet': dict(model='res_unet', variant='seed003', opt='adam', lr=1e-4, weight_decay=0., batch_size=4, epochs=5, pretrained=True)}
-        return dict(layout='voc', size=(224, 224) if full else (32, 32), frames=(480, 120) if full else (64, 16), score='seed003',
+                'Res-UNet': dict(model='res_unet', variant='writeup003', opt='adam', lr=1e-4, weight_decay=0., batch_size=4, epochs=5, pretrained=True)}
+        return dict(layout='voc', size=(224, 224) if full else (32, 32), frames=(480, 120) if full else (64, 16), score='writeup003',
                     runs=_ci(full, runs, {'*': dict(epochs=CI_EPOCHS, batch_size=4, pretrained=False), 'SSFPN': dict(freeze='on', lr=0.1, epochs=6 * CI_EPOCHS), 'DeepLabV3+': dict(lr=1e-3), 'Res-UNet': dict(lr=1e-3)}))
     if wid == '004':
         runs = {'U-Net': dict(model='unet', labels='cityscapes10', loss='ce+dice', opt='rmsprop', momentum=0.999, weight_decay=1e-8, lr=1e-5, sched='plateau',
                               clip=1.0, amp='fp16', early_stop=5, batch_size=1, epochs=50, ngf=64),
                 'DeepLabV3': dict(model='deeplabv3_resnet50', epochs=50, batch_size=4), 'DenseASPP': dict(model='denseaspp161', epochs=50, batch_size=4)}
-        return dict(layout='cityscapes', size=(256, 512) if full else (32, 64), frames=(2975, 500) if full else (64, 16), score='seed004',
+        return dict(layout='cityscapes', size=(256, 512) if full else (32, 64), frames=(2975, 500) if full else (64, 16), score='writeup004',
                     runs=_ci(full, runs, {'*': dict(epochs=CI_EPOCHS, batch_size=4), 'U-Net': dict(amp='auto', ngf=16, lr=1e-4), 'DenseASPP': dict(model='denseaspp121')}))
     raise SegsynError(f"no experiment for write-up {wid!r}; `segsyn reproduce` runs {', '.join(RUNNABLE)}")
 
@@ -157,13 +100,13 @@ def segmenter_matrices(model:nn.Module, dl, # a segmenter; a loader of (normalis
     return ign.cm, unl, single_precision_recall(torch.cat(probs), torch.cat(ys))
 
 @torch.no_grad()
-def colour_scores(G:nn.Module, dl, table) -> dict: # a colour-painting model; a `ColorPairs` loader; the classes
+def color_scores(G:nn.Module, dl, table) -> dict: # a colour-painting model; a `ColorPairs` loader; the classes
     "The scores (pixel accuracy, mIoU, …) of a model that paints colour label maps, its colours decoded by nearest palette colour"
     cm = ConfusionMatrix(table.num_classes)
     for x, _, m in dl: cm.update(decode_colors(G(x).float(), table), m)
     return scores_from_cm(cm.cm)
 
-def seed003_six(cm:torch.Tensor, single:tuple) -> dict: # a confusion matrix; (precision, recall) as `single_precision_recall` gives
+def writeup003_six(cm:torch.Tensor, single:tuple) -> dict: # a confusion matrix; (precision, recall) as `single_precision_recall` gives
     "003's six numbers: pixel and mean accuracy, mIoU, FWIoU, and its single (Keras-style) precision and recall"
     s = scores_from_cm(cm)
     return dict(pixel_acc=s['pixel_acc'], mean_acc=s['mean_acc'], miou=s['miou'], fwiou=s['fwiou'], precision=single[0], recall=single[1])
@@ -210,7 +153,7 @@ def score_run(ex:dict, name:str, run:dict, cfg:TrainConfig) -> tuple: # -> ({(mo
     "Score one trained run the way its write-up did, and check it against its chance floor on the held-out frames"
     tr, va, table = open_splits(TrainConfig.from_dict({**cfg.to_dict(), 'flip': False, 'scale': None, 'jitter': 0., 'subset': None}))
     keys, dl = [r[2] for r in REPORTED if r[0] == ex['wid']], lambda d: make_loader(d, 8, shuffle=False)
-    if ex['score'] == 'seed001':
+    if ex['score'] == 'writeup001':
         lg, (own, other) = run['losses'], layout_l1(load_generator(run['model']).eval(), dl(va))
         mean = lambda k: sum(x[k] for x in lg) / len(lg)
         return ({(name, keys[0]): f"{lg[0]['kld']:.3g} → {lg[-1]['kld']:.3g}", (name, keys[1]): f"real {mean('d_real'):.2f}, fake {mean('d_fake'):.2f}"},
@@ -218,23 +161,23 @@ def score_run(ex:dict, name:str, run:dict, cfg:TrainConfig) -> tuple: # -> ({(mo
                 dict(metric="L1 of its drawing to the frame's photo", value=own, floor=other, floor_is="to another frame's photo", better='lower'))
     if ex['score'] == 'colour':
         G = load_pix2pix(run['model'])[0]
-        sc = {s: colour_scores(G, dl(d), table) for s, d in (('train', tr), ('val', va))}
+        sc = {s: color_scores(G, dl(d), table) for s, d in (('train', tr), ('val', va))}
         return ({(name, f'{s} pixel accuracy (%)'): 100 * v['pixel_acc'] for s, v in sc.items()}, {},
                 _seg_check(sc['val'], majority_floor(va, table.num_classes, 2)))
     m = load_segmenter(run['model'])[0]
     cm, unl, single = segmenter_matrices(m, dl(va), table.num_classes); s = scores_from_cm(cm)
     check = _seg_check(s, majority_floor(va, table.num_classes))
-    if ex['score'] == 'seed000':
+    if ex['score'] == 'writeup000':
         secs, share = sum(h['time'] for h in run['history']), train_share(m, tr, cfg, table.num_classes)
         return ({(name, keys[0]): f"{secs:.0f} s for {len(run['history'])} epochs ({model_device(m).type}, {cfg.size[0]}×{cfg.size[1]}, {len(tr)} frames)",
                  (name, keys[1]): f"{share:.1%}"},
                 {(name, keys[0]): f"ours: val pixel acc {_fmt(s['pixel_acc'])}, mIoU {_fmt(s['miou'])} on {table.num_classes} label ids",
                  (name, keys[1]): 'ours: frames decoded once (`PreResized`)'}, check)
-    if ex['score'] == 'seed003':
-        return ({(name, k): v for k, v in seed003_six(cm, single).items()},
+    if ex['score'] == 'writeup003':
+        return ({(name, k): v for k, v in writeup003_six(cm, single).items()},
                 {(name, k): f"per-class mean: {_fmt(float(torch.tensor(s[k]).nanmean()))}" for k in ('precision', 'recall')}, check)
-    return ({(name, k): v for k, v in seed004_scores(cm).items()},
-            {(name, k): f"unlabeled counted: {_fmt(v)}" for k, v in seed004_scores(unl).items()}, dict(check, cm=cm))
+    return ({(name, k): v for k, v in writeup004_scores(cm).items()},
+            {(name, k): f"unlabeled counted: {_fmt(v)}" for k, v in writeup004_scores(unl).items()}, dict(check, cm=cm))
 
 # %% ../nbs/13_reproduce.ipynb #63359115
 def experiment_data(wid:str, ex:dict, out:Path, data:str|Path|None, synthetic:bool, seed:int=0) -> tuple: # -> (root, 'same data' | 'synthetic')
@@ -296,13 +239,13 @@ def per_class_table(reported:dict, # model -> per-class values as printed, in `c
     return head + '\n' + '\n'.join(rows)
 
 # %% ../nbs/13_reproduce.ipynb #3dbb3f1b
-def seed000_transforms(rec:dict, train:bool): # a `seed000_recipe`; the training or the evaluation pipeline
+def writeup000_transforms(rec:dict, train:bool): # a `writeup000_recipe`; the training or the evaluation pipeline
     "000's joint transform: short side `short_side` (aspect kept), ImageNet normalisation, colour jitter for training only"
     return seg_transforms(train, short_side=rec['short_side'], scale=None, flip=rec['flip'], jitter=rec['jitter'] if train else 0.)
 
-def seed000_data(root:str|Path, # a Cityscapes-layout folder (train and val splits)
+def writeup000_data(root:str|Path, # a Cityscapes-layout folder (train and val splits)
                  rec:dict) -> tuple: # -> (train, val) datasets of (image, label ids)
     "000's data: label-id masks at short side `short_side`, decoded once (`PreResized`)"
     h, w = Cityscapes(root, 'val').raw(0)[0].shape[-2:]
     size = (rec['short_side'], round(rec['short_side'] * w / h))
-    return tuple(PreResized(Cityscapes(root, s, target=rec['target']), size, transform=seed000_transforms(rec, s == 'train')) for s in ('train', 'val'))
+    return tuple(PreResized(Cityscapes(root, s, target=rec['target']), size, transform=writeup000_transforms(rec, s == 'train')) for s in ('train', 'val'))

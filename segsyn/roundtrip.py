@@ -15,28 +15,21 @@ from PIL import Image
 from .core import SegsynError, atomic_write, seed_everything
 from fastcore.basics import patch
 from .labels import CITYSCAPES, LabelTable
-from .datasets import read_image, resize_ids, Cityscapes, PreResized, seg_transforms, spade_recipe, make_loader
+from .datasets import read_image, resize_ids, Cityscapes
+from .loaders import PreResized, seg_transforms, spade_recipe, make_loader
 from .training import Learner, SegTask, fit_cached, fingerprint
 from .unet import unet
 from .spade_training import small_spade
-from .loaders import colorize, overlay, to_uint8_image
+from .loaders import overlay, to_uint8_image
 from .metrics import ConfusionMatrix, scores_from_cm
 from .layers import model_logits, model_device
 from .spade import SPADEGenerator, preprocess_labels
-from .evaluation import to_segmenter_input, gaussian_stats, frechet_distance
+from .evaluation import gaussian_stats, frechet_distance
+from .loaders import tanh_to_imagenet
 
 # %% auto #0
-__all__ = ['train_to_label_ids', 'RoundTripReport', 'round_trip', 'train_small_segmenter', 'train_small_spade',
-           'train_small_pair', 'VideoError', 'read_frames', 'write_video', 'titled_row', 'segment_video', 'pan_frames']
-
-# %% ../nbs/09_roundtrip.ipynb #a1ac58da
-def train_to_label_ids(mask:torch.Tensor, table:LabelTable=CITYSCAPES) -> torch.Tensor:
-    "Train ids → the label id of each train class (first row of the table); ignore → 0"
-    lut = torch.zeros(256, dtype=torch.long)
-    seen = set()
-    for l in table.labels:
-        if 0 <= l.train_id < table.ignore_index and l.train_id not in seen: lut[l.train_id] = l.id; seen.add(l.train_id)
-    return lut.to(mask.device)[mask.long().clamp(0, 255)]
+__all__ = ['RoundTripReport', 'round_trip', 'train_small_segmenter', 'train_small_spade', 'train_small_pair', 'VideoError',
+           'read_frames', 'write_video', 'titled_row', 'segment_video', 'pan_frames']
 
 # %% ../nbs/09_roundtrip.ipynb #96ee745b
 class RoundTripReport:
@@ -93,7 +86,7 @@ def grid(self:RoundTripReport, n:int=4, # rows (examples) to show
     for i in range(n):
         dis = e['label'][i] != e['label2'][i]
         col = torch.where(dis[None], torch.tensor(_DISAGREE)[:, None, None], torch.tensor(_AGREE)[:, None, None]).byte()
-        ims = (to_uint8_image(e['photo'][i]), colorize(e['label'][i], table), to_uint8_image(e['photo2'][i]), colorize(e['label2'][i], table), col)
+        ims = (to_uint8_image(e['photo'][i]), table.colorize(e['label'][i]), to_uint8_image(e['photo2'][i]), table.colorize(e['label2'][i]), col)
         for j, im in enumerate(ims):
             axs[i, j].imshow(im.permute(1, 2, 0)); axs[i, j].axis('off')
             t = ([_HEADS[j]] if i == 0 else []) + ([f'{_share(dis)} of the pixels'] if j == 4 else [])
@@ -115,7 +108,7 @@ def save(self:RoundTripReport, folder:str|Path) -> Path:
 # %% ../nbs/09_roundtrip.ipynb #e5401729
 def _logits(model, x):
     "A segmenter's logits for photos in [-1, 1]"
-    return model_logits(model, to_segmenter_input(x))
+    return model_logits(model, tanh_to_imagenet(x))
 
 def _sized(ids, size):
     "Id maps resized (nearest) to `size` when they differ"
@@ -125,7 +118,7 @@ def _trip(segmenter, G, photo, table):
     "(label, photo′, label′) of a batch of photos in [-1, 1], all at the photos' size"
     size = photo.shape[-2:]
     label = _sized(_logits(segmenter, photo).argmax(1), size)
-    lab_ids = _sized(train_to_label_ids(label, table), G.size)
+    lab_ids = _sized(table.to_label_ids(label), G.size)
     photo2 = G(preprocess_labels(lab_ids, lab_ids, G.opt).to(photo.device))
     if photo2.shape[-2:] != size: photo2 = F.interpolate(photo2, size=size, mode='bilinear', align_corners=False)
     return label, photo2, _sized(_logits(segmenter, photo2).argmax(1), size)
@@ -375,7 +368,7 @@ def segment_video(segmenter:nn.Module|list|dict, # one model, a list of them, or
         first = next(iter(models))
         rt = round_trip(models[first], G, [frames[i:i + 8].float() / 127.5 - 1 for i in range(0, len(frames), 8)], keep=len(frames), progress=False)
         labs[first] = torch.stack(rt.examples['label']).cpu(); res['roundtrip'] = {k: rt.metrics()[k] for k in ('consistency_miou', 'consistency_pixel_acc')}
-        write_video([titled_row([f, colorize(l, table), p], ['photo', f"{first}'s label map", 'photo′ (SPADE, from the label map)'], min_width)
+        write_video([titled_row([f, table.colorize(l), p], ['photo', f"{first}'s label map", 'photo′ (SPADE, from the label map)'], min_width)
                      for f, l, p in zip(frames, rt.examples['label'], rt.examples['photo2'])], out/'roundtrip.gif', fps)
     for n, m in models.items():
         if n not in labs: labs[n] = _labels(m, frames)

@@ -8,7 +8,6 @@ Docs: https://segsyn.github.io/segsyn/runs.html.md"""
 from __future__ import annotations
 import argparse, json, math, os
 from dataclasses import dataclass, field, fields, asdict
-from functools import partial
 from fastcore.basics import patch
 from pathlib import Path
 import torch
@@ -18,21 +17,16 @@ from .datasets import open_dataset, detect_layout, LAYOUTS
 from .labels import CITYSCAPES_10
 from .synthetic import write_layout, check_manifest
 from .loaders import PreResized, seg_transforms, spade_recipe, make_loader, DeviceNormalize, TANH_MEAN, TANH_STD
-from .losses import CrossEntropy, DiceLoss, CEDice
-from .checkpoint import save_checkpoint, load_checkpoint, load_checked, CheckpointError
-from .training import Learner, SegTask
-from .unet import StructureLoss, StructureTask, StructureSegTask
-from .cgan import (UNetGenerator, PatchDiscriminator, Pix2PixTask, ColorPairs, decode_colors, EncoderDecoderGenerator, ImageDiscriminator,
-                         ColorRegressionTask)
-from .unet import unet
-from .spade_training import small_spade, seed001_recipe, save_generator
-from .evaluation import SEGMENTERS, build_segmenter, save_segmenter
-from .performance import init_distributed, shard_loader, DDPSegTask
+from .training import Learner
+from .families import Family, FamilyError, FAMILIES, family_of, model_names, variant_names
+from .evaluation import SEGMENTER_FAMILY
+from .cgan import PIX2PIX_FAMILY, COLOR_REGRESSOR_FAMILY
+from .spade_training import SPADE_FAMILY
+from .performance import init_distributed, shard_loader
 
 # %% auto #0
-__all__ = ['MODELS', 'GROUPINGS', 'LOSSES', 'OPTIMIZERS', 'SCHEDULES', 'SYNTHETIC_FRAMES', 'RUN_LOCK', 'TrainConfig', 'layout',
-           'colour_model', 'label_space', 'prepare_data', 'open_splits', 'seg_task', 'colour_task', 'spade_recipe_for',
-           'build_task', 'save_model', 'load_pix2pix', 'claim_run_dir', 'check_resumable', 'train', 'add_config_args',
+__all__ = ['TRAINED', 'MODELS', 'VARIANTS', 'GROUPINGS', 'LOSSES', 'OPTIMIZERS', 'SCHEDULES', 'SYNTHETIC_FRAMES', 'RUN_LOCK',
+           'TrainConfig', 'prepare_data', 'open_splits', 'claim_run_dir', 'check_resumable', 'train', 'add_config_args',
            'config_from_args']
 
 # %% ../nbs/10b_runs.ipynb #3e5051dd
@@ -40,10 +34,11 @@ def _opt(default, help:str, choices:tuple|None=None): # the field's default, its
     "A `TrainConfig` field: its default, and the help and choices its command-line option shows"
     return field(default=default, metadata=dict(help=help, choices=choices))
 
-MODELS = tuple(sorted(SEGMENTERS)) + ('pix2pix', 'spade')
+TRAINED = (SEGMENTER_FAMILY, PIX2PIX_FAMILY, COLOR_REGRESSOR_FAMILY, SPADE_FAMILY)   # importing a family registers it (01g)
+MODELS, VARIANTS = model_names(), variant_names()
 GROUPINGS = {'cityscapes10': CITYSCAPES_10}   # label spaces by name (00a_labels); others come as JSON files
-LOSSES, OPTIMIZERS, SCHEDULES = ('auto', 'ce', 'dice', 'ce+dice', 'structure'), ('adamw', 'adam', 'sgd', 'rmsprop'), ('poly', 'cosine', 'plateau', 'none')
-
+LOSSES, OPTIMIZERS = ('auto', 'ce', 'dice', 'ce+dice', 'structure'), ('adamw', 'adam', 'sgd', 'rmsprop')
+SCHEDULES = ('poly', 'cosine', 'plateau', 'none')
 
 # %% ../nbs/10b_runs.ipynb #eaf121b6
 @dataclass
@@ -55,9 +50,9 @@ class TrainConfig:
     synthetic:bool = _opt(False, "when --root holds no dataset, write the synthetic streets there first, in --dataset's layout (200 + 50 frames at --size)")
     labels:str = _opt('auto', "label space: train (the dataset's train ids), label (Cityscapes' 34 label ids), cityscapes10 (10 groups), a grouping JSON file; auto: label for SPADE on Cityscapes, else train")
     direction:str = _opt('label2image', 'pix2pix: colour label map → photo, or photo → colour label map', ('label2image', 'image2label'))
-    variant:str = _opt('paper', "the model as a write-up built it: seed002 (pix2pix: encoder–decoder without skips, one score per image, BCE only; "
-                       "unet: regresses the colour label map), seed003 (ssfpn, res_unet: write-up 003's tables), "
-                       "seed001 (spade: write-up 001's, x̂·γ, VAE, hinge + KL, G lr ×½ and D lr ×2 per epoch, every 4th step logged)", ('paper', 'seed001', 'seed002', 'seed003'))
+    variant:str = _opt('paper', "the model as a write-up built it: writeup002 (pix2pix: encoder–decoder without skips, one score per image, BCE only; "
+                       "unet: regresses the colour label map), writeup003 (ssfpn, res_unet: write-up 003's tables), "
+                       "writeup001 (spade: write-up 001's, x̂·γ, VAE, hinge + KL, G lr ×½ and D lr ×2 per epoch, every 4th step logged)", VARIANTS)
     epochs:int = _opt(10, 'epochs (the schedule spans them)')
     batch_size:int = _opt(8, 'samples per batch (per process under torchrun)')
     subset:int|None = _opt(None, "train on this many training frames, drawn at random with --seed (write-up 001: 1000); default: all")
@@ -79,7 +74,7 @@ class TrainConfig:
     jitter:float = _opt(0., 'colour jitter strength (brightness, contrast, saturation)')
     ngf:int = _opt(16, 'width of U-Net, pix2pix and SPADE')
     pretrained:bool = _opt(False, 'ImageNet backbone weights (SPADE: the VGG19 loss); downloads once')
-    freeze:str = _opt('auto', "ssfpn --variant seed003: VGG19's weights fixed (on) or trained (off); auto: fixed when --pretrained, as 003 did", ('auto', 'on', 'off'))
+    freeze:str = _opt('auto', "ssfpn --variant writeup003: VGG19's weights fixed (on) or trained (off); auto: fixed when --pretrained, as 003 did", ('auto', 'on', 'off'))
     sync_bn:bool = _opt(False, 'SyncBatchNorm across processes (torchrun on GPUs)')
     compile:bool = _opt(False, 'torch.compile the segmenter forward (GPU; the first steps are slow)')
     normalize:str = _opt('auto', 'segmenters: normalise images in the loader, or on the device after a uint8 copy (auto: device on CUDA)', ('auto', 'loader', 'device'))
@@ -110,24 +105,30 @@ def _bad_values(c:TrainConfig) -> list:
     return errs
 
 # %% ../nbs/10b_runs.ipynb #de69b394
-_VARIANTS = {'seed001': ('spade',), 'seed002': ('pix2pix', 'unet'), 'seed003': ('ssfpn', 'res_unet')}
+def _family_options() -> dict:
+    "Each `TrainConfig` field that only some families read -> those families"
+    out = {}
+    for f in FAMILIES.values():
+        for k in f.options: out.setdefault(k, []).append(f)
+    return out
+
+def _family_problems(c:TrainConfig) -> list:
+    "The model's family and what it says is wrong: options it does not read, its own checks"
+    if c.model not in MODELS or c.variant not in VARIANTS: return []   # `_bad_values` names those
+    try: fam = family_of(c.model, c.variant)
+    except FamilyError as e: return [str(e)]
+    errs = [f"{_flag(k)} applies to {' and '.join(f.name for f in users)}, not {c.model}" for k, users in _family_options().items()
+            if fam not in users and getattr(c, k) != TrainConfig.__dataclass_fields__[k].default]
+    return errs + (fam.check(c) if fam.check else [])
 
 def _bad_combinations(c:TrainConfig) -> list:
     "Options that do nothing for this model, or contradict each other"
-    seg, errs = c.model in SEGMENTERS and c.variant != 'seed002', []
-    if not c.model: errs.append(f"--model is required: one of {', '.join(MODELS)}")
+    errs = [] if c.model else [f"--model is required: one of {', '.join(MODELS)}"]
     if not c.root: errs.append("--root is required: the dataset folder (with --synthetic it is written there)")
-    if not seg:
-        for k in ('loss', 'opt', 'weight_decay', 'normalize', 'compile', 'sync_bn'):
-            if getattr(c, k) != TrainConfig.__dataclass_fields__[k].default: errs.append(f"{_flag(k)} applies to the segmenters, not {c.model}")
-    if c.model != 'pix2pix' and c.direction != 'label2image': errs.append(f"--direction applies to pix2pix, not {c.model or 'this model'}")
-    if (ok := _VARIANTS.get(c.variant)) and c.model not in ok: errs.append(f"--variant {c.variant} exists for {' and '.join(ok)}, not {c.model or 'this model'}")
-    if c.variant == 'seed002' and (min(c.size) < 64 or any(s % 16 for s in c.size)): errs.append("--variant seed002 needs sides that are multiples of 16, at least 64 (write-up 002 worked at 64x64)")
-    if c.freeze != 'auto' and (c.model, c.variant) != ('ssfpn', 'seed003'): errs.append(f"--freeze applies to --model ssfpn --variant seed003 (write-up 003's VGG19), not {c.model or 'this model'} --variant {c.variant}")
     if c.sched == 'plateau' and c.warmup: errs.append("--sched plateau has no warm-up: drop --warmup or use poly/cosine")
     if c.labels not in ('auto', 'train', 'label', *GROUPINGS) and not Path(c.labels).is_file():
         errs.append(f"--labels {c.labels}: not train, label, {', '.join(GROUPINGS)}, or an existing grouping JSON file")
-    return errs
+    return errs + _family_problems(c)
 
 # %% ../nbs/10b_runs.ipynb #ab4d3e2c
 @patch
@@ -168,21 +169,26 @@ def load(cls:TrainConfig, path:str|Path): # a run's config.json (written by `tra
 # %% ../nbs/10b_runs.ipynb #5ba79cbe
 SYNTHETIC_FRAMES = (200, 50)   # train, val frames written into an empty --root with --synthetic
 
-def layout(c:TrainConfig) -> str: return 'cityscapes' if c.dataset == 'synthetic' else c.dataset
-def colour_model(c:TrainConfig) -> bool: return c.model == 'pix2pix' or c.variant == 'seed002'   # trained on colour label maps (`ColorPairs`)
+@patch(as_prop=True)
+def family(self:TrainConfig) -> Family: return family_of(self.model, self.variant)   # what trains it (01g)
 
-def label_space(c:TrainConfig) -> str:
-    "The labels the run trains on: 'auto' resolved (SPADE on Cityscapes draws from label ids, as the official release does)"
-    if c.labels != 'auto': return c.labels
-    return 'label' if c.model == 'spade' and layout(c) == 'cityscapes' else 'train'
+@patch(as_prop=True)
+def layout(self:TrainConfig) -> str: return 'cityscapes' if self.dataset == 'synthetic' else self.dataset
+
+@patch(as_prop=True)
+def label_space(self:TrainConfig) -> str:
+    "The labels the run trains on: --labels, or for auto the family's choice (SPADE on Cityscapes: the label ids)"
+    if self.labels != 'auto': return self.labels
+    return self.family.labels(self, self.layout) if self.family.labels else 'train'
 
 def prepare_data(c:TrainConfig, # the run's config
                  rank:int=0) -> Path: # only rank 0 writes
-    "The dataset folder; with `synthetic` (or dataset 'synthetic'), the streets are written there first in the layout when it holds none"
+    "The dataset folder; with `synthetic` (or dataset 'synthetic') the streets are written there first, when it holds none"
     root = Path(c.root)
     if (c.synthetic or c.dataset == 'synthetic') and rank == 0 and detect_layout(root) is None:
-        print(f"writing {SYNTHETIC_FRAMES[0]} + {SYNTHETIC_FRAMES[1]} synthetic frames at {c.size[0]}x{c.size[1]} in the {layout(c)} layout to {root}")
-        write_layout(root, layout(c), *SYNTHETIC_FRAMES, size=c.size, seed=c.seed)
+        n, m = SYNTHETIC_FRAMES
+        print(f"writing {n} + {m} synthetic frames at {c.size[0]}x{c.size[1]} in the {c.layout} layout to {root}")
+        write_layout(root, c.layout, n, m, size=c.size, seed=c.seed)
     return root
 
 # %% ../nbs/10b_runs.ipynb #432873a4
@@ -195,101 +201,32 @@ def _seg_tf(c:TrainConfig, train:bool, keep_uint8:bool=False, tanh:bool=False):
 def _subset(c:TrainConfig, ds): # the training split
     "`c.subset` frames of `ds` drawn with `c.seed` (all of them without --subset)"
     if c.subset is None: return ds
-    if c.subset > len(ds): raise SegsynError(f"--subset {c.subset}: the training split of {c.root} holds {len(ds)} frames; give at most {len(ds)}")
+    if c.subset > len(ds):
+        raise SegsynError(f"--subset {c.subset}: the training split of {c.root} holds {len(ds)} frames; give at most {len(ds)}")
     return Subset(ds, sorted(torch.randperm(len(ds), generator=torch.Generator().manual_seed(c.seed))[:c.subset].tolist()))
+
+def _no_data(c:TrainConfig) -> SegsynError:
+    lay = c.layout
+    return SegsynError(f"{c.root}: no dataset there. Write synthetic streets in the {lay} layout with `segsyn data --synthetic 200 "
+                       f"--dataset {lay} --root {c.root}` (or add --synthetic to segsyn train), or get the real dataset with "
+                       "./data_setup.sh (./data_setup.sh --help)")
 
 def open_splits(c:TrainConfig, # the run's config
                 keep_uint8:bool=False): # segmenters: leave images uint8 for `DeviceNormalize`
-    "(train, val, table): the run's two splits, ready for loaders, and the table of the classes they hold"
-    lay, labels = layout(c), label_space(c)
-    labels = GROUPINGS.get(labels, labels)
-    if Path(c.root).is_dir() and not any(Path(c.root).iterdir()) or not Path(c.root).exists():
-        raise SegsynError(f"{c.root}: no dataset there. Write synthetic streets in the {lay} layout with `segsyn data --synthetic 200 --dataset {lay} "
-                          f"--root {c.root}` (or add --synthetic to segsyn train), or get the real dataset with ./data_setup.sh (./data_setup.sh --help)")
+    "(train, val, table): the run's two splits as its family's loaders want them, and the table of the classes they hold"
+    root, fam, splits = Path(c.root), c.family, ('train', 'val')
+    if not root.exists() or root.is_dir() and not any(root.iterdir()): raise _no_data(c)
     check_manifest(c.root)
-    if c.model == 'spade':
-        ds = [open_dataset(lay, c.root, s, labels=labels, transform=spade_recipe(c.size, train=s == 'train'), instance=lay in ('cityscapes', 'coco-stuff'))
-              for s in ('train', 'val')]
+    labels = GROUPINGS.get(c.label_space, c.label_space)
+    if fam.data == 'label maps':     # SPADE: label map (+ instances) and photo at a fixed size
+        ds = [open_dataset(c.layout, c.root, s, labels=labels, transform=spade_recipe(c.size, train=s == 'train'),
+                           instance=c.layout in ('cityscapes', 'coco-stuff')) for s in splits]
         return _subset(c, ds[0]), ds[1], ds[0].table
-    raw = [open_dataset(lay, c.root, s, labels=labels) for s in ('train', 'val')]
-    pix = colour_model(c)
-    ds = [PreResized(r, c.size, transform=_seg_tf(c, s == 'train', keep_uint8, tanh=pix)) for r, s in zip(raw, ('train', 'val'))]
-    if pix: ds = [ColorPairs(d, c.direction if c.model == 'pix2pix' else 'image2label', raw[0].table) for d in ds]
+    raw = [open_dataset(c.layout, c.root, s, labels=labels) for s in splits]
+    tanh = fam.pairs is not None     # image pairs (pix2pix) are in [-1, 1]
+    ds = [PreResized(r, c.size, transform=_seg_tf(c, s == 'train', keep_uint8, tanh=tanh)) for r, s in zip(raw, splits)]
+    if fam.pairs: ds = [fam.pairs(c, d, raw[0].table) for d in ds]
     return _subset(c, ds[0]), ds[1], raw[0].table
-
-# %% ../nbs/10b_runs.ipynb #f99961ee
-class _StructureDDPSegTask(StructureTask, DDPSegTask): "DDPSegTask whose StructureLoss sees each batch's images"
-
-def _loss(c:TrainConfig):
-    kind = c.loss if c.loss != 'auto' else ('structure' if c.model == 'ssfpn' else 'ce')
-    return kind, {'ce': CrossEntropy, 'dice': DiceLoss, 'ce+dice': CEDice, 'structure': StructureLoss}[kind]()
-
-def seg_task(c:TrainConfig, table, # the classes the data holds
-             world:int=1): # processes in the job (> 1: DDP)
-    "(task, builder options): the segmenter, its loss and optimiser as `c` says; DDP when distributed"
-    kw = {'base': c.ngf} if c.model == 'unet' else {'variant': c.variant} if c.variant == 'seed003' else {}   # the builder's options, saved with the model
-    if c.freeze != 'auto': kw['freeze'] = c.freeze == 'on'
-    model = build_segmenter(c.model, table.num_classes, pretrained=c.pretrained, **kw)
-    kind, loss = _loss(c)
-    common = dict(loss_fn=loss, names=table.names, opt=c.opt, weight_decay=c.weight_decay, momentum=c.momentum, betas=c.betas or (0.9, 0.999), compile=c.compile)
-    if world > 1: common['sync_bn'] = c.sync_bn
-    cls = {(True, True): _StructureDDPSegTask, (True, False): StructureSegTask, (False, True): DDPSegTask, (False, False): SegTask}[kind == 'structure', world > 1]
-    return cls(model, table.num_classes, **common), kw
-
-def _n_down(size:tuple) -> int: return min(8, int(math.log2(min(size))))   # pix2pix U-Net depth at a size
-
-def colour_task(c:TrainConfig, table):
-    "pix2pix (a U-Net generator as deep as --size allows and the PatchGAN), or write-up 002's cGAN or colour-regressing U-Net"
-    decode = partial(decode_colors, table=table) if c.direction == 'image2label' or c.model == 'unet' else None
-    betas, C = c.betas or (0.5, 0.999), table.num_classes
-    if c.model == 'unet': return ColorRegressionTask(unet(3, base=c.ngf), 'l2', decode=decode, num_classes=C)
-    if c.variant == 'seed002': return Pix2PixTask(EncoderDecoderGenerator(3, 3, c.ngf), ImageDiscriminator(6, c.ngf, c.size), 'vanilla', 0., betas, decode, C)
-    n = _n_down(c.size)
-    if any(s % 2 ** n for s in c.size): raise SegsynError(f"--size {c.size[0]}x{c.size[1]}: pix2pix's U-Net halves it {n} times; give sides that are multiples of {2 ** n}")
-    return Pix2PixTask(UNetGenerator(3, 3, ngf=c.ngf, n_down=n), PatchDiscriminator(6, ndf=min(2 * c.ngf, 64)), betas=betas, decode=decode, num_classes=C)
-
-# %% ../nbs/10b_runs.ipynb #92159817
-def spade_recipe_for(c:TrainConfig, table): # the classes the data holds
-    "The course's SPADE recipe (`small_spade`) at --size for this dataset: the official Cityscapes label ids, else the table's classes + don't care"
-    ids = layout(c) == 'cityscapes' and label_space(c) == 'label'
-    classes = {} if ids else dict(label_nc=table.num_classes, contain_dontcare_label=True)
-    if c.variant == 'seed001':                       # 001's recipe (07b) at this width; its lr and epochs unless given
-        r = seed001_recipe(size=c.size, dataset='cityscapes' if ids else 'coco', ngf=c.ngf, spade_hidden=2 * c.ngf, ndf=min(2 * c.ngf, 64), **classes)
-        return r._replace(lr=c.lr or r.lr, epochs=c.epochs, batch_size=c.batch_size)
-    same = dict(ngf=c.ngf, lr=c.lr, epochs=c.epochs, no_vgg_loss=not c.pretrained)
-    if ids: return small_spade(c.size, **same)
-    return small_spade(c.size, **same, **classes, no_instance=layout(c) not in ('cityscapes', 'coco-stuff'))
-
-def build_task(c:TrainConfig, table, world:int=1) -> tuple:
-    "(task, Learner settings, builder options) of the model `c` names"
-    if c.model == 'spade':
-        r = spade_recipe_for(c, table)
-        return r.task(), dict(lr=r.lr, monitor='l1', mode='min'), {}
-    if colour_model(c):
-        seg = c.direction == 'image2label' or c.model == 'unet'
-        return colour_task(c, table), dict(lr=c.lr or 2e-4, monitor='miou' if seg else 'l1', mode='max' if seg else 'min'), {}
-    task, kw = seg_task(c, table, world)
-    return task, dict(lr=c.lr or 2e-3, monitor='miou', mode='max'), kw
-
-# %% ../nbs/10b_runs.ipynb #8aead5bd
-def save_model(c:TrainConfig, task, table, kw:dict, path:Path) -> Path:
-    "The trained model as a self-describing file: a segmenter (`load_segmenter`), a SPADE generator (`load_generator`) or a pix2pix generator (`load_pix2pix`)"
-    if c.model == 'spade': return save_generator(task.G, path)
-    if colour_model(c):
-        kind = 'pix2pix generator' if c.model == 'pix2pix' else 'colour regressor'
-        return save_checkpoint(dict(kind=kind, variant=c.variant, direction=c.direction if c.model == 'pix2pix' else 'image2label', ngf=c.ngf, n_down=_n_down(c.size),
-                                    size=list(c.size), names=table.names, colors=table.colors, state_dict=(task.G if c.model == 'pix2pix' else task.model).state_dict()), path)
-    return save_segmenter(task.model, path, c.model, table.num_classes, names=table.names, **kw)
-
-def load_pix2pix(path:str|Path) -> tuple: # a file `segsyn train --model pix2pix` (or `--variant seed002`) wrote
-    "(generator in eval mode, info: kind, variant, direction, ngf, n_down, size, names, colors)"
-    ck = load_checkpoint(path)
-    if ck.get('kind') not in ('pix2pix generator', 'colour regressor'):
-        raise CheckpointError(f"{path} is not a pix2pix generator (it holds {ck.get('kind') or sorted(ck)[:6]}); give the model.pt of a segsyn train --model pix2pix run")
-    if ck['kind'] == 'colour regressor': G = unet(3, base=ck['ngf'])
-    else: G = EncoderDecoderGenerator(3, 3, ck['ngf']) if ck['variant'] == 'seed002' else UNetGenerator(3, 3, ngf=ck['ngf'], n_down=ck['n_down'])
-    load_checked(G, ck['state_dict'], what=str(path))
-    return G.eval(), {k: v for k, v in ck.items() if k != 'state_dict'}
 
 # %% ../nbs/10b_runs.ipynb #d803c72e
 RUN_LOCK = '.segsyn.lock'      # in every run folder: who holds it (`claim_lock`, 00_core; a killed holder's flock is released by the OS)
@@ -322,37 +259,57 @@ def train(c:TrainConfig, # what to train, on what, how
           out:str|Path='runs/train', # the run folder: config.json, model.pt, metrics.json, run/ (checkpoints)
           resume:bool=False, overwrite:bool=False, # continue the run in `out`; write into a non-empty `out`
           progress:bool=True) -> dict: # -> history, model (path), out
-    "Train what `c` describes, in one process or in every process of a torchrun job (DDP for segmenters); `out` is locked while it runs"
+    "Train what `c` describes, in one process or in every process of a torchrun job; `out` is locked while it runs"
     n = held_locks()
     try: return _train(c, Path(out), resume, overwrite, progress)
     finally: release_locks(n)
 
+def _loaders(c:TrainConfig, tr, va, rank:int, world:int) -> tuple:
+    "The training and validation loaders: this process's shards under torchrun"
+    if world > 1: return tuple(shard_loader(d, c.batch_size, rank, world, d is tr, c.seed, c.workers) for d in (tr, va))
+    return (make_loader(tr, c.batch_size, num_workers=c.workers, seed=c.seed),
+            make_loader(va, c.batch_size, shuffle=False, num_workers=c.workers))
+
+def _learner(c:TrainConfig, task, dls, settings:dict, out:Path, rank:int, dev, on_dev:bool, progress:bool, record:dict):
+    "The `Learner` of a run: the family's settings (lr, what to monitor) and the config's schedule, AMP and clipping"
+    return Learner(task, *dls, **settings, epochs=c.epochs, sched=None if c.sched == 'none' else c.sched,
+                   warmup=c.warmup * len(dls[0]), plateau_patience=c.plateau_patience, early_stop=c.early_stop, clip=c.clip,
+                   amp=False if c.amp == 'off' else c.amp, runs_dir=out, name='run', seed=c.seed, device=dev, save=rank == 0,
+                   progress=progress and rank == 0, batch_tfm=DeviceNormalize() if on_dev else None, config=record)
+
+def _write_json(path:Path, obj, indent:int|None=1):
+    with atomic_write(path, 'w') as f: json.dump(obj, f, indent=indent)
+
+# %% ../nbs/10b_runs.ipynb #c7d5d99d
 def _train(c:TrainConfig, out:Path, resume:bool, overwrite:bool, progress:bool) -> dict:
-    c.check(); rank, world, dev = init_distributed()
-    if world > 1 and c.model not in SEGMENTERS: raise SegsynError(f"distributed training is implemented for the segmenters; train {c.model} with one process")
-    if rank == 0: claim_run_dir(out, overwrite, resume); prepare_data(c, rank)
-    if world > 1: torch.distributed.barrier()          # the others wait until rank 0 has made the run folder (and the data)
+    "config → family → task → Learner, in this process's share of the job"
+    c.check()
+    rank, world, dev = init_distributed()
+    fam = c.family
+    if world > 1 and not fam.ddp:
+        ddp = ' and '.join(f.name for f in FAMILIES.values() if f.ddp)
+        raise SegsynError(f"distributed training is implemented for {ddp}; train {c.model} with one process")
+    if rank == 0:
+        claim_run_dir(out, overwrite, resume)
+        prepare_data(c, rank)
+    if world > 1: torch.distributed.barrier()   # the others wait until rank 0 has made the run folder (and the data)
     if resume: check_resumable(c, out)
     seed_everything(c.seed)
-    on_dev = c.model in SEGMENTERS and (c.normalize == 'device' or (c.normalize == 'auto' and dev.type == 'cuda'))   # uint8 loaders, normalised on the GPU
-    tr, va, table = open_splits(c, keep_uint8=on_dev)
-    task, lkw, kw = build_task(c, table, world)
-    if world > 1: dls = [shard_loader(d, c.batch_size, rank, world, d is tr, c.seed, c.workers) for d in (tr, va)]
-    else: dls = (make_loader(tr, c.batch_size, num_workers=c.workers, seed=c.seed), make_loader(va, c.batch_size, shuffle=False, num_workers=c.workers))
-    learn = Learner(task, *dls, **lkw, epochs=c.epochs, sched=None if c.sched == 'none' else c.sched, warmup=c.warmup * len(dls[0]),
-                    plateau_patience=c.plateau_patience, early_stop=c.early_stop, clip=c.clip, amp=False if c.amp == 'off' else c.amp,
-                    runs_dir=out, name='run', seed=c.seed, device=dev, save=rank == 0, progress=progress and rank == 0, batch_tfm=DeviceNormalize() if on_dev else None,
-                    config=dict(world_size=world, num_classes=table.num_classes, names=table.names, loss=type(getattr(task, 'loss_fn', None)).__name__,
-                                **({'arch': c.model, 'arch_kw': kw} if c.model in SEGMENTERS else {})))
-    if rank == 0:
-        with atomic_write(out/'config.json', 'w') as f: json.dump(c.to_dict(), f, indent=1)
+    on_dev = 'normalize' in fam.options and (c.normalize == 'device' or c.normalize == 'auto' and dev.type == 'cuda')
+    tr, va, table = open_splits(c, keep_uint8=on_dev)   # on_dev: uint8 loaders, normalised on the GPU
+    task, settings, info = fam.build(c, table, world)
+    record = dict(world_size=world, num_classes=table.num_classes, names=table.names,
+                  loss=type(getattr(task, 'loss_fn', None)).__name__, **info)
+    learn = _learner(c, task, _loaders(c, tr, va, rank, world), settings, out, rank, dev, on_dev, progress, record)
+    if rank == 0: _write_json(out/'config.json', c.to_dict())
     hist = learn.fit(resume=resume)
-    if world > 1: torch.distributed.barrier(); torch.distributed.destroy_process_group()   # leave together: a rank exiting with gloo threads alive aborts
+    if world > 1:                # leave together: a rank exiting with gloo threads alive aborts
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     if rank != 0: return dict(history=hist, model=None, out=out)
-    path = save_model(c, task, table, kw, out/'model.pt')
-    if log := getattr(task, 'log', None):              # GANs: the losses of the logged steps (SPADE: every `log_every`-th; 001's curves)
-        with atomic_write(out/'losses.json', 'w') as f: json.dump(log, f)
-    with atomic_write(out/'metrics.json', 'w') as f: json.dump(hist, f, indent=1)   # after the model it describes
+    path = fam.save(c, task, table, info, out/'model.pt')
+    if log := getattr(task, 'log', None): _write_json(out/'losses.json', log, None)   # GANs: the logged steps' losses
+    _write_json(out/'metrics.json', hist)      # after the model it describes
     return dict(history=hist, model=path, out=out, losses=log or [])
 
 # %% ../nbs/10b_runs.ipynb #128c31b8

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch.nn.utils import spectral_norm
 from fastcore.basics import patch
-from .core import SegsynError, moved_names
+from .core import SegsynError
 from .checkpoint import CheckpointError, load_checked, load_release
 
 # %% auto #0
@@ -360,7 +360,3 @@ def load_official_spade(path:str|Path, # 'cityscapes', 'coco' or 'ade20k' (the r
     model = builders[net](opt)
     load_checked(model, sd, what=f"official SPADE net{net} ({path.name})")
     return model.eval()
-
-# %% ../nbs/07a_spade.ipynb #fa1e5c0b
-__getattr__ = moved_names('segsyn.spade', {n: 'segsyn.spade_training' for n in (
-    'feature_matching_loss', 'VGGLoss', 'kld_loss', 'tanh_to_imagenet', 'SPADETask', 'synthesize', 'spade_step_benchmark')})

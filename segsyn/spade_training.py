@@ -12,18 +12,22 @@ from typing import NamedTuple
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
 from .core import SegsynError, by_profile, default_device, time_steps, get_profile
-from .datasets import CITYSCAPES, read_mask, resize_ids, check_label_ids
-from .cgan import gan_loss
-from .fcn import torchvision_model
+from .datasets import read_mask, resize_ids, check_label_ids
+from .labels import CITYSCAPES
+from .losses import gan_loss
+from .layers import torchvision_model
+from .loaders import tanh_to_imagenet
 from .metrics import scores_from_cm
 from .training import Task, Learner, adam
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .families import Family, register_family
 from .spade import (SPADEOptions, SPADEInputError, spade_options, preprocess_labels, SPADEGenerator,
                           MultiscaleDiscriminator, ConvEncoder, reparameterize, load_official_spade, _as_batch, _UPS, _DATASETS)
 
 # %% auto #0
-__all__ = ['feature_matching_loss', 'VGGLoss', 'kld_loss', 'SPADETask', 'segmentation_score', 'synthesize', 'save_generator',
-           'load_generator', 'SPADERecipe', 'small_spade', 'seed001_recipe', 'spade_step_benchmark']
+__all__ = ['SPADE_FAMILY', 'feature_matching_loss', 'VGGLoss', 'kld_loss', 'SPADETask', 'segmentation_score', 'synthesize',
+           'save_generator', 'load_generator', 'SPADERecipe', 'small_spade', 'writeup001_recipe', 'spade_run_recipe',
+           'spade_step_benchmark']
 
 # %% ../nbs/07b_spade_training.ipynb #055063aa
 def feature_matching_loss(fake:list, real:list, # D's outputs (lists of feature lists per scale) for fake and real
@@ -152,9 +156,6 @@ def train_step(self:SPADETask, batch, # (photos in [-1, 1], label ids, instance 
         self.log.append(dict(step=learn.step, g_gan=f(g['g_gan']), g_feat=f(g['g_feat']), g_vgg=f(g['g_vgg']), g_l1=f(g['g_l1']), kld=f(g['kld']),
                              d_fake=f(d_fake), d_real=f(d_real)))
     return {'loss': g['g'].detach(), 'd': (d_fake + d_real).detach(), 'g_gan': g['g_gan'].detach()}
-
-# %% ../nbs/07b_spade_training.ipynb #8247def4
-from .cgan import tanh_to_imagenet   # defined once, with pix2pix (06_cgan); re-exported here
 
 # %% ../nbs/07b_spade_training.ipynb #61a70023
 @torch.no_grad()
@@ -311,7 +312,7 @@ def small_spade(size:tuple=(64, 128), # (H, W) the generator draws at
                        lambda_l1=by_profile(100., 0.) if lambda_l1 is None else lambda_l1)
 
 # %% ../nbs/07b_spade_training.ipynb #2a65f554
-def seed001_recipe(profile:str|None=None, # 'ci' or 'full' (default: the active profile)
+def writeup001_recipe(profile:str|None=None, # 'ci' or 'full' (default: the active profile)
                    size:tuple|None=None, # (H, W) (default: 256×256 in full, as COCO-Stuff's options crop; 64×128 in ci)
                    dataset:str|None=None, # SPADE option set (default: 'coco' in full; 'cityscapes' in ci: the streets' label ids)
                    spade_gamma:str='plain', # 001's x̂·γ; 'one_plus' for the official x̂·(1 + γ)
@@ -328,6 +329,28 @@ def seed001_recipe(profile:str|None=None, # 'ci' or 'full' (default: the active 
     f = 2 ** _UPS[opt.num_upsampling_layers]
     if H % f or W % f: raise SPADEInputError(f"size {H}×{W}: with num_upsampling_layers={opt.num_upsampling_layers!r} both sides must be multiples of {f}")
     return SPADERecipe(opt, 2e-4, 2, sched=None, batch_size=4, log_every=4, lr_per_epoch=(0.5, 2.))
+
+# %% ../nbs/07b_spade_training.ipynb #244bb2e1
+def spade_run_recipe(c, table) -> SPADERecipe: # a run's config (10b's `TrainConfig`); the label table of its data
+    "The SPADE recipe of a run: the course's (`small_spade`) or write-up 001's, at --size and --ngf, for the data's classes"
+    ids = c.layout == 'cityscapes' and c.label_space == 'label'
+    classes = {} if ids else dict(label_nc=table.num_classes, contain_dontcare_label=True)
+    if c.variant == 'writeup001':                       # 001's recipe at this width; its lr and epochs unless given
+        r = writeup001_recipe(size=c.size, dataset='cityscapes' if ids else 'coco', ngf=c.ngf, spade_hidden=2 * c.ngf,
+                              ndf=min(2 * c.ngf, 64), **classes)
+        return r._replace(lr=c.lr or r.lr, epochs=c.epochs, batch_size=c.batch_size)
+    same = dict(ngf=c.ngf, lr=c.lr, epochs=c.epochs, no_vgg_loss=not c.pretrained)
+    if ids: return small_spade(c.size, **same)
+    return small_spade(c.size, **same, **classes, no_instance=c.layout not in ('cityscapes', 'coco-stuff'))
+
+def _spade_run_task(c, table, world:int=1) -> tuple:
+    r = spade_run_recipe(c, table)
+    return r.task(), dict(lr=r.lr, monitor='l1', mode='min'), {}
+
+SPADE_FAMILY = register_family(Family(
+    'SPADE', {'spade': ('paper', 'writeup001')}, build=_spade_run_task, data='label maps',
+    save=lambda c, task, table, info, path: save_generator(task.G, path),
+    labels=lambda c, layout: 'label' if layout == 'cityscapes' else 'train'))
 
 # %% ../nbs/07b_spade_training.ipynb #b27982d7
 def _bench_mode(opt, data, mode, steps, dev) -> dict:

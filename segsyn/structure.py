@@ -14,13 +14,13 @@ from .loaders import IMAGENET_MEAN, IMAGENET_STD
 from .unet import StructureLoss
 
 # %% auto #0
-__all__ = ['StructureInputError', 'seed_features', 'seed_affinities', 'seed_structure_distance', 'seed_structure_similarity',
-           'SeedStructureLoss']
+__all__ = ['StructureInputError', 'writeup_features', 'writeup_affinities', 'writeup_structure_distance',
+           'writeup_structure_similarity', 'WriteupStructureLoss']
 
 # %% ../nbs/03b_structure.ipynb #9b3c5645
 class StructureInputError(SegsynError, ValueError): "An image, label map or λ the write-up's structure distance cannot take"
 
-def _seed_inputs(image, label_map, lam, channels_last):
+def _writeup_inputs(image, label_map, lam, channels_last):
     "Checked float64 3×H×W colours in [0, 255] and the int64 H×W label map"
     im, lab = [x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x)) for x in (image, label_map)]
     if im.dtype != torch.uint8: raise StructureInputError(f"the image must be uint8 (0–255: equation 2 divides by 255); got {im.dtype}. "
@@ -39,7 +39,7 @@ def _seed_inputs(image, label_map, lam, channels_last):
     return (im.permute(2, 0, 1) if channels_last else im).double(), lab.long()
 
 # %% ../nbs/03b_structure.ipynb #9a7cebfe
-def seed_features(colour:torch.Tensor, # 3×m×n colours in [0, 1] (equation 2 done: RGB/255)
+def writeup_features(colour:torch.Tensor, # 3×m×n colours in [0, 1] (equation 2 done: RGB/255)
                   lam:float) -> torch.Tensor: # λ of equation 5
     "N×5 pixel features [r, g, b, λ·i/(m−1), λ·j/(n−1)] (equations 2–3), pixel (i, j) in row n·i + j (equation 4)"
     _, m, n = colour.shape
@@ -47,31 +47,31 @@ def seed_features(colour:torch.Tensor, # 3×m×n colours in [0, 1] (equation 2 d
     l = torch.stack(torch.meshgrid(ar(m), ar(n), indexing='ij'), -1).reshape(-1, 2)
     return torch.cat([colour.reshape(3, -1).T, lam * l], 1)
 
-def seed_affinities(image, # uint8 3×H×W or H×W×3 (numpy or torch)
+def writeup_affinities(image, # uint8 3×H×W or H×W×3 (numpy or torch)
                     label_map, # integer H×W
                     lam:float, # λ of equation 5
                     channels_last:bool|None=None) -> tuple: # image layout; None: read it from the shapes
     "The write-up's N×N matrices (N = H·W, float64): SrA (equation 5) and SpA (equation 6). Small images only"
-    im, lab = _seed_inputs(image, label_map, lam, channels_last)
-    f, M = seed_features(im / 255, lam), lab.flatten()
+    im, lab = _writeup_inputs(image, label_map, lam, channels_last)
+    f, M = writeup_features(im / 255, lam), lab.flatten()
     if len(M) > 2 ** 14: raise StructureInputError(f"{len(M)} pixels make two {len(M)}² float64 matrices ({len(M) ** 2 * 8 / 2 ** 30:.0f} GiB each): "
-                                                   "use seed_structure_distance, which never builds them")
+                                                   "use writeup_structure_distance, which never builds them")
     return torch.exp(-torch.cdist(f, f, p=1)), (M[:, None] == M[None, :]).double()
 
 # %% ../nbs/03b_structure.ipynb #589832c5
-def _seed_sums(f_b, f, q_b, q):
+def _writeup_sums(f_b, f, q_b, q):
     "⟨SrA, SpA⟩, ‖SrA‖², ‖SpA‖² over one block of rows: SrA = exp(−‖f_p − f_q‖₁), SpA = q_p·q_q (one-hot labels or probabilities)"
     a, s = torch.exp(-torch.cdist(f_b, f, p=1)), q_b @ q.T
     return torch.stack([(a * s).sum(), (a * a).sum(), (s * s).sum()])
 
-def _seed_cos(f, q, block:int, ckpt:bool=False):
+def _writeup_cos(f, q, block:int, ckpt:bool=False):
     "cos(SrA, SpA) from sums added block by block; with `ckpt` each block is recomputed in the backward pass, not stored"
-    run = (lambda *a: checkpoint(_seed_sums, *a, use_reentrant=False)) if ckpt else _seed_sums
+    run = (lambda *a: checkpoint(_writeup_sums, *a, use_reentrant=False)) if ckpt else _writeup_sums
     s = sum(run(f[i:i + block], f, q[i:i + block], q) for i in range(0, len(f), block))
     return s[0] / (s[1].sqrt() * s[2].sqrt())
 
 # %% ../nbs/03b_structure.ipynb #96928ed8
-def seed_structure_distance(image, # uint8 3×H×W or H×W×3 (numpy or torch)
+def writeup_structure_distance(image, # uint8 3×H×W or H×W×3 (numpy or torch)
                             label_map, # integer H×W: a prediction or the truth (equation 6 has no ignore label)
                             lam:float, # λ of equation 5 (the write-up gives no value)
                             full:bool=False, # build the N×N matrices (N = H·W), as the write-up writes them: small images only
@@ -79,14 +79,14 @@ def seed_structure_distance(image, # uint8 3×H×W or H×W×3 (numpy or torch)
                             channels_last:bool|None=None) -> float: # image layout; None: read it from the shapes
     "Write-up 003's L = 1 − cos(SrA, SpA) (equations 2–7) in float64: exact, block by block unless `full`"
     if full:
-        sra, spa = seed_affinities(image, label_map, lam, channels_last)
+        sra, spa = writeup_affinities(image, label_map, lam, channels_last)
         return float(1 - F.cosine_similarity(sra.flatten(), spa.flatten(), dim=0))
-    im, lab = _seed_inputs(image, label_map, lam, channels_last)
+    im, lab = _writeup_inputs(image, label_map, lam, channels_last)
     q = F.one_hot(lab.flatten().unique(return_inverse=True)[1]).double()       # labels 0, 3, 255 → three one-hot columns
-    return float(1 - _seed_cos(seed_features(im / 255, lam), q, block or max(1, 2 ** 22 // len(q))))
+    return float(1 - _writeup_cos(writeup_features(im / 255, lam), q, block or max(1, 2 ** 22 // len(q))))
 
 # %% ../nbs/03b_structure.ipynb #477683df
-def seed_structure_similarity(logits:torch.Tensor, # N×C×H×W
+def writeup_structure_similarity(logits:torch.Tensor, # N×C×H×W
                               image:torch.Tensor, # N×3×H×W colours in [0, 1] (RGB/255)
                               lam:float=1., # λ of equation 5
                               stride:int=4, # use every stride-th row and column (1: all pixels)
@@ -96,14 +96,14 @@ def seed_structure_similarity(logits:torch.Tensor, # N×C×H×W
     if logits.shape[-2:] != image.shape[-2:]: raise StructureInputError(f"logits {tuple(logits.shape)} and images {tuple(image.shape)} differ in size")
     img, p = image[..., ::stride, ::stride].float(), logits.float().softmax(1)[..., ::stride, ::stride]
     block = block or max(1, 2 ** 22 // (img.shape[-2] * img.shape[-1]))
-    return torch.stack([_seed_cos(seed_features(im, lam), q.flatten(1).T, block, ckpt=True) for im, q in zip(img, p)])
+    return torch.stack([_writeup_cos(writeup_features(im, lam), q.flatten(1).T, block, ckpt=True) for im, q in zip(img, p)])
 
 # %% ../nbs/03b_structure.ipynb #bb09ba73
-class SeedStructureLoss(StructureLoss):
+class WriteupStructureLoss(StructureLoss):
     "Write-up 003's loss γ·CE + (1 − γ)·(1 − cos(SrA, P·Pᵀ)) with γ = 0.85; the structure term needs no labels"
     def __init__(self, gamma:float=0.85, # weight of cross-entropy (1: plain CE)
                  lam:float=1., # λ of equation 5 (the write-up gives no value)
-                 stride:int=4, block:int|None=None, # pixel subsampling and rows per block, as in `seed_structure_similarity`
+                 stride:int=4, block:int|None=None, # pixel subsampling and rows per block, as in `writeup_structure_similarity`
                  ignore_index:int=255, # for the cross-entropy only
                  mean=IMAGENET_MEAN, std=IMAGENET_STD): # the images' normalisation, undone to get RGB/255; None: already in [0, 1]
         super().__init__(gamma, ignore_index=ignore_index)
@@ -111,4 +111,4 @@ class SeedStructureLoss(StructureLoss):
     def similarity(self, logits, target, image) -> torch.Tensor:
         "cos(SrA, P·Pᵀ) per image, from the un-normalised image"
         if self.mean is not None: image = image * image.new_tensor(self.std)[:, None, None] + image.new_tensor(self.mean)[:, None, None]
-        return seed_structure_similarity(logits, image, **self.kw)
+        return writeup_structure_similarity(logits, image, **self.kw)

@@ -6,15 +6,16 @@ Docs: https://segsyn.github.io/segsyn/training.html.md"""
 
 # %% ../nbs/01e_training.ipynb #32c50049
 from __future__ import annotations
-import json, math, random, time
+import json, math, time
 from contextlib import nullcontext
 from pathlib import Path
-import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
+import torch.distributed as dist
 from .core import (SegsynError, atomic_write, default_device, native_bf16, seed_everything, cache_root, cached, by_profile,
-                         record_results, get_rng_state, set_rng_state)   # (the RNG states lived here)
-from .metrics import ConfusionMatrix, results_table, learned   # re-exported: they lived here
-from .checkpoint import CheckpointError, state_dict_diff, load_checked, load_checkpoint, save_checkpoint   # re-exported: they lived here
+                         get_rng_state, set_rng_state)
+from .metrics import ConfusionMatrix
+from .losses import CrossEntropy
+from .checkpoint import CheckpointError, load_checked, load_checkpoint, save_checkpoint
 from .layers import model_logits
 from fastcore.basics import patch
 
@@ -73,13 +74,14 @@ class SegTask(Task):
                  weight_decay:float=1e-4,
                  momentum:float=0.9, # SGD / RMSprop momentum (FCN's paper recipe: SGD 0.99; write-up 004's U-Net: RMSprop 0.999)
                  betas:tuple=(0.9, 0.999), # Adam(W)'s betas
-                 compile:bool|str=False): # torch.compile the forward (True, or a backend name); checkpoints keep the plain model
-        from segsyn.losses import CrossEntropy
+                 compile:bool|str=False, # torch.compile the forward (True, or a backend name); checkpoints keep the plain model
+                 sync_bn:bool=False): # under torchrun: SyncBatchNorm, batch statistics over all processes (CUDA)
+        if sync_bn: model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model, self.num_classes, self.ignore_index, self.names = model, num_classes, ignore_index, names
         if opt not in _OPTS: raise TrainingError(f"unknown optimiser {opt!r}; choose one of {', '.join(_OPTS)}")
         self.loss_fn, self.opt, self.wd, self.momentum = loss_fn or CrossEntropy(ignore_index=ignore_index), opt, weight_decay, momentum
         self.betas = tuple(betas)
-        self.compile, self._fwd = compile, None
+        self.compile, self._fwd, self.ddp = compile, None, None
     def modules(self): return {'model': self.model}
     def optimizers(self, lr):
         ps = [p for p in self.model.parameters() if p.requires_grad]
@@ -95,7 +97,8 @@ def compiled(self:SegTask, m:nn.Module) -> nn.Module:
 
 @patch
 def forward_module(self:SegTask) -> nn.Module:
-    "What the forward runs through: the model (compiled on first use when asked)"
+    "What the forward runs through: the model (compiled on first use when asked); under DDP the wrapper, while training"
+    if self.ddp is not None and self.model.training: return self.ddp
     if not self.compile: return self.model
     if self._fwd is None: self._fwd = self.compiled(self.model)
     return self._fwd
@@ -114,10 +117,14 @@ def logits(self:SegTask, x):
 def train_step(self:SegTask, batch, # (images, masks) on the device
                learn): # the Learner: autocast and backward_step
     "One step: forward in autocast, logits upsampled to the mask's size, the loss in fp32, `learn.backward_step`"
+    if self.ddp is None and dist.is_initialized():   # under torchrun: DDP, made once the Learner has moved the model
+        ids = [learn.device.index] if learn.device.type == 'cuda' else None
+        self.ddp = self.compiled(nn.parallel.DistributedDataParallel(self.model, device_ids=ids))
     x, y = batch[0], batch[1]
     with learn.autocast(): out = self.logits(x)
     if out.shape[-2:] != y.shape[-2:]: out = F.interpolate(out.float(), size=y.shape[-2:], mode='bilinear', align_corners=False)
-    loss = self.loss_fn(out.float(), y)
+    extra = {'image': x} if getattr(self.loss_fn, 'takes_image', False) else {}   # e.g. 03's StructureLoss
+    loss = self.loss_fn(out.float(), y, **extra)
     learn.backward_step(loss, 'opt')
     return {'loss': loss.detach()}
 
@@ -126,6 +133,8 @@ def train_step(self:SegTask, batch, # (images, masks) on the device
 def validate(self:SegTask, dl, # the validation loader
              learn): # the Learner (device, autocast)
     "Scores on `dl` from one confusion matrix (kept as `last_cm`), all-reduced across processes under DDP"
+    if dist.is_initialized():   # rank 0's batch-norm statistics everywhere first (DDP's convention), then the shards
+        for b in self.model.buffers(): dist.broadcast(b, 0)
     cm = ConfusionMatrix(self.num_classes, self.ignore_index, self.names)
     for batch in dl:
         x, y = learn.to_device(batch)[:2]

@@ -8,22 +8,13 @@ Docs: https://segsyn.github.io/segsyn/unet.html.md"""
 from __future__ import annotations
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
-from .core import SegsynError, moved_names, time_steps
-from .metrics import check_target
+from .core import SegsynError, time_steps
 from .layers import check_input, pad_to, resnet_trunk, torchvision_model
 from .losses import CrossEntropy
-from .training import SegTask
 
 # %% auto #0
-__all__ = ['SEED003_REPORTED', 'DoubleConv', 'Up', 'UNet', 'unet', 'ResUNet', 'SeedResUNet', 'res_unet', 'FPNFuse', 'SSFPN',
-           'SeedSSFPN', 'ssfpn', 'structure_similarity', 'StructureLoss', 'structure_loss_benchmark', 'StructureTask',
-           'StructureSegTask', 'single_precision_recall']
-
-# %% ../nbs/03_unet.ipynb #bfef5ddf
-# these used to be importable from here; they live in segsyn.layers. seed_structure_distance lives in segsyn.structure
-# (03b builds on this module, so it is looked up on first use rather than imported here)
-__getattr__ = moved_names('segsyn.unet', {**{n: 'segsyn.layers' for n in ('ModelInputError', '_resnet_trunk')},
-                                          'seed_structure_distance': 'segsyn.structure'})
+__all__ = ['DoubleConv', 'Up', 'UNet', 'unet', 'ResUNet', 'WriteupResUNet', 'res_unet', 'FPNFuse', 'SSFPN', 'WriteupSSFPN',
+           'ssfpn', 'structure_similarity', 'StructureLoss', 'structure_loss_benchmark']
 
 # %% ../nbs/03_unet.ipynb #ae1e2a5e
 class DoubleConv(nn.Sequential):
@@ -98,7 +89,7 @@ class ResUNet(nn.Module):
 
 
 # %% ../nbs/03_unet.ipynb #9c64f693
-class SeedResUNet(nn.Module):
+class WriteupResUNet(nn.Module):
     "Write-up 003's Res-UNet (its Table 4): a small decoder fed by three ResNet-50 stages only (conv1, conv3_x, conv5_x)"
     stride = 32
     def __init__(self, num_classes:int=21, pretrained:bool=False):
@@ -125,10 +116,10 @@ def _variant(what:str, variants:dict, v:str):
     return variants[v]
 
 def res_unet(num_classes:int=19, pretrained:bool=False,
-             variant:str='segsyn', # 'segsyn': U-Net decoder over all five stages (`ResUNet`); 'seed003': write-up 003's Table 4 (`SeedResUNet`)
+             variant:str='segsyn', # 'segsyn': U-Net decoder over all five stages (`ResUNet`); 'writeup003': write-up 003's Table 4 (`WriteupResUNet`)
              **kw) -> nn.Module:
     "Res-UNet: ResNet-50 encoder (ImageNet weights when `pretrained`), U-Net decoder"
-    return _variant('res_unet', dict(segsyn=ResUNet, seed003=SeedResUNet), variant)(num_classes, pretrained, **kw)
+    return _variant('res_unet', dict(segsyn=ResUNet, writeup003=WriteupResUNet), variant)(num_classes, pretrained, **kw)
 
 # %% ../nbs/03_unet.ipynb #64d978a2
 class FPNFuse(nn.Module):
@@ -165,7 +156,7 @@ class SSFPN(nn.Module):
         return F.interpolate(self.head(p), scale_factor=4, mode='bilinear', align_corners=False)[..., :H, :W]
 
 # %% ../nbs/03_unet.ipynb #37aa877a
-class SeedSSFPN(nn.Module):
+class WriteupSSFPN(nn.Module):
     "Write-up 003's SSFPN (its Table 1): VGG19 C1–C5, concatenate + 1×1 conv (256) per level, nearest ×2, head at full resolution"
     stride = 16
     def __init__(self, num_classes:int=21, pretrained:bool=False,
@@ -190,10 +181,10 @@ class SeedSSFPN(nn.Module):
 
 # %% ../nbs/03_unet.ipynb #152f2d9f
 def ssfpn(num_classes:int=19, pretrained:bool=False,
-          variant:str='segsyn', # 'segsyn': VGG19-BN, 3×3 fusions, bilinear (`SSFPN`); 'seed003': write-up 003's Table 1 (`SeedSSFPN`)
+          variant:str='segsyn', # 'segsyn': VGG19-BN, 3×3 fusions, bilinear (`SSFPN`); 'writeup003': write-up 003's Table 1 (`WriteupSSFPN`)
           **kw) -> nn.Module:
-    "SSFPN: VGG19 encoder (ImageNet weights when `pretrained`), FPN decoder; train it with `StructureLoss` (or 03b's `SeedStructureLoss`)"
-    return _variant('ssfpn', dict(segsyn=SSFPN, seed003=SeedSSFPN), variant)(num_classes, pretrained, **kw)
+    "SSFPN: VGG19 encoder (ImageNet weights when `pretrained`), FPN decoder; train it with `StructureLoss` (or 03b's `WriteupStructureLoss`)"
+    return _variant('ssfpn', dict(segsyn=SSFPN, writeup003=WriteupSSFPN), variant)(num_classes, pretrained, **kw)
 
 # %% ../nbs/03_unet.ipynb #c7e2e147
 def _features(image, stride):
@@ -237,6 +228,7 @@ def structure_similarity(logits:torch.Tensor, # N×C×H×W
 # %% ../nbs/03_unet.ipynb #1c9245dc
 class StructureLoss(nn.Module):
     "γ·CE + (1−γ)·(1 − cos(S_real, S_pred)): cross-entropy plus agreement of bilateral pixel affinities"
+    takes_image = True   # `SegTask` calls it as loss(logits, target, image=the batch's images)
     def __init__(self, gamma:float=0.5, # weight of cross-entropy (1: plain CE)
                  sigma_c:float=0.5, sigma_p:float=0.1, stride:int=2, block:int|None=None, ignore_index:int=255):
         super().__init__()
@@ -248,7 +240,7 @@ class StructureLoss(nn.Module):
         if image is None: raise ValueError("StructureLoss needs the images: call loss(logits, target, image) or set loss.image")
         return self.gamma * self.ce(logits, target) + (1 - self.gamma) * (1 - self.similarity(logits, target, image).mean())
     def similarity(self, logits, target, image) -> torch.Tensor:
-        "cos(S_real, S_pred) per image (03b's `SeedStructureLoss` puts the write-up's affinities here)"
+        "cos(S_real, S_pred) per image (03b's `WriteupStructureLoss` puts the write-up's affinities here)"
         return structure_similarity(logits, target, image, **self.kw)
     def extra_repr(self): return ', '.join(f'{k}={v}' for k, v in dict(gamma=self.gamma, **self.kw).items())
 
@@ -284,38 +276,3 @@ def structure_loss_benchmark(H:int=512, W:int=1024, C:int=19, # the logits' size
     else: peak, secs = _bench_body(H, W, C, block, stride, dev)
     return dict(size=[H, W], block=block, stride=stride, device=str(dev), peak_mb=round(peak, 1), seconds=round(secs, 2),
                 full_matrix_mb=round((H * W // stride ** 2) ** 2 * 4 / 2 ** 20))
-
-# %% ../nbs/03_unet.ipynb #9a659d04
-class StructureTask:
-    "Mixin for `SegTask`: hands the batch's images to a `StructureLoss` before each step"
-    def train_step(self, batch, learn):
-        self.loss_fn.image = batch[0]
-        return super().train_step(batch, learn)
-
-class StructureSegTask(StructureTask, SegTask): "A `SegTask` whose `StructureLoss` sees each batch's images"
-
-# %% ../nbs/03_unet.ipynb #b4605d18
-SEED003_REPORTED = dict(
-    source='../shared/seeds/003_77a926345d57f338.txt (Tables 2, 3 and 5)',
-    data='PASCAL VOC 2012, a 600-image subset: 480 train / 120 val (fixed random split), 224×224, 21 classes',
-    scores={'SSFPN': dict(pixel_acc=.7834, mean_acc=.0440, miou=.0381, fwiou=.7992, precision=.8234, recall=.6408),
-            'DeepLabV3+': dict(pixel_acc=.8883, mean_acc=.0456, miou=.0423, fwiou=.8883, precision=.8355, recall=.7905),
-            'Res-UNet': dict(pixel_acc=.7136, fwiou=.7213, precision=.9394, recall=.8762)},
-    single=('precision', 'recall'),   # single numbers (`single_precision_recall`), not per-class ones
-    recipes={'SSFPN': "VGG19 frozen (Table 1); SGD lr 2.5e-4, momentum 0.9, Keras decay=5e-4 (a learning-rate decay, "
-                      "lr/(1 + decay·step), not weight decay); batch 5, 5 epochs; cross-entropy (its structure loss did not fit)",
-             'DeepLabV3+': "after the Keras tutorial (ResNet-50, ASPP); Adam lr 1e-4, batch 4, 5 epochs; cross-entropy",
-             'Res-UNet': "Table 4; Adam lr 1e-4; cross-entropy"})
-
-# %% ../nbs/03_unet.ipynb #ced65acd
-def single_precision_recall(probs:torch.Tensor, # N×C×H×W class probabilities (softmax outputs)
-                            target:torch.Tensor, # N×H×W true class ids
-                            threshold:float=0.5, # Keras' default
-                            ignore_index:int=255) -> tuple:
-    "Write-up 003's precision and recall: Keras' `Precision()`/`Recall()` on one-hot maps, over every (pixel, class) entry"
-    check_target(target, probs.shape[1], ignore_index)
-    keep = target != ignore_index
-    hit = probs.movedim(1, -1)[keep] > threshold                        # P×C: the entries predicted positive
-    truth = F.one_hot(target[keep].long(), probs.shape[1]).bool()
-    tp = int((hit & truth).sum())
-    return tp / max(int(hit.sum()), 1), tp / max(int(truth.sum()), 1)  # Keras returns 0 for 0/0
