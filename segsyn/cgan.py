@@ -231,7 +231,7 @@ def writeup002_tasks(r:dict|None=None) -> dict: # a `writeup002_recipe()` (defau
     return {'cGAN': Pix2PixTask(G, D, r['gan_mode'], r['l1'], r['betas'], decode=decode_colors),
             'U-Net': ColorRegressionTask(unet(3, base=r['unet_base']), r['unet_loss'])}
 
-# %% ../nbs/06_cgan.ipynb #769043c6
+# %% ../nbs/06_cgan.ipynb #f5e31e38
 def _n_down(size:tuple) -> int: return min(8, int(math.log2(min(size))))   # pix2pix's U-Net depth at a frame size
 
 def pix2pix_task(c, table, # a run's config (10b's `TrainConfig`); the label table of its data
@@ -255,7 +255,7 @@ def color_regressor_task(c, table, world:int=1) -> tuple:
     task = ColorRegressionTask(unet(3, base=c.ngf), 'l2', decode=partial(decode_colors, table=table), num_classes=table.num_classes)
     return task, dict(lr=c.lr or 2e-4, monitor='miou', mode='max'), {}
 
-# %% ../nbs/06_cgan.ipynb #0d600cf0
+# %% ../nbs/06_cgan.ipynb #bda46255
 def _save_generator_file(kind:str, direction:str, c, G:nn.Module, table, path) -> Path:
     "A self-describing file of a colour-painting generator: what it is, how it was built, its classes and weights"
     return save_checkpoint(dict(kind=kind, variant=c.variant, direction=direction, ngf=c.ngf, n_down=_n_down(c.size), size=list(c.size),
@@ -273,7 +273,7 @@ def load_pix2pix(path:str|Path) -> tuple: # a file `segsyn train --model pix2pix
     load_checked(G, ck['state_dict'], what=str(path))
     return G.eval(), {k: v for k, v in ck.items() if k != 'state_dict'}
 
-# %% ../nbs/06_cgan.ipynb #63e8886c
+# %% ../nbs/06_cgan.ipynb #bd2714c7
 def _check_writeup002(c) -> list:
     if c.variant != 'writeup002' or (min(c.size) >= 64 and not any(s % 16 for s in c.size)): return []
     return ["--variant writeup002 needs sides that are multiples of 16, at least 64 (write-up 002 worked at 64x64)"]

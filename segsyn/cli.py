@@ -18,6 +18,7 @@ from .roundtrip import round_trip, segment_video
 from .performance import bench, bench_table
 from .reproduce import reproduce, RUNNABLE
 from .runs import train, add_config_args, config_from_args, claim_run_dir, RUN_LOCK
+from .demo import run_demo   # the demo itself is a chapter of its own (09b_demo)
 
 # %% auto #0
 __all__ = ['cmd_data', 'cmd_train', 'cmd_eval', 'cmd_synth', 'cmd_roundtrip', 'cmd_video', 'cmd_bench', 'cmd_reproduce',
@@ -133,7 +134,6 @@ def _add_reproduce(sub):
 def cmd_demo(a):
     "segsyn demo --out DIR: synthetic streets → segmenter + SPADE → evaluation, round trip, video; report.md + metrics.json"
     import matplotlib; matplotlib.use('Agg')
-    from segsyn.demo import run_demo                  # the demo itself is a chapter of its own (09b_demo)
     out = _out_dir(a.out, a.overwrite)
     return run_demo(out, a.n_train, a.n_val, tuple(a.size), a.seg_epochs, a.spade_epochs, seed=a.seed)
 

@@ -63,7 +63,7 @@ def load_segmenter(path:str|Path) -> tuple: # -> (model in eval mode, info dict:
     load_checked(model, sd, what=f"{path}")
     return model.eval(), info
 
-# %% ../nbs/08_evaluation.ipynb #fda64227
+# %% ../nbs/08_evaluation.ipynb #843e3298
 _LOSSES = {'ce': CrossEntropy, 'dice': DiceLoss, 'ce+dice': CEDice, 'structure': StructureLoss}
 
 def segmenter_loss(c) -> nn.Module: # a run's config (10b's `TrainConfig`)
@@ -85,7 +85,7 @@ def segmenter_task(c, table, # a run's config; the label table of its data
                    momentum=c.momentum, betas=c.betas or (0.9, 0.999), compile=c.compile, sync_bn=c.sync_bn and world > 1)
     return task, dict(lr=c.lr or 2e-3, monitor='miou', mode='max'), dict(arch=c.model, arch_kw=kw)
 
-# %% ../nbs/08_evaluation.ipynb #537a48c8
+# %% ../nbs/08_evaluation.ipynb #bec4ec00
 def _save_run_segmenter(c, task, table, info:dict, path) -> Path:
     return save_segmenter(task.model, path, info['arch'], table.num_classes, names=table.names, **info['arch_kw'])
 

@@ -15,6 +15,13 @@ from .core import SegsynError, default_device, seed_everything, atomic_write, ti
 from .training import SegTask, Learner, adam
 from .layers import model_logits
 from .losses import CrossEntropy
+from .datasets import Cityscapes
+from .synthetic import make_synthetic_streets
+from .loaders import make_loader, PreResized, seg_transforms, DeviceNormalize, loader_benchmark
+from .unet import unet
+from .deeplab import deeplabv3_resnet50
+from .spade import spade_options
+from .spade_training import spade_step_benchmark
 
 # %% auto #0
 __all__ = ['init_distributed', 'ShardSampler', 'shard_loader', 'ddp_worker', 'seg_step_benchmark', 'device_normalize_benchmark',
@@ -73,7 +80,6 @@ def ddp_worker(rank:int, # this process's rank (mp.spawn passes it first)
     torch.set_num_threads(1)
     dist.init_process_group('gloo', init_method=f"file://{cfg['rendezvous']}", rank=rank, world_size=world)
     try:
-        from segsyn.unet import unet
         d = torch.load(cfg['data'], weights_only=True)
         tr, va = list(zip(d['x'], d['y'])), list(zip(d['vx'], d['vy']))
         seed_everything(cfg.get('seed', 0) + rank)          # different on purpose: DDP must make the replicas identical anyway
@@ -100,7 +106,6 @@ def _tv_ref_step(x, y):
 
 def _segsyn_step(x, y):
     "One training step on segsyn's fast path: fused AdamW as the Learner builds it (`training.adam`), bf16 autocast and channels-last on CUDA"
-    from segsyn.deeplab import deeplabv3_resnet50
     cuda = x.device.type == 'cuda'
     torch.manual_seed(0)
     m = deeplabv3_resnet50(19).to(x.device).train()
@@ -128,7 +133,6 @@ def seg_step_benchmark(size:tuple=(512, 1024), # (H, W) of the random batch
 def _epoch_rate(pre, tf, post, batch, dev, epochs):
     "Images/s of passes over `pre` with transform `tf`, each batch copied to `dev` and then `post`-processed"
     pre.transform = tf
-    from segsyn.loaders import make_loader
     dl = make_loader(pre, batch, shuffle=False, num_workers=0, drop_last=False)
     def one_pass():
         for x, y in dl: post(x.to(dev, non_blocking=True)); y.to(dev, non_blocking=True)
@@ -138,8 +142,6 @@ def device_normalize_benchmark(root:str|Path, # a Cityscapes-layout dataset (tra
                                size:tuple=(256, 512), batch:int=8, # frames at this (H, W), per batch
                                n:int=32, epochs:int=2, device=None) -> dict: # frames used; timed passes over them
     "Images/s from cached frames to normalised images on the device: float in the loader vs uint8 + `DeviceNormalize`"
-    from segsyn.datasets import Cityscapes
-    from segsyn.loaders import PreResized, seg_transforms, DeviceNormalize
     dev = torch.device(device) if device is not None else default_device()
     ds = Cityscapes(root, 'train'); ds.items = ds.items[:n]
     pre = PreResized(ds, size)
@@ -153,7 +155,6 @@ def inference_benchmark(size:tuple=(1024, 2048), # (H, W) of one frame
                         frames:int=5, # timed frames (after one warm-up)
                         device=None) -> dict:
     "DeepLabV3-ResNet50 inference frames/s at `size`, fp32 vs bf16 + channels-last (on CUDA)"
-    from segsyn.deeplab import deeplabv3_resnet50
     dev = torch.device(device) if device is not None else default_device()
     m = deeplabv3_resnet50(19).to(dev).eval(); x = torch.randn(1, 3, *size, device=dev)
     fp32, mem32 = time_steps(lambda: m(x), frames, dev)
@@ -177,10 +178,6 @@ def bench(quick:bool=False, # small sizes (CPU: about a minute)
           out:str|Path|None=None) -> dict: # write bench.json here
     "Every benchmark in one run on one device: data, segmentation step, SPADE step, inference"
     import tempfile
-    from segsyn.synthetic import make_synthetic_streets
-    from segsyn.loaders import loader_benchmark
-    from segsyn.spade import spade_options
-    from segsyn.spade_training import spade_step_benchmark
     dev = torch.device(device) if device is not None else default_device()
     res, t0, q = dict(device=_device_name(dev), torch=torch.__version__, quick=quick), time.time(), quick
     with tempfile.TemporaryDirectory() as tmp:

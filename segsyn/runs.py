@@ -280,7 +280,7 @@ def _learner(c:TrainConfig, task, dls, settings:dict, out:Path, rank:int, dev, o
 def _write_json(path:Path, obj, indent:int|None=1):
     with atomic_write(path, 'w') as f: json.dump(obj, f, indent=indent)
 
-# %% ../nbs/10b_runs.ipynb #c7d5d99d
+# %% ../nbs/10b_runs.ipynb #90618596
 def _train(c:TrainConfig, out:Path, resume:bool, overwrite:bool, progress:bool) -> dict:
     "config → family → task → Learner, in this process's share of the job"
     c.check()

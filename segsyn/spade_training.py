@@ -21,6 +21,7 @@ from .metrics import scores_from_cm
 from .training import Task, Learner, adam
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .families import Family, register_family
+from .evaluation import evaluate
 from .spade import (SPADEOptions, SPADEInputError, spade_options, preprocess_labels, SPADEGenerator,
                           MultiscaleDiscriminator, ConvEncoder, reparameterize, load_official_spade, _as_batch, _UPS, _DATASETS)
 
@@ -164,7 +165,6 @@ def segmentation_score(segmenter:nn.Module, # trained on real photos, ImageNet-n
                        labels:torch.Tensor, # N×H×W the label maps they were generated from (segmenter's class ids, 255 ignore)
                        num_classes:int=19, batch_size:int=16): # -> EvalReport (segsyn.evaluation)
     "Segment generated images and score them against their input label maps (the SPADE protocol)"
-    from segsyn.evaluation import evaluate   # at call time: segsyn.evaluation imports this module
     if images.shape[0] != labels.shape[0] or images.shape[-2:] != labels.shape[-2:]:
         raise SegsynError(f"{tuple(images.shape)} images for {tuple(labels.shape)} label maps: one label map per image, same size")
     return evaluate(segmenter, list(zip(images.split(batch_size), labels.split(batch_size))), num_classes, name='segmentation score',
@@ -330,7 +330,7 @@ def writeup001_recipe(profile:str|None=None, # 'ci' or 'full' (default: the acti
     if H % f or W % f: raise SPADEInputError(f"size {H}×{W}: with num_upsampling_layers={opt.num_upsampling_layers!r} both sides must be multiples of {f}")
     return SPADERecipe(opt, 2e-4, 2, sched=None, batch_size=4, log_every=4, lr_per_epoch=(0.5, 2.))
 
-# %% ../nbs/07b_spade_training.ipynb #244bb2e1
+# %% ../nbs/07b_spade_training.ipynb #4329b198
 def spade_run_recipe(c, table) -> SPADERecipe: # a run's config (10b's `TrainConfig`); the label table of its data
     "The SPADE recipe of a run: the course's (`small_spade`) or write-up 001's, at --size and --ngf, for the data's classes"
     ids = c.layout == 'cityscapes' and c.label_space == 'label'

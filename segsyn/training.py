@@ -13,7 +13,8 @@ import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
 from .core import (SegsynError, atomic_write, default_device, native_bf16, seed_everything, cache_root, cached, by_profile,
                          get_rng_state, set_rng_state)
-from .metrics import ConfusionMatrix
+from .metrics import ConfusionMatrix, scores_from_cm, chance_floor
+from .loaders import color_baseline, make_loader
 from .losses import CrossEntropy
 from .checkpoint import CheckpointError, load_checked, load_checkpoint, save_checkpoint
 from .layers import model_logits
@@ -348,8 +349,6 @@ def plot_history(history:list, # Learner.history (one dict per epoch)
 def segmentation_floors(train_ds, # yields (image, mask) with images in [0, 1] (not normalised)
                         val_ds, num_classes:int=19) -> dict:
     "Validation scores of chance (the majority class) and of the colour-only baseline"
-    from segsyn.loaders import color_baseline
-    from segsyn.metrics import scores_from_cm, chance_floor
     cm = color_baseline(train_ds, val_ds, num_classes)
     col = scores_from_cm(cm)
     return {'chance (majority class)': chance_floor(cm.sum(1)), 'colour only (nearest mean)': dict(pixel_acc=col['pixel_acc'], miou=col['miou'])}
@@ -398,7 +397,6 @@ def train_segmenters(models:dict, # name -> model or builder, or name -> dict(mo
                      train_ds, val_ds, epochs:int, lr:float=2e-3, bs:int=8, num_classes:int=19, names:list|None=None,
                      runs_dir:str|Path='runs', num_workers:int=0, seed:int=0) -> list:
     "Train each model with the same data, schedule and seed; returns one dict per model (hist, learner, params, secs)"
-    from segsyn.loaders import make_loader
     out = []
     for name, spec in models.items():
         spec = dict(spec) if isinstance(spec, dict) else dict(model=spec)
