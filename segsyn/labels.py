@@ -1,4 +1,4 @@
-"""Label tables: what the ids in a mask mean — Cityscapes (34 label ids → 19 train ids), PASCAL VOC, COCO-Stuff, ADE20K, your own, and coarser label spaces built from them.
+"""Label tables, what mask ids mean: Cityscapes (34 ids → 19 train ids), VOC, COCO-Stuff, ADE20K, yours, groupings
 
 Docs: https://segsyn.github.io/segsyn/labels.html.md"""
 
@@ -26,7 +26,13 @@ class DatasetError(SegsynError, ValueError):
 @dataclass(frozen=True)
 class Label:
     "One row of a label table"
-    name:str; id:int; train_id:int; category:str; has_instances:bool; ignore_in_eval:bool; color:tuple
+    name:str
+    id:int
+    train_id:int
+    category:str
+    has_instances:bool
+    ignore_in_eval:bool
+    color:tuple
 
 # %% ../nbs/00a_labels.ipynb #fad881a4
 _CS = [# name                  id  trainId category      inst   ignore  colour
@@ -88,12 +94,15 @@ class LabelTable:
         for l in self.labels:
             if 0 <= l.id < 256:
                 self.lut[l.id] = l.train_id if 0 <= l.train_id < ignore_index else ignore_index
-                self.known[l.id] = True; self.id_colors[l.id] = torch.tensor(l.color, dtype=torch.uint8)
+                self.known[l.id] = True
+                self.id_colors[l.id] = torch.tensor(l.color, dtype=torch.uint8)
 
     @property
     def num_classes(self): return len(self.names)
     def __len__(self): return self.num_classes
-    def __repr__(self): return f"LabelTable({self.name!r}: {len(self.labels)} labels -> {self.num_classes} train classes, ignore {self.ignore_index})"
+    def __repr__(self):
+        return (f"LabelTable({self.name!r}: {len(self.labels)} labels -> {self.num_classes} train classes, "
+                f"ignore {self.ignore_index})")
 
 # %% ../nbs/00a_labels.ipynb #02062a33
 def _unknown(mask, known):
@@ -116,13 +125,14 @@ def check_ids(table:LabelTable, # the table the ids must come from
                            f"(known: {min(i for i in table.ids if i >= 0)}..{max(table.ids)}). Is this the right file? "
                            "A colour label image, an instance map or a mask of train ids read as label ids gives this.")
 
+# %% ../nbs/00a_labels.ipynb #ee8dff52
 @patch
 @torch.no_grad()
 def map_ids(self:LabelTable, mask:torch.Tensor, # label ids
             where:str=''): # the file it came from, for the message
     "Checked label ids → train ids as uint8 (the compact form the loaders keep until the end)"
     check_ids(self, mask, where)
-    return self.lut.to(mask.device)[mask.long() if mask.dtype != torch.uint8 else mask.int()]   # a no-op copy on the CPU
+    return self.lut.to(mask.device)[mask.long() if mask.dtype != torch.uint8 else mask.int()]  # a no-op copy on the CPU
 
 @patch
 def to_train(self:LabelTable, mask:torch.Tensor, # label ids
@@ -165,8 +175,10 @@ def show_legend(table:LabelTable, # the classes to show
     "Draw the table's train classes as colour patches with names"
     import matplotlib.pyplot as plt, matplotlib.patches as mpatches
     if ax is None: _, ax = plt.subplots(figsize=(2.2 * ncol, 0.25 * len(table.names) / ncol + 0.3))
-    hs = [mpatches.Patch(color=(c / 255).tolist(), label=f"{i} {n}") for i, (n, c) in enumerate(zip(table.names, table.colors))]
-    ax.legend(handles=hs, loc='center', ncol=ncol, frameon=False, fontsize=8); ax.axis('off')
+    hs = [mpatches.Patch(color=(c / 255).tolist(), label=f"{i} {n}")
+          for i, (n, c) in enumerate(zip(table.names, table.colors))]
+    ax.legend(handles=hs, loc='center', ncol=ncol, frameon=False, fontsize=8)
+    ax.axis('off')
     return ax
 
 # %% ../nbs/00a_labels.ipynb #b9632084
@@ -176,49 +188,59 @@ def voc_palette(n:int=256) -> torch.Tensor:
     for i in range(n):
         c, r, g, b = i, 0, 0, 0
         for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j); g |= ((c >> 1) & 1) << (7 - j); b |= ((c >> 2) & 1) << (7 - j); c >>= 3
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
         pal[i] = (r, g, b)
     return torch.from_numpy(pal)
 
 _VOC_NAMES = ['background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
-              'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor']
+              'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train',
+              'tvmonitor']
 _vp = voc_palette()
 VOC = LabelTable('PASCAL VOC 2012', [Label(n, i, i, 'thing' if i else 'stuff', i > 0, False, tuple(_vp[i].tolist()))
-                                     for i, n in enumerate(_VOC_NAMES)] + [Label('boundary', 255, 255, 'void', False, True, (224, 224, 192))])
+                                     for i, n in enumerate(_VOC_NAMES)]
+                                    + [Label('boundary', 255, 255, 'void', False, True, (224, 224, 192))])
 
 # %% ../nbs/00a_labels.ipynb #24df72c4
-_COCO_THINGS = ('person bicycle car motorcycle airplane bus train truck boat traffic_light fire_hydrant street_sign stop_sign '
- 'parking_meter bench bird cat dog horse sheep cow elephant bear zebra giraffe hat backpack umbrella shoe eye_glasses handbag tie '
- 'suitcase frisbee skis snowboard sports_ball kite baseball_bat baseball_glove skateboard surfboard tennis_racket bottle plate '
- 'wine_glass cup fork knife spoon bowl banana apple sandwich orange broccoli carrot hot_dog pizza donut cake chair couch '
- 'potted_plant bed mirror dining_table window desk toilet door tv laptop mouse remote keyboard cell_phone microwave oven toaster '
- 'sink refrigerator blender book clock vase scissors teddy_bear hair_drier toothbrush hair_brush').split()
-_COCO_STUFF = ('banner blanket branch bridge building-other bush cabinet cage cardboard carpet ceiling-other ceiling-tile cloth '
- 'clothes clouds counter cupboard curtain desk-stuff dirt door-stuff fence floor-marble floor-other floor-stone floor-tile '
- 'floor-wood flower fog food-other fruit furniture-other grass gravel ground-other hill house leaves light mat metal '
- 'mirror-stuff moss mountain mud napkin net paper pavement pillow plant-other plastic platform playingfield railing railroad '
- 'river road roof rock rug salad sand sea shelf sky-other skyscraper snow solid-other stairs stone straw structural-other table '
- 'tent textile-other towel tree vegetable wall-brick wall-concrete wall-other wall-panel wall-stone wall-tile wall-wood '
- 'water-other waterdrops window-blind window-other wood').split()
+_COCO_THINGS = ('person bicycle car motorcycle airplane bus train truck boat traffic_light fire_hydrant street_sign '
+ 'stop_sign parking_meter bench bird cat dog horse sheep cow elephant bear zebra giraffe hat backpack umbrella shoe '
+ 'eye_glasses handbag tie suitcase frisbee skis snowboard sports_ball kite baseball_bat baseball_glove skateboard '
+ 'surfboard tennis_racket bottle plate wine_glass cup fork knife spoon bowl banana apple sandwich orange broccoli '
+ 'carrot hot_dog pizza donut cake chair couch potted_plant bed mirror dining_table window desk toilet door tv laptop '
+ 'mouse remote keyboard cell_phone microwave oven toaster sink refrigerator blender book clock vase scissors '
+ 'teddy_bear hair_drier toothbrush hair_brush').split()
+_COCO_STUFF = ('banner blanket branch bridge building-other bush cabinet cage cardboard carpet ceiling-other '
+ 'ceiling-tile cloth clothes clouds counter cupboard curtain desk-stuff dirt door-stuff fence floor-marble floor-other '
+ 'floor-stone floor-tile floor-wood flower fog food-other fruit furniture-other grass gravel ground-other hill house '
+ 'leaves light mat metal mirror-stuff moss mountain mud napkin net paper pavement pillow plant-other plastic platform '
+ 'playingfield railing railroad river road roof rock rug salad sand sea shelf sky-other skyscraper snow solid-other '
+ 'stairs stone straw structural-other table tent textile-other towel tree vegetable wall-brick wall-concrete '
+ 'wall-other wall-panel wall-stone wall-tile wall-wood water-other waterdrops window-blind window-other wood').split()
 _COCO_UNUSED = {11, 25, 28, 29, 44, 65, 67, 68, 70, 82, 90}  # thing ids with no annotations (0-indexed)
-COCO_STUFF = LabelTable('COCO-Stuff', [Label(n.replace('_', ' '), i, i, 'thing' if i < 91 else 'stuff', i < 91, i in _COCO_UNUSED,
-                                             tuple(_vp[i + 1].tolist())) for i, n in enumerate(_COCO_THINGS + _COCO_STUFF)]
+COCO_STUFF = LabelTable('COCO-Stuff', [Label(n.replace('_', ' '), i, i, 'thing' if i < 91 else 'stuff', i < 91,
+                                             i in _COCO_UNUSED, tuple(_vp[i + 1].tolist()))
+                                       for i, n in enumerate(_COCO_THINGS + _COCO_STUFF)]
                         + [Label('unlabeled', 255, 255, 'void', False, True, (0, 0, 0))])
 
 # %% ../nbs/00a_labels.ipynb #4ad9a8a5
-_ADE_NAMES = ('wall,building,sky,floor,tree,ceiling,road,bed,windowpane,grass,cabinet,sidewalk,person,earth,door,table,mountain,'
- 'plant,curtain,chair,car,water,painting,sofa,shelf,house,sea,mirror,rug,field,armchair,seat,fence,desk,rock,wardrobe,lamp,bathtub,'
- 'railing,cushion,base,box,column,signboard,chest of drawers,counter,sand,sink,skyscraper,fireplace,refrigerator,grandstand,path,'
- 'stairs,runway,case,pool table,pillow,screen door,stairway,river,bridge,bookcase,blind,coffee table,toilet,flower,book,hill,bench,'
- 'countertop,stove,palm,kitchen island,computer,swivel chair,boat,bar,arcade machine,hovel,bus,towel,light,truck,tower,chandelier,'
- 'awning,streetlight,booth,television receiver,airplane,dirt track,apparel,pole,land,bannister,escalator,ottoman,bottle,buffet,'
- 'poster,stage,van,ship,fountain,conveyer belt,canopy,washer,plaything,swimming pool,stool,barrel,basket,waterfall,tent,bag,'
- 'minibike,cradle,oven,ball,food,step,tank,trade name,microwave,pot,animal,bicycle,lake,dishwasher,screen,blanket,sculpture,hood,'
- 'sconce,vase,traffic light,tray,ashcan,fan,pier,crt screen,plate,monitor,bulletin board,shower,radiator,glass,clock,flag').split(',')
-_ADE_STUFF = {1, 2, 3, 4, 6, 7, 10, 12, 14, 17, 22, 26, 27, 29, 30, 47, 49, 52, 53, 55, 60, 61, 62, 69, 80, 85, 92, 95, 97, 102,
-              106, 110, 114, 129, 141}   # the Stuff column of object150_info.csv
+_ADE_NAMES = ('wall,building,sky,floor,tree,ceiling,road,bed,windowpane,grass,cabinet,sidewalk,person,earth,door,'
+ 'table,mountain,plant,curtain,chair,car,water,painting,sofa,shelf,house,sea,mirror,rug,field,armchair,seat,fence,'
+ 'desk,rock,wardrobe,lamp,bathtub,railing,cushion,base,box,column,signboard,chest of drawers,counter,sand,sink,'
+ 'skyscraper,fireplace,refrigerator,grandstand,path,stairs,runway,case,pool table,pillow,screen door,stairway,river,'
+ 'bridge,bookcase,blind,coffee table,toilet,flower,book,hill,bench,countertop,stove,palm,kitchen island,computer,'
+ 'swivel chair,boat,bar,arcade machine,hovel,bus,towel,light,truck,tower,chandelier,awning,streetlight,booth,'
+ 'television receiver,airplane,dirt track,apparel,pole,land,bannister,escalator,ottoman,bottle,buffet,poster,stage,'
+ 'van,ship,fountain,conveyer belt,canopy,washer,plaything,swimming pool,stool,barrel,basket,waterfall,tent,bag,'
+ 'minibike,cradle,oven,ball,food,step,tank,trade name,microwave,pot,animal,bicycle,lake,dishwasher,screen,blanket,'
+ 'sculpture,hood,sconce,vase,traffic light,tray,ashcan,fan,pier,crt screen,plate,monitor,bulletin board,shower,'
+ 'radiator,glass,clock,flag').split(',')
+_ADE_STUFF = {1, 2, 3, 4, 6, 7, 10, 12, 14, 17, 22, 26, 27, 29, 30, 47, 49, 52, 53, 55, 60, 61, 62, 69, 80, 85, 92, 95,
+              97, 102, 106, 110, 114, 129, 141}   # the Stuff column of object150_info.csv
 ADE20K_150 = LabelTable('ADE20K', [Label('other', 0, 255, 'void', False, True, (0, 0, 0))] +
-                        [Label(n, i, i - 1, 'stuff' if i in _ADE_STUFF else 'thing', i not in _ADE_STUFF, False, tuple(_vp[i].tolist()))
+                        [Label(n, i, i - 1, 'stuff' if i in _ADE_STUFF else 'thing', i not in _ADE_STUFF, False,
+                               tuple(_vp[i].tolist()))
                          for i, n in enumerate(_ADE_NAMES, 1)])
 
 # %% ../nbs/00a_labels.ipynb #e2b01ad9
@@ -226,34 +248,44 @@ ADE20K_150 = LabelTable('ADE20K', [Label('other', 0, 255, 'void', False, True, (
 def from_rows(cls:LabelTable, name:str, # the table's name
               rows:list, # dicts with name, id (and optional train_id, color, category, has_instances, ignore_in_eval)
               ignore_index:int=255):
-    "A table from dict rows with `name`, `id` and optional `train_id`, `color`, `category`, `has_instances`, `ignore_in_eval`"
+    "A table from dict rows: `name`, `id`, optional `train_id`, `color`, `category`, `has_instances`, `ignore_in_eval`"
     pal = voc_palette()
     return cls(name, [Label(r['name'], int(r['id']), int(r.get('train_id', r['id'])), r.get('category', ''),
                             bool(r.get('has_instances', False)), bool(r.get('ignore_in_eval', False)),
                             tuple(r.get('color', pal[int(r['id']) % 256].tolist()))) for r in rows], ignore_index)
 
+# %% ../nbs/00a_labels.ipynb #5252791e
 @patch(cls_method=True)
-def from_json(cls:LabelTable, path:str|Path, # {"name", "labels": [{"name", "id"}, ...]}, or a grouping {"name", "classes": [...]}
-              source:LabelTable|None=None): # for a grouping: the table whose ids it groups (default: the one its "source" names)
+def from_json(cls:LabelTable,
+              path:str|Path, # {"name", "labels": [{"name", "id"}, ...]}, or a grouping {"name", "classes": [...]}
+              source:LabelTable|None=None): # a grouping's source table (default: the one its "source" names)
     "Read a label table, or a grouping of another table's ids (see `LabelTable.grouped`), from a JSON file"
     try: d = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e: raise DatasetError(f"{path}: cannot read the class table ({e}); it must be JSON with 'name' and 'labels'") from e
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"{path}: cannot read the class table ({e}); "
+                           "it must be JSON with 'name' and 'labels'") from e
     if not isinstance(d, dict) or not ({'labels', 'classes'} & set(d)):
-        raise DatasetError(f"{path}: a class table needs 'labels' (rows with name and id) or 'classes' (groups of another table's ids)")
+        raise DatasetError(f"{path}: a class table needs 'labels' (rows with name and id) "
+                           "or 'classes' (groups of another table's ids)")
     try:
         if 'labels' in d: return cls.from_rows(d.get('name', Path(path).stem), d['labels'], d.get('ignore_index', 255))
         return cls.grouped(_grouping_source(d.get('source'), source), d['classes'], d.get('name', Path(path).stem))
     except DatasetError as e: raise DatasetError(f"{path}: {e}") from None
-    except (KeyError, TypeError, ValueError, AssertionError) as e: raise DatasetError(f"{path}: a malformed row ({e!r}); each needs at least 'name' and 'id'") from None
+    except (KeyError, TypeError, ValueError, AssertionError) as e:
+        raise DatasetError(f"{path}: a malformed row ({e!r}); each needs at least 'name' and 'id'") from None
 
+# %% ../nbs/00a_labels.ipynb #8f39166b
 @patch
 def to_json(self:LabelTable, path:str|Path): # where to write it
     "Write the table as JSON (the format `from_json` reads; a grouped table writes its groups)"
     if getattr(self, 'groups', None) is not None:      # a grouping: one class per line, easy to edit
         rows = ',\n'.join('  ' + json.dumps(g) for g in self.groups)
-        Path(path).write_text(f'{{"name": {json.dumps(self.name)}, "source": {json.dumps(self.source.name)}, "classes": [\n{rows}\n]}}\n'); return
-    d = dict(name=self.name, ignore_index=self.ignore_index, labels=[dict(name=l.name, id=l.id, train_id=l.train_id,
-                   category=l.category, has_instances=l.has_instances, ignore_in_eval=l.ignore_in_eval, color=list(l.color)) for l in self.labels])
+        Path(path).write_text(f'{{"name": {json.dumps(self.name)}, "source": {json.dumps(self.source.name)}, '
+                              f'"classes": [\n{rows}\n]}}\n')
+        return
+    d = dict(name=self.name, ignore_index=self.ignore_index,
+             labels=[dict(name=l.name, id=l.id, train_id=l.train_id, category=l.category, has_instances=l.has_instances,
+                          ignore_in_eval=l.ignore_in_eval, color=list(l.color)) for l in self.labels])
     Path(path).write_text(json.dumps(d, indent=1))
 
 # %% ../nbs/00a_labels.ipynb #adf01c9a
@@ -278,24 +310,29 @@ def nearest_color(rgb:torch.Tensor, colors:torch.Tensor):
 
 
 # %% ../nbs/00a_labels.ipynb #91622a63
-CITYSCAPES_34 = LabelTable('Cityscapes label ids', [Label(l.name, l.id, l.id if l.id >= 0 else 255, l.category, l.has_instances,
-                                                          l.ignore_in_eval, l.color) for l in CITYSCAPES.labels])
+CITYSCAPES_34 = LabelTable('Cityscapes label ids',
+                           [Label(l.name, l.id, l.id if l.id >= 0 else 255, l.category, l.has_instances,
+                                  l.ignore_in_eval, l.color) for l in CITYSCAPES.labels])
 
 # %% ../nbs/00a_labels.ipynb #a0ebd598
 def _group_ids(source, g, k):
     "The name and the checked source label ids of group `g` (its `ids` and `names`)"
     where = f"grouping over {source.name}, class {k}"
-    if not isinstance(g, dict) or not g.get('name'): raise DatasetError(f"{where}: needs a 'name' (a dict with name and ids or names)")
+    if not isinstance(g, dict) or not g.get('name'):
+        raise DatasetError(f"{where}: needs a 'name' (a dict with name and ids or names)")
     where = f"grouping over {source.name}, class {g['name']!r}"
     ids, names, known = list(g.get('ids', [])), list(g.get('names', [])), {l.name: l.id for l in source.labels}
-    if not ids and not names: raise DatasetError(f"{where}: lists no 'ids' or 'names'; give it at least one {source.name} label")
+    if not ids and not names:
+        raise DatasetError(f"{where}: lists no 'ids' or 'names'; give it at least one {source.name} label")
     for n in names:
         if n not in known:
             near = difflib.get_close_matches(str(n), known, 3)
-            raise DatasetError(f"{where}: {n!r} is not a {source.name} label name" + (f" (did you mean {', '.join(map(repr, near))}?)" if near else ''))
+            raise DatasetError(f"{where}: {n!r} is not a {source.name} label name"
+                               + (f" (did you mean {', '.join(map(repr, near))}?)" if near else ''))
     for i in ids:
         if not isinstance(i, int) or i not in source.ids:
-            raise DatasetError(f"{where}: {i!r} is not a {source.name} label id (known: {min(j for j in source.ids if j >= 0)}..{max(source.ids)})")
+            raise DatasetError(f"{where}: {i!r} is not a {source.name} label id "
+                               f"(known: {min(j for j in source.ids if j >= 0)}..{max(source.ids)})")
     return g['name'], list(dict.fromkeys(ids + [known[n] for n in names]))
 
 def _group_color(g, first, where):
@@ -308,40 +345,50 @@ def _group_color(g, first, where):
 # %% ../nbs/00a_labels.ipynb #6fe06cf6
 @patch(cls_method=True)
 def grouped(cls:LabelTable, source:LabelTable, # the table whose label ids the masks hold
-            groups:list, # one dict per class: {"name": ..., "ids": [...] and/or "names": [...], "color": [r, g, b] (optional)}
+            groups:list, # one dict per class: {"name", "ids": [...] and/or "names": [...], optional "color": [r, g, b]}
             name:str|None=None): # the new table's name
-    "A coarser label space: each group of `source` label ids is one class (train ids in group order); unlisted ids are ignored"
+    "A coarser label space: each group of `source` ids is a class (train ids in group order); unlisted ids are ignored"
     if not groups: raise DatasetError(f"grouping over {source.name}: no classes; list at least one group")
     owner, norm, src = {}, [], {l.id: l for l in source.labels}
     for k, g in enumerate(groups):
         gname, ids = _group_ids(source, g, k)
-        if gname in [n['name'] for n in norm]: raise DatasetError(f"grouping over {source.name}: two classes are named {gname!r}")
+        if gname in [n['name'] for n in norm]:
+            raise DatasetError(f"grouping over {source.name}: two classes are named {gname!r}")
         for i in ids:
-            if i in owner: raise DatasetError(f"grouping over {source.name}: label {i} ({src[i].name}) is in both {norm[owner[i]]['name']!r} "
-                                              f"and {gname!r}; a label belongs to one class")
+            if i in owner:
+                raise DatasetError(f"grouping over {source.name}: label {i} ({src[i].name}) is in both "
+                                   f"{norm[owner[i]]['name']!r} and {gname!r}; a label belongs to one class")
             owner[i] = k
-        norm.append(dict(name=gname, ids=ids, color=list(_group_color(g, src[ids[0]], f"grouping over {source.name}, class {gname!r}"))))
-    rows = [Label(norm[owner[l.id]]['name'], l.id, owner[l.id], l.category, l.has_instances, False, tuple(norm[owner[l.id]]['color']))
-            if l.id in owner else Label(l.name, l.id, source.ignore_index, l.category, l.has_instances, True, (0, 0, 0)) for l in source.labels]
+        norm.append(dict(name=gname, ids=ids,
+                         color=list(_group_color(g, src[ids[0]], f"grouping over {source.name}, class {gname!r}"))))
+    rows = [Label(norm[owner[l.id]]['name'], l.id, owner[l.id], l.category, l.has_instances, False,
+                  tuple(norm[owner[l.id]]['color']))
+            if l.id in owner else Label(l.name, l.id, source.ignore_index, l.category, l.has_instances, True, (0, 0, 0))
+            for l in source.labels]
     t = cls(name or f'{source.name} grouped', rows, source.ignore_index)
     t.source, t.groups = source, norm
     return t
 
+# %% ../nbs/00a_labels.ipynb #72f20387
 def _grouping_source(named:str|None, source:LabelTable|None):
-    "The table a grouping's ids come from: `source`, checked against the name the file gives, or a built-in table by that name"
+    "A grouping's source table: `source`, checked against the name the file gives, or the built-in table by that name"
     tables = {t.name: t for t in (CITYSCAPES, VOC, COCO_STUFF, ADE20K_150, CITYSCAPES_34)}
     if source is None:
-        if named not in tables: raise DatasetError(f"a grouping of {named or 'unnamed'} label ids needs their table: pass source= "
-                                                   f"(tables known by name: {', '.join(tables)})")
+        if named not in tables:
+            raise DatasetError(f"a grouping of {named or 'unnamed'} label ids needs their table: pass source= "
+                               f"(tables known by name: {', '.join(tables)})")
         return tables[named]
     if named is not None and named != source.name:
-        raise DatasetError(f"it groups {named} label ids, but these masks hold {source.name} ids; group {source.name} ids (its \"source\")")
+        raise DatasetError(f"it groups {named} label ids, but these masks hold {source.name} ids; "
+                           f"group {source.name} ids (its \"source\")")
     return source
 
 # %% ../nbs/00a_labels.ipynb #f50c8ff7
 CITYSCAPES_10 = LabelTable.grouped(CITYSCAPES, [
     dict(name='road', names=['road']), dict(name='sidewalk', names=['sidewalk']),
-    dict(name='construction', names=['building', 'wall', 'fence']), dict(name='object', names=['pole', 'traffic light', 'traffic sign']),
-    dict(name='nature', names=['vegetation', 'terrain']), dict(name='sky', names=['sky']), dict(name='human', names=['person', 'rider']),
+    dict(name='construction', names=['building', 'wall', 'fence']),
+    dict(name='object', names=['pole', 'traffic light', 'traffic sign']),
+    dict(name='nature', names=['vegetation', 'terrain']), dict(name='sky', names=['sky']),
+    dict(name='human', names=['person', 'rider']),
     dict(name='car', names=['car']), dict(name='large vehicle', names=['truck', 'bus', 'train']),
     dict(name='two-wheeler', names=['motorcycle', 'bicycle'])], 'Cityscapes 10')

@@ -1,4 +1,4 @@
-"""SPADE's networks: spatially-adaptive normalisation, the residual generator, the multi-scale discriminator and the style encoder, under the official names, loading the NVlabs checkpoints.
+"""SPADE's networks (official names): SPADE norm, generator, multi-scale discriminator, style encoder; NVlabs weights
 
 Docs: https://segsyn.github.io/segsyn/spade.html.md"""
 
@@ -26,15 +26,18 @@ class SPADEInputError(SegsynError, ValueError):
 
 _UPS = {'normal': 5, 'more': 6, 'most': 7}
 _DATASETS = {
-    'cityscapes': dict(label_nc=35, contain_dontcare_label=False, no_instance=False, crop_size=512, aspect_ratio=2.0, num_upsampling_layers='more'),
-    'coco': dict(label_nc=182, contain_dontcare_label=True, no_instance=False, crop_size=256, aspect_ratio=1.0, num_upsampling_layers='normal'),
-    'ade20k': dict(label_nc=150, contain_dontcare_label=True, no_instance=True, crop_size=256, aspect_ratio=1.0, num_upsampling_layers='normal'),
+    'cityscapes': dict(label_nc=35, contain_dontcare_label=False, no_instance=False, crop_size=512, aspect_ratio=2.0,
+                       num_upsampling_layers='more'),
+    'coco': dict(label_nc=182, contain_dontcare_label=True, no_instance=False, crop_size=256, aspect_ratio=1.0,
+                 num_upsampling_layers='normal'),
+    'ade20k': dict(label_nc=150, contain_dontcare_label=True, no_instance=True, crop_size=256, aspect_ratio=1.0,
+                   num_upsampling_layers='normal'),
 }
 _DEFAULTS = dict(ngf=64, ndf=64, z_dim=256, use_vae=False, output_nc=3, norm_G='spectralspadesyncbatch3x3',
                  norm_D='spectralinstance', norm_E='spectralinstance', num_D=2, n_layers_D=4, spade_hidden=128,
                  gan_mode='hinge', lambda_feat=10., lambda_vgg=10., lambda_kld=0.05, no_ganFeat_loss=False,
                  no_vgg_loss=False, lr=2e-4, beta1=0.5, beta2=0.999, no_TTUR=False,
-                 spade_gamma='one_plus')   # segsyn's own, not an official flag: 'plain' is write-up 001's x̂·γ (see SPADE below)
+                 spade_gamma='one_plus')  # segsyn's, not official: 'plain' is write-up 001's x̂·γ (see SPADE below)
 _GAMMAS = ('one_plus', 'plain')
 
 # %% ../nbs/07a_spade.ipynb #89030566
@@ -54,19 +57,26 @@ class SPADEOptions(SimpleNamespace):
 def spade_options(dataset:str='cityscapes', # 'cityscapes', 'coco' (COCO-Stuff) or 'ade20k': the official option sets
                   **overrides) -> SPADEOptions: # any option by its official name, e.g. ngf=16, use_vae=True
     "The official options of a dataset, with overrides checked by name"
-    if dataset not in _DATASETS: raise SPADEInputError(f"unknown dataset {dataset!r}; SPADE's option sets are {sorted(_DATASETS)}")
+    if dataset not in _DATASETS:
+        raise SPADEInputError(f"unknown dataset {dataset!r}; SPADE's option sets are {sorted(_DATASETS)}")
     o = {**_DEFAULTS, **_DATASETS[dataset], 'dataset_mode': dataset}
     bad = sorted(set(overrides) - set(o))
     if bad:
-        hint = " (semantic_nc is derived: set label_nc, contain_dontcare_label, no_instance)" if 'semantic_nc' in bad else ''
+        hint = (" (semantic_nc is derived: set label_nc, contain_dontcare_label, no_instance)"
+                if 'semantic_nc' in bad else '')
         raise SPADEInputError(f"unknown SPADE option(s) {bad}{hint}; the options are {sorted(o)}")
     o.update(overrides)
-    if o['num_upsampling_layers'] not in _UPS: raise SPADEInputError(f"num_upsampling_layers={o['num_upsampling_layers']!r}: use {list(_UPS)}")
-    if o['spade_gamma'] not in _GAMMAS: raise SPADEInputError(f"spade_gamma={o['spade_gamma']!r}: use 'one_plus' (the official x̂·(1+γ)) or 'plain' (x̂·γ)")
+    if o['num_upsampling_layers'] not in _UPS:
+        raise SPADEInputError(f"num_upsampling_layers={o['num_upsampling_layers']!r}: use {list(_UPS)}")
+    if o['spade_gamma'] not in _GAMMAS:
+        raise SPADEInputError(f"spade_gamma={o['spade_gamma']!r}: use 'one_plus' (the official x̂·(1+γ)) "
+                              "or 'plain' (x̂·γ)")
     opt = SPADEOptions(**o)
     if min(opt.start_size) < 1:
-        raise SPADEInputError(f"crop_size={opt.crop_size} with aspect_ratio={opt.aspect_ratio} and num_upsampling_layers={opt.num_upsampling_layers!r} "
-                              f"leaves the generator a {opt.start_size[0]}×{opt.start_size[1]} first map: raise crop_size or use fewer upsampling layers")
+        raise SPADEInputError(f"crop_size={opt.crop_size} with aspect_ratio={opt.aspect_ratio} and "
+                              f"num_upsampling_layers={opt.num_upsampling_layers!r} leaves the generator a "
+                              f"{opt.start_size[0]}×{opt.start_size[1]} first map: "
+                              "raise crop_size or use fewer upsampling layers")
     return opt
 
 # %% ../nbs/07a_spade.ipynb #6f988eba
@@ -75,14 +85,19 @@ def instance_edges(inst:torch.Tensor) -> torch.Tensor: # N×H×W (or N×1×H×W)
     t = inst if inst.ndim == 4 else inst[:, None]
     e = torch.zeros_like(t, dtype=torch.bool)
     dx, dy = t[..., :, 1:] != t[..., :, :-1], t[..., 1:, :] != t[..., :-1, :]
-    e[..., :, 1:] |= dx; e[..., :, :-1] |= dx; e[..., 1:, :] |= dy; e[..., :-1, :] |= dy
+    e[..., :, 1:] |= dx
+    e[..., :, :-1] |= dx
+    e[..., 1:, :] |= dy
+    e[..., :-1, :] |= dy
     return e.float()
 
 # %% ../nbs/07a_spade.ipynb #b8bdb487
 def _as_batch(m, what):
     "N×H×W long ids from H×W, N×H×W or N×1×H×W integer ids; clear errors otherwise"
     if not torch.is_tensor(m): raise SPADEInputError(f"the {what} must be a tensor of ids, not {type(m).__name__}")
-    if m.is_floating_point(): raise SPADEInputError(f"the {what} holds floats ({m.dtype}); it must hold integer ids (read it with read_mask, not as an image)")
+    if m.is_floating_point():
+        raise SPADEInputError(f"the {what} holds floats ({m.dtype}); it must hold integer ids "
+                              "(read it with read_mask, not as an image)")
     if m.ndim == 2: m = m[None]
     if m.ndim == 4 and m.shape[1] == 1: m = m[:, 0]
     if m.ndim != 3: raise SPADEInputError(f"the {what} has shape {tuple(m.shape)}; expected H×W, N×H×W or N×1×H×W ids")
@@ -94,16 +109,18 @@ def _label_ids(label_map, opt):
     if opt.contain_dontcare_label: lab = torch.where(lab == 255, opt.label_nc, lab)
     bad = torch.unique(lab[(lab < 0) | (lab >= opt.label_nc + int(opt.contain_dontcare_label))])
     if len(bad):
-        raise SPADEInputError(f"label ids {bad.tolist()[:10]} are outside [0, {opt.label_nc}) of the {opt.dataset_mode!r} options "
-                              f"(label_nc={opt.label_nc}{', + 255 as don' + chr(39) + 't care' if opt.contain_dontcare_label else ''}). "
-                              "Are these train ids or another dataset's ids? SPADE's Cityscapes models take the 35 label ids "
-                              "(gtFine_labelIds), not the 19 train ids: pick the dataset options that match your labels.")
+        raise SPADEInputError(f"label ids {bad.tolist()[:10]} are outside [0, {opt.label_nc}) of the "
+                              f"{opt.dataset_mode!r} options (label_nc={opt.label_nc}"
+                              f"{', + 255 as don' + chr(39) + 't care' if opt.contain_dontcare_label else ''}). "
+                              "Are these train ids or another dataset's ids? "
+                              "SPADE's Cityscapes models take the 35 label ids (gtFine_labelIds), "
+                              "not the 19 train ids: pick the dataset options that match your labels.")
     return lab
 
 # %% ../nbs/07a_spade.ipynb #660502c8
-def preprocess_labels(label_map:torch.Tensor, # H×W, N×H×W or N×1×H×W label ids in [0, label_nc) (255 = don't care where the dataset has it)
+def preprocess_labels(label_map:torch.Tensor, # H×W, N×H×W or N×1×H×W label ids in [0, label_nc) (255 = don't care)
                       instance_map:torch.Tensor|None=None, # same size: instance ids (Cityscapes instanceIds), or None
-                      opt:SPADEOptions|None=None) -> torch.Tensor: # N×semantic_nc×H×W float: one-hot, then the edge channel
+                      opt:SPADEOptions|None=None) -> torch.Tensor: # N×semantic_nc×H×W float: one-hot, then edges
     "SPADE's input tensor: one-hot label ids (+ don't-care channel) + instance edges as the last channel"
     opt = opt or spade_options()
     lab = _label_ids(label_map, opt)
@@ -111,13 +128,15 @@ def preprocess_labels(label_map:torch.Tensor, # H×W, N×H×W or N×1×H×W labe
     sem = torch.zeros(lab.shape[0], hi, *lab.shape[1:], device=lab.device).scatter_(1, lab[:, None], 1.)
     if opt.no_instance: return sem
     if instance_map is None:
-        warnings.warn("no instance map: using the label map's own boundaries as the instance-edge channel", stacklevel=2)
+        warnings.warn("no instance map: using the label map's own boundaries as the instance-edge channel",
+                      stacklevel=2)
         inst = lab
     else:
         inst = _as_batch(instance_map, 'instance map').to(lab.device)
         if inst.shape != lab.shape:
-            raise SPADEInputError(f"the instance map is {tuple(inst.shape[-2:])} (batch {inst.shape[0]}) but the label map is "
-                                  f"{tuple(lab.shape[-2:])} (batch {lab.shape[0]}): resize both with nearest neighbour to the same size")
+            raise SPADEInputError(f"the instance map is {tuple(inst.shape[-2:])} (batch {inst.shape[0]}) "
+                                  f"but the label map is {tuple(lab.shape[-2:])} (batch {lab.shape[0]}): "
+                                  "resize both with nearest neighbour to the same size")
     return torch.cat([sem, instance_edges(inst)], 1)
 
 # %% ../nbs/07a_spade.ipynb #c6d7489c
@@ -134,10 +153,11 @@ class SPADE(nn.Module):
                  label_nc:int, # channels of the semantic input (semantic_nc)
                  kind:str='batch', # parameter-free 'batch' or 'instance' norm
                  ks:int=3, nhidden:int=128, # kernel size; channels of the shared conv
-                 gamma:str='one_plus'): # 'one_plus': x̂·(1+γ) (official); 'plain': x̂·γ (the paper's equation, write-up 001)
+                 gamma:str='one_plus'): # 'one_plus': x̂·(1+γ) (official); 'plain': x̂·γ (paper's equation, 001)
         super().__init__()
         if gamma not in _GAMMAS: raise SPADEInputError(f"gamma={gamma!r}: use one of {_GAMMAS}")
-        self.param_free_norm = nn.BatchNorm2d(norm_nc, affine=False) if kind == 'batch' else nn.InstanceNorm2d(norm_nc, affine=False)
+        self.param_free_norm = (nn.BatchNorm2d(norm_nc, affine=False) if kind == 'batch'
+                                else nn.InstanceNorm2d(norm_nc, affine=False))
         self.mlp_shared = nn.Sequential(nn.Conv2d(label_nc, nhidden, ks, padding=ks // 2), nn.ReLU())
         self.mlp_gamma = nn.Conv2d(nhidden, norm_nc, ks, padding=ks // 2)
         self.mlp_beta = nn.Conv2d(nhidden, norm_nc, ks, padding=ks // 2)
@@ -166,7 +186,8 @@ class SPADEResnetBlock(nn.Module):
         self.conv_0 = _sn(nn.Conv2d(fin, fmid, 3, padding=1), sn)
         self.conv_1 = _sn(nn.Conv2d(fmid, fout, 3, padding=1), sn)
         if self.learned_shortcut: self.conv_s = _sn(nn.Conv2d(fin, fout, 1, bias=False), sn)
-        args = dict(label_nc=opt.semantic_nc, kind=kind, ks=ks, nhidden=opt.spade_hidden, gamma=getattr(opt, 'spade_gamma', 'one_plus'))
+        args = dict(label_nc=opt.semantic_nc, kind=kind, ks=ks, nhidden=opt.spade_hidden,
+                    gamma=getattr(opt, 'spade_gamma', 'one_plus'))
         self.norm_0, self.norm_1 = SPADE(fin, **args), SPADE(fmid, **args)
         if self.learned_shortcut: self.norm_s = SPADE(fin, **args)
 
@@ -193,7 +214,8 @@ class SPADEGenerator(nn.Module):
     def __init__(self, opt:SPADEOptions|None=None, # the options; or build them from keyword options:
                  **kw): # `spade_options`'s arguments, e.g. dataset='coco', ngf=16
         super().__init__()
-        if opt is not None and kw: raise SPADEInputError(f"give SPADEGenerator either opt or keyword options, not both ({sorted(kw)})")
+        if opt is not None and kw:
+            raise SPADEInputError(f"give SPADEGenerator either opt or keyword options, not both ({sorted(kw)})")
         opt = opt if opt is not None else spade_options(**kw)
         self.opt, nf = opt, opt.ngf
         self.sh, self.sw = opt.start_size
@@ -226,15 +248,18 @@ def check_input(self:SPADEGenerator, seg:torch.Tensor): # N×semantic_nc×H×W, 
     o = self.opt
     if seg.ndim != 4 or seg.shape[1] != o.semantic_nc:
         raise SPADEInputError(f"the generator takes N×{o.semantic_nc}×H×W semantics (label_nc {o.label_nc}"
-                              f"{' + 1 don' + chr(39) + 't care' if o.contain_dontcare_label else ''}{'' if o.no_instance else ' + 1 instance edges'}), "
-                              f"got {tuple(seg.shape)}: build it with preprocess_labels(label_map, instance_map, opt) using the same options")
+                              f"{' + 1 don' + chr(39) + 't care' if o.contain_dontcare_label else ''}"
+                              f"{'' if o.no_instance else ' + 1 instance edges'}), got {tuple(seg.shape)}: "
+                              "build it with preprocess_labels(label_map, instance_map, opt) using the same options")
     H, W = seg.shape[2:]
     if o.use_vae and (H, W) != self.size:
-        raise SPADEInputError(f"this VAE generator draws {self.size[0]}×{self.size[1]} images (its fc layer fixes the size); "
-                              f"got a {H}×{W} label map: resize it (nearest) to that size")
+        raise SPADEInputError(f"this VAE generator draws {self.size[0]}×{self.size[1]} images "
+                              f"(its fc layer fixes the size); got a {H}×{W} label map: "
+                              "resize it (nearest) to that size")
     if H % self.factor or W % self.factor:
-        raise SPADEInputError(f"the label map is {H}×{W}; with num_upsampling_layers={o.num_upsampling_layers!r} both sides must be "
-                              f"multiples of {self.factor} (e.g. {self.size[0]}×{self.size[1]}, the crop size)")
+        raise SPADEInputError(f"the label map is {H}×{W}; with num_upsampling_layers={o.num_upsampling_layers!r} "
+                              f"both sides must be multiples of {self.factor} "
+                              f"(e.g. {self.size[0]}×{self.size[1]}, the crop size)")
 
 # %% ../nbs/07a_spade.ipynb #cbaf0b6a
 @patch
@@ -247,7 +272,9 @@ def forward(self:SPADEGenerator, seg:torch.Tensor, # N×semantic_nc×H×W from `
         if z is None: z = torch.randn(n, self.opt.z_dim, device=seg.device, dtype=seg.dtype)
         x = self.fc(z).view(n, 16 * self.opt.ngf, self.sh, self.sw)
     else:
-        if z is not None: raise SPADEInputError("this generator was built without use_vae: it takes no z (no style, no multimodal samples)")
+        if z is not None:
+            raise SPADEInputError("this generator was built without use_vae: "
+                                  "it takes no z (no style, no multimodal samples)")
         x = self.fc(F.interpolate(seg, size=(seg.shape[2] // f, seg.shape[3] // f), mode='nearest'))
     x = self.head_0(x, seg)
     x = self.G_middle_0(self.up(x), seg)
@@ -259,7 +286,8 @@ def forward(self:SPADEGenerator, seg:torch.Tensor, # N×semantic_nc×H×W from `
 # %% ../nbs/07a_spade.ipynb #47950a48
 def _conv_in(cin, cout, k, stride, pad, sn):
     "Spectral-norm conv (no bias: the instance norm removes it) followed by parameter-free instance norm"
-    return nn.Sequential(_sn(nn.Conv2d(cin, cout, k, stride, pad, bias=False), sn), nn.InstanceNorm2d(cout, affine=False))
+    return nn.Sequential(_sn(nn.Conv2d(cin, cout, k, stride, pad, bias=False), sn),
+                         nn.InstanceNorm2d(cout, affine=False))
 
 class NLayerDiscriminator(nn.Module):
     "PatchGAN with n_layers_D strided 4×4 convs; returns all intermediate feature maps (the last is the logit map)"
@@ -269,13 +297,16 @@ class NLayerDiscriminator(nn.Module):
         self.model0 = nn.Sequential(nn.Conv2d(opt.semantic_nc + opt.output_nc, nf, 4, 2, 2), nn.LeakyReLU(0.2))
         for i in range(1, n):
             prev, nf = nf, min(nf * 2, 512)
-            setattr(self, f'model{i}', nn.Sequential(_conv_in(prev, nf, 4, 1 if i == n - 1 else 2, 2, sn), nn.LeakyReLU(0.2)))
+            setattr(self, f'model{i}',
+                    nn.Sequential(_conv_in(prev, nf, 4, 1 if i == n - 1 else 2, 2, sn), nn.LeakyReLU(0.2)))
         setattr(self, f'model{n}', nn.Sequential(nn.Conv2d(nf, 1, 4, 1, 2)))
         self.n = n
     def forward(self, x:torch.Tensor) -> list: # N×(semantic_nc + 3)×H×W
         "Every layer's output, in order; the last is the N×1×h×w logit map"
         feats = []
-        for i in range(self.n + 1): x = getattr(self, f'model{i}')(x); feats.append(x)
+        for i in range(self.n + 1):
+            x = getattr(self, f'model{i}')(x)
+            feats.append(x)
         return feats
 
 # %% ../nbs/07a_spade.ipynb #7a38d222
@@ -311,7 +342,8 @@ class ConvEncoder(nn.Module):
         _init_weights(self)
     def forward(self, x:torch.Tensor): # N×3×H×W photos in [-1, 1]
         "(μ, logvar), each N×z_dim, from photos resized to 256×256 (128×128 for crops under 256)"
-        if x.ndim != 4 or x.shape[1] != 3: raise SPADEInputError(f"the style encoder takes N×3×H×W photos in [-1, 1], got {tuple(x.shape)}")
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise SPADEInputError(f"the style encoder takes N×3×H×W photos in [-1, 1], got {tuple(x.shape)}")
         size = 256 if self.n == 6 else 128
         if x.shape[2:] != (size, size): x = F.interpolate(x, size=(size, size), mode='bilinear')
         for i in range(1, self.n + 1): x = getattr(self, f'layer{i}')(x if i == 1 else F.leaky_relu(x, 0.2))
@@ -327,34 +359,40 @@ def reparameterize(mu:torch.Tensor, # N×z_dim means
 
 # %% ../nbs/07a_spade.ipynb #58293d07
 def _check_release(sd, path, net:str, opt:SPADEOptions):
-    "Refuse, naming what it holds, a file that is not a SPADE net`net` for `opt`: another network, or another dataset's channels"
-    if not isinstance(sd, dict) or not sd: raise CheckpointError(f"{path}: holds a {type(sd).__name__}, not a state_dict")
-    held = next((n for n, p in {'G': 'head_0.', 'D': 'discriminator_0.', 'E': 'fc_mu.'}.items() if any(k.startswith(p) for k in sd)), None)
+    "Refuse a file that is no SPADE net`net` for `opt` (another net, another dataset's channels), saying what it holds"
+    if not isinstance(sd, dict) or not sd:
+        raise CheckpointError(f"{path}: holds a {type(sd).__name__}, not a state_dict")
+    held = next((n for n, p in {'G': 'head_0.', 'D': 'discriminator_0.', 'E': 'fc_mu.'}.items()
+                 if any(k.startswith(p) for k in sd)), None)
     if held and held != net: raise CheckpointError(f"{path} holds a SPADE net{held}, but net={net!r} was asked")
     first = {'G': 'head_0.norm_0.mlp_shared.0.weight', 'D': 'discriminator_0.model0.0.weight'}.get(net)
     extra = opt.output_nc if net == 'D' else 0
     if first in sd and sd[first].shape[1] != opt.semantic_nc + extra:
-        n = sd[first].shape[1] - extra; sets = [d for d in _DATASETS if spade_options(d).semantic_nc == n]   # whose channels they are
+        n = sd[first].shape[1] - extra
+        sets = [d for d in _DATASETS if spade_options(d).semantic_nc == n]   # whose channels they are
         held_by = f"the {sets[0]!r} options" if sets else "no official option set"
         fix = f"load it with dataset={sets[0]!r}" if sets else "pass label_nc/contain_dontcare_label/no_instance"
-        raise CheckpointError(f"{path} holds a net{net} for {n} label channels ({held_by}), but dataset={opt.dataset_mode!r} gives "
+        raise CheckpointError(f"{path} holds a net{net} for {n} label channels ({held_by}), "
+                              f"but dataset={opt.dataset_mode!r} gives "
                               f"{opt.semantic_nc} (label_nc {opt.label_nc}, don't care {opt.contain_dontcare_label}, "
                               f"instance {not opt.no_instance}): {fix}")
 
 # %% ../nbs/07a_spade.ipynb #c2a4e40c
-def load_official_spade(path:str|Path, # 'cityscapes', 'coco' or 'ade20k' (the release, fetched by `./data_setup.sh spade`), or a file
-                        dataset:str|None=None, # the option set it was trained with; default: the name's, else 'cityscapes'
+def load_official_spade(path:str|Path, # 'cityscapes', 'coco' or 'ade20k' (from `./data_setup.sh spade`), or a file
+                        dataset:str|None=None, # its training option set (default: the name's, else 'cityscapes')
                         net:str='G', # which network the file holds: 'G', 'D' or 'E'
-                        root:str|Path|None=None, # data root for a name (default `data_root()`: $SEGSYN_DATA, else ./data)
+                        root:str|Path|None=None, # data root for a name (default `data_root()`: $SEGSYN_DATA or ./data)
                         **overrides) -> nn.Module: # further options (official names), e.g. ngf=...
     "An official NVlabs SPADE network, by name or file, loaded strictly with weights_only=True, in eval mode"
     builders = {'G': SPADEGenerator, 'D': MultiscaleDiscriminator, 'E': ConvEncoder}
     if net not in builders: raise SPADEInputError(f"net={net!r}: use 'G', 'D' or 'E'")
     files = {d: f'{d}_pretrained/latest_net_{net}.pth' for d in _DATASETS}       # the release's own layout
     if isinstance(path, str) and path in files and dataset not in (None, path):
-        raise SPADEInputError(f"{path!r} is the net{net} trained with the {path!r} options, not dataset={dataset!r}: leave dataset out")
+        raise SPADEInputError(f"{path!r} is the net{net} trained with the {path!r} options, not dataset={dataset!r}: "
+                              "leave dataset out")
     sd, path, name = load_release(path, 'spade', files, f'official SPADE net{net}', root)
-    if net == 'G' and isinstance(sd, dict) and 'fc.weight' in sd and 'use_vae' not in overrides: overrides['use_vae'] = sd['fc.weight'].ndim == 2
+    if net == 'G' and isinstance(sd, dict) and 'fc.weight' in sd and 'use_vae' not in overrides:
+        overrides['use_vae'] = sd['fc.weight'].ndim == 2
     opt = spade_options(dataset or name or 'cityscapes', **overrides)
     _check_release(sd, path, net, opt)
     model = builders[net](opt)

@@ -1,4 +1,4 @@
-"""Training SPADE: hinge, feature-matching, VGG and KL losses, the G and D steps with TTUR, the segmentation score of generated images, synthesis from label maps, one small-SPADE setup trained on the streets, and a step benchmark.
+"""Training SPADE: losses, G and D steps (TTUR), segmentation score, synthesis from label maps, recipes, benchmark
 
 Docs: https://segsyn.github.io/segsyn/spade_training.html.md"""
 
@@ -22,8 +22,9 @@ from .training import Task, Learner, adam
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .families import Family, register_family
 from .evaluation import evaluate
-from .spade import (SPADEOptions, SPADEInputError, spade_options, preprocess_labels, SPADEGenerator,
-                          MultiscaleDiscriminator, ConvEncoder, reparameterize, load_official_spade, _as_batch, _UPS, _DATASETS)
+from .spade import (
+    SPADEOptions, SPADEInputError, spade_options, preprocess_labels, SPADEGenerator, MultiscaleDiscriminator,
+    ConvEncoder, reparameterize, load_official_spade, _as_batch, _UPS, _DATASETS)
 
 # %% auto #0
 __all__ = ['SPADE_FAMILY', 'feature_matching_loss', 'VGGLoss', 'kld_loss', 'SPADETask', 'segmentation_score', 'synthesize',
@@ -66,15 +67,15 @@ def kld_loss(mu:torch.Tensor, logvar:torch.Tensor) -> torch.Tensor:
 
 # %% ../nbs/07b_spade_training.ipynb #0fd24cde
 class SPADETask(Task):
-    "SPADE as a Task: G (+ style encoder E), multi-scale D; hinge, feature matching, VGG and KL losses (+ an optional L1); TTUR"
+    "SPADE as a Task: G (+ style encoder E), multi-scale D; hinge, feature-matching, VGG, KL (+ L1) losses; TTUR"
     def __init__(self, opt:SPADEOptions, G:nn.Module|None=None, D:nn.Module|None=None, E:nn.Module|None=None,
                  vgg:nn.Module|None=None, # a VGGLoss (default: VGGLoss(pretrained=True) unless opt.no_vgg_loss)
-                 segmenter:nn.Module|None=None, # optional: scores validation fakes (mIoU of segmenter(fake) vs the labels)
+                 segmenter:nn.Module|None=None, # scores validation fakes (mIoU of segmenter(fake) vs the labels)
                  to_seg_ids=CITYSCAPES.to_train, # label ids → the segmenter's class ids
                  seg_classes:int=19,
                  lambda_l1:float=0., # weight of an L1 term to the real photo (segsyn's, not the paper's; 0: off)
                  log_every:int=1, # keep the losses of every N-th step in `.log` (write-up 001: every 4 batches)
-                 lr_per_epoch:tuple=(1., 1.)): # (G, D) learning rates ×f^epoch on top of the schedule (001's TTUR reading: (0.5, 2))
+                 lr_per_epoch:tuple=(1., 1.)): # (G, D) lr ×f^epoch over the schedule (001's TTUR reading: (0.5, 2))
         self.log_every, self.lr_per_epoch, self.lambda_l1 = log_every, tuple(lr_per_epoch), lambda_l1
         self.opt, self.G, self.D = opt, G or SPADEGenerator(opt), D or MultiscaleDiscriminator(opt)
         self.E = (E or ConvEncoder(opt)) if opt.use_vae else None
@@ -97,7 +98,8 @@ def generate(self:SPADETask, sem:torch.Tensor, # N×semantic_nc×H×W
              real:torch.Tensor|None=None): # N×3×H×W photos: their style code drives a VAE generator
     "fake (and the KL loss when G is a VAE and a real image gives the style)"
     if self.E is None: return self.G(sem), None
-    mu, logvar = self.E(real); return self.G(sem, reparameterize(mu, logvar)), kld_loss(mu, logvar) * self.opt.lambda_kld
+    mu, logvar = self.E(real)
+    return self.G(sem, reparameterize(mu, logvar)), kld_loss(mu, logvar) * self.opt.lambda_kld
 
 @patch
 def discriminate(self:SPADETask, sem:torch.Tensor, fake:torch.Tensor, real:torch.Tensor):
@@ -109,7 +111,7 @@ def discriminate(self:SPADETask, sem:torch.Tensor, fake:torch.Tensor, real:torch
 # %% ../nbs/07b_spade_training.ipynb #337026dd
 @patch
 def g_step(self:SPADETask, sem:torch.Tensor, real:torch.Tensor, learn:Learner) -> tuple: # -> (fake, losses)
-    "Update G (+ E) on hinge + feature matching + VGG (+ L1) (+ KL), D frozen; returns the fake and the losses (g_feat even when off)"
+    "Update G (+ E) on hinge + feature matching + VGG (+ L1) (+ KL), D frozen → fake, losses (g_feat even when off)"
     o = self.opt
     self.D.requires_grad_(False)
     with learn.autocast():
@@ -127,11 +129,13 @@ def g_step(self:SPADETask, sem:torch.Tensor, real:torch.Tensor, learn:Learner) -
 
 # %% ../nbs/07b_spade_training.ipynb #6979ee2d
 @patch
-def d_step(self:SPADETask, sem:torch.Tensor, fake:torch.Tensor, real:torch.Tensor, learn:Learner) -> tuple: # -> (d_fake, d_real)
+def d_step(self:SPADETask, sem:torch.Tensor, fake:torch.Tensor, real:torch.Tensor,
+           learn:Learner) -> tuple: # -> (d_fake, d_real)
     "Update D with the hinge loss on the (detached) fake and the real photo"
     o = self.opt
     with learn.autocast(): pf, pr = self.discriminate(sem, fake.detach(), real)
-    d_fake, d_real = gan_loss([s[-1].float() for s in pf], False, o.gan_mode), gan_loss([s[-1].float() for s in pr], True, o.gan_mode)
+    d_fake, d_real = (gan_loss([s[-1].float() for s in pf], False, o.gan_mode),
+                      gan_loss([s[-1].float() for s in pr], True, o.gan_mode))
     learn.backward_step(d_fake + d_real, 'D')
     return d_fake, d_real
 
@@ -146,7 +150,7 @@ def epoch_lr(self:SPADETask, learn:Learner):
 @patch
 def train_step(self:SPADETask, batch, # (photos in [-1, 1], label ids, instance ids)
                learn:Learner) -> dict:
-    "One step in the official order: the G step, then the D step on the same fake; the losses of every `log_every`-th step go to `self.log`"
+    "One step, official order: G step, then D step on the same fake; each `log_every`-th step's losses go to `self.log`"
     real, lab, inst = batch[0], batch[1], (batch[2] if len(batch) > 2 else None)
     sem = preprocess_labels(lab, inst, self.opt).to(real.dtype)
     self.epoch_lr(learn)
@@ -154,21 +158,23 @@ def train_step(self:SPADETask, batch, # (photos in [-1, 1], label ids, instance 
     d_fake, d_real = self.d_step(sem, fake, real, learn)
     f = lambda v: 0. if v is None else float(v.detach())
     if learn.step % self.log_every == 0:
-        self.log.append(dict(step=learn.step, g_gan=f(g['g_gan']), g_feat=f(g['g_feat']), g_vgg=f(g['g_vgg']), g_l1=f(g['g_l1']), kld=f(g['kld']),
-                             d_fake=f(d_fake), d_real=f(d_real)))
+        self.log.append(dict(step=learn.step, g_gan=f(g['g_gan']), g_feat=f(g['g_feat']), g_vgg=f(g['g_vgg']),
+                             g_l1=f(g['g_l1']), kld=f(g['kld']), d_fake=f(d_fake), d_real=f(d_real)))
     return {'loss': g['g'].detach(), 'd': (d_fake + d_real).detach(), 'g_gan': g['g_gan'].detach()}
 
 # %% ../nbs/07b_spade_training.ipynb #61a70023
 @torch.no_grad()
 def segmentation_score(segmenter:nn.Module, # trained on real photos, ImageNet-normalised input
                        images:torch.Tensor, # N×3×H×W generated images in [-1, 1]
-                       labels:torch.Tensor, # N×H×W the label maps they were generated from (segmenter's class ids, 255 ignore)
+                       labels:torch.Tensor, # N×H×W label maps they came from (segmenter's class ids, 255: ignore)
                        num_classes:int=19, batch_size:int=16): # -> EvalReport (segsyn.evaluation)
     "Segment generated images and score them against their input label maps (the SPADE protocol)"
     if images.shape[0] != labels.shape[0] or images.shape[-2:] != labels.shape[-2:]:
-        raise SegsynError(f"{tuple(images.shape)} images for {tuple(labels.shape)} label maps: one label map per image, same size")
-    return evaluate(segmenter, list(zip(images.split(batch_size), labels.split(batch_size))), num_classes, name='segmentation score',
-                    input_fn=tanh_to_imagenet, device=next(segmenter.parameters()).device, progress=False)
+        raise SegsynError(f"{tuple(images.shape)} images for {tuple(labels.shape)} label maps: "
+                          "one label map per image, same size")
+    return evaluate(segmenter, list(zip(images.split(batch_size), labels.split(batch_size))), num_classes,
+                    name='segmentation score', input_fn=tanh_to_imagenet, device=next(segmenter.parameters()).device,
+                    progress=False)
 
 # %% ../nbs/07b_spade_training.ipynb #11f7c654
 @patch
@@ -181,11 +187,15 @@ def validate(self:SPADETask, dl, # yields (photos, label ids[, instance ids])
         real, lab, *rest = learn.to_device(batch)
         sem = preprocess_labels(lab, rest[0] if rest else None, self.opt)
         with learn.autocast(): fake = self.G(sem).float()   # VAE: z ~ N(0, I)
-        tot += F.l1_loss(fake, real, reduction='sum').item() / fake[0].numel(); n += len(fake)
+        tot += F.l1_loss(fake, real, reduction='sum').item() / fake[0].numel()
+        n += len(fake)
         if self.segmenter is not None:
-            cm = cm + segmentation_score(self.segmenter.to(fake.device), fake, self.to_seg_ids(lab), self.seg_classes).cm
+            cm = cm + segmentation_score(self.segmenter.to(fake.device), fake, self.to_seg_ids(lab),
+                                         self.seg_classes).cm
     out = {'l1': tot / n}
-    if self.segmenter is not None: s = scores_from_cm(cm); out.update(seg_miou=s['miou'], seg_pixel_acc=s['pixel_acc'])
+    if self.segmenter is not None:
+        s = scores_from_cm(cm)
+        out.update(seg_miou=s['miou'], seg_pixel_acc=s['pixel_acc'])
     return out
 
 # %% ../nbs/07b_spade_training.ipynb #b753203c
@@ -201,13 +211,15 @@ def _load_maps(path:Path, opt:SPADEOptions|None=None):
         if opt is not None and opt.dataset_mode == 'cityscapes': check_label_ids(out[-1][1], str(f))
     return out
 
+# %% ../nbs/07b_spade_training.ipynb #d5e74551
 def _style_z(opt, encoder, style, n_maps, n, gen, dev):
     "z for `n` samples of each of `n_maps` label maps: N(0, I), or around the style image's code"
     eps = torch.randn(n_maps * n, opt.z_dim, generator=gen).to(dev)
     if style is None: return eps
     encoder.eval().to(dev)
     mu, logvar = encoder((style[None] if style.ndim == 3 else style).to(dev))
-    if len(mu) not in (1, n_maps): raise SPADEInputError(f"{len(mu)} style images for {n_maps} label maps: give one, or one per map")
+    if len(mu) not in (1, n_maps):
+        raise SPADEInputError(f"{len(mu)} style images for {n_maps} label maps: give one, or one per map")
     mu, logvar = (v.expand(n_maps, -1).repeat_interleave(n, 0) for v in (mu, logvar))
     return reparameterize(mu, logvar, eps)
 
@@ -215,9 +227,9 @@ def _draw_size(lab:torch.Tensor, size:tuple) -> tuple:
     "The size to draw at; warns when the label maps' aspect ratio differs (resizing distorts them)"
     (h, w), (H, W) = lab.shape[-2:], size
     if abs(w / h - W / H) > 0.01 * W / H:
-        warnings.warn(f"label maps of {h}×{w} are resized to {H}×{W}: aspect ratio {w / h:.2f} instead of {W / H:.2f}, so the "
-                      "photos come out distorted. Crop the maps to the generator's aspect ratio, or pass size=(H, W) "
-                      "(segsyn synth --size HxW) with their own.", stacklevel=3)
+        warnings.warn(f"label maps of {h}×{w} are resized to {H}×{W}: aspect ratio {w / h:.2f} instead of "
+                      f"{W / H:.2f}, so the photos come out distorted. Crop the maps to the generator's aspect ratio, "
+                      "or pass size=(H, W) (segsyn synth --size HxW) with their own.", stacklevel=3)
     return tuple(size)
 
 # %% ../nbs/07b_spade_training.ipynb #95bcd124
@@ -237,14 +249,17 @@ def synthesize(G:SPADEGenerator, # a SPADE generator (e.g. from load_official_sp
                 for f, lab, ins in _load_maps(Path(label_map), G.opt)}
     o, dev = G.opt, torch.device(device) if device is not None else next(G.parameters()).device
     if style is not None and encoder is None:
-        raise SPADEInputError("a style image needs the style encoder: pass encoder=ConvEncoder loaded from latest_net_E.pth (a VAE model)")
+        raise SPADEInputError("a style image needs the style encoder: "
+                              "pass encoder=ConvEncoder loaded from latest_net_E.pth (a VAE model)")
     if (style is not None or n > 1) and not o.use_vae:
-        raise SPADEInputError("this generator was trained without use_vae: it draws one image per label map, with no style input; "
+        raise SPADEInputError("this generator was trained without use_vae: "
+                              "it draws one image per label map, with no style input; "
                               "use a VAE model (--use_vae) for multimodal or style-guided synthesis")
     lab = _as_batch(label_map, 'label map')
     inst = None if instance_map is None else _as_batch(instance_map, 'instance map')
     if inst is not None and inst.shape != lab.shape:
-        raise SPADEInputError(f"the instance map is {tuple(inst.shape[-2:])} but the label map is {tuple(lab.shape[-2:])}: they must match")
+        raise SPADEInputError(f"the instance map is {tuple(inst.shape[-2:])} but the label map is "
+                              f"{tuple(lab.shape[-2:])}: they must match")
     if o.dataset_mode == 'cityscapes': check_label_ids(lab)           # train ids given for label ids: refused
     size = _draw_size(lab, size or G.size)
     sem = preprocess_labels(resize_ids(lab, size), None if inst is None else resize_ids(inst, size), o).to(dev)
@@ -259,17 +274,22 @@ def save_generator(G:SPADEGenerator, path:str|Path):
     save_checkpoint(dict(kind='spade_generator', opt=vars(G.opt), state_dict=G.state_dict()), path)
     return Path(path)
 
-def load_generator(path:str|Path, # a segsyn generator file, an official latest_net_G.pth, or a release name: 'cityscapes', 'coco', 'ade20k'
-                   dataset:str|None=None, # options of an official file given by path (default 'cityscapes'); a name brings its own
-                   root:str|Path|None=None) -> SPADEGenerator: # data root for a name (default $SEGSYN_DATA, else ./data)
+def load_generator(path:str|Path, # a generator file (segsyn's or an official latest_net_G.pth) or a release name
+                   dataset:str|None=None, # an official file's option set (default 'cityscapes'); a name brings its own
+                   root:str|Path|None=None) -> SPADEGenerator: # data root for a name (default $SEGSYN_DATA or ./data)
     "A SPADE generator from a segsyn file, an official checkpoint file (options of `dataset`), or the release by name"
-    if isinstance(path, str) and path in _DATASETS: return load_official_spade(path, root=root)   # where ./data_setup.sh spade put it
-    ck = load_checkpoint(path, 'generator file', hint=f"give a file, or a release name: {', '.join(_DATASETS)} (`./data_setup.sh spade` fetches them)")
+    if isinstance(path, str) and path in _DATASETS:
+        return load_official_spade(path, root=root)   # where ./data_setup.sh spade put it
+    ck = load_checkpoint(path, 'generator file', hint=f"give a file, or a release name: {', '.join(_DATASETS)} "
+                                                      "(`./data_setup.sh spade` fetches them)")
     if isinstance(ck, dict) and ck.get('kind') == 'spade_generator':
-        G = SPADEGenerator(SPADEOptions(**ck['opt'])); G.load_state_dict(ck['state_dict']); return G.eval()
+        G = SPADEGenerator(SPADEOptions(**ck['opt']))
+        G.load_state_dict(ck['state_dict'])
+        return G.eval()
     if isinstance(ck, dict) and ('kind' in ck or 'modules' in ck):
-        raise CheckpointError(f"{path} is not a SPADE generator (it holds {ck.get('kind') or 'a training checkpoint'}); "
-                              "give a generator file written by `segsyn train --model spade`, an official latest_net_G.pth or a release name")
+        raise CheckpointError(f"{path} is not a SPADE generator (it holds "
+                              f"{ck.get('kind') or 'a training checkpoint'}); give a generator file written by "
+                              "`segsyn train --model spade`, an official latest_net_G.pth or a release name")
     return load_official_spade(path, dataset)
 
 # %% ../nbs/07b_spade_training.ipynb #2a45925b
@@ -285,7 +305,8 @@ class SPADERecipe(NamedTuple):
     lr_per_epoch:tuple = (1., 1.) # (G, D) learning-rate factors per epoch (see `SPADETask`)
     def task(self, **kwargs) -> SPADETask:
         "A `SPADETask` with these options, L1 weight, logging and per-epoch rates (kwargs: segmenter=, vgg=, …)"
-        return SPADETask(self.opt, **{'lambda_l1': self.lambda_l1, 'log_every': self.log_every, 'lr_per_epoch': self.lr_per_epoch, **kwargs})
+        return SPADETask(self.opt, **{'lambda_l1': self.lambda_l1, 'log_every': self.log_every,
+                                      'lr_per_epoch': self.lr_per_epoch, **kwargs})
     @property
     def learner_kw(self) -> dict:
         "lr, epochs and sched, to pass to `Learner`"
@@ -293,7 +314,7 @@ class SPADERecipe(NamedTuple):
 
 # %% ../nbs/07b_spade_training.ipynb #d0f81fbb
 def small_spade(size:tuple=(64, 128), # (H, W) the generator draws at
-                ngf:int|None=None, # generator width (default: 8 in ci, 64 in full); spade_hidden = 2·ngf, ndf = min(2·ngf, 64)
+                ngf:int|None=None, # G width (default 8 in ci, 64 in full); spade_hidden = 2·ngf, ndf = min(2·ngf, 64)
                 lr:float|None=None, # default: 2e-3 in ci (few steps), 2e-4 in full (the paper's)
                 epochs:int|None=None, # default: 10 in ci, 200 in full
                 batch_size:int|None=None, # default: 4 in ci (more steps from the same frames), 8 in full
@@ -307,32 +328,38 @@ def small_spade(size:tuple=(64, 128), # (H, W) the generator draws at
               num_upsampling_layers=ups, no_vgg_loss=by_profile(True, False))
     opt = spade_options('cityscapes', **{**kw, **overrides})
     f = 2 ** _UPS[opt.num_upsampling_layers]
-    if H % f or W % f: raise SPADEInputError(f"size {H}×{W}: with num_upsampling_layers={opt.num_upsampling_layers!r} both sides must be multiples of {f}")
-    return SPADERecipe(opt, lr or by_profile(2e-3, 2e-4), epochs or by_profile(10, 200), batch_size=batch_size or by_profile(4, 8),
+    if H % f or W % f:
+        raise SPADEInputError(f"size {H}×{W}: with num_upsampling_layers={opt.num_upsampling_layers!r} "
+                              f"both sides must be multiples of {f}")
+    return SPADERecipe(opt, lr or by_profile(2e-3, 2e-4), epochs or by_profile(10, 200),
+                       batch_size=batch_size or by_profile(4, 8),
                        lambda_l1=by_profile(100., 0.) if lambda_l1 is None else lambda_l1)
 
 # %% ../nbs/07b_spade_training.ipynb #2a65f554
 def writeup001_recipe(profile:str|None=None, # 'ci' or 'full' (default: the active profile)
                    size:tuple|None=None, # (H, W) (default: 256×256 in full, as COCO-Stuff's options crop; 64×128 in ci)
-                   dataset:str|None=None, # SPADE option set (default: 'coco' in full; 'cityscapes' in ci: the streets' label ids)
+                   dataset:str|None=None, # option set (default 'coco' in full, 'cityscapes' in ci: the streets' ids)
                    spade_gamma:str='plain', # 001's x̂·γ; 'one_plus' for the official x̂·(1 + γ)
                    **overrides) -> SPADERecipe: # any option by its official name
-    "Write-up 001's SPADE: VAE, no instance edges, hinge + KL, Adam 2e-4 β = (0, 0.999), G lr ×½ and D lr ×2 per epoch, batch 4, 2 epochs, every 4th step logged"
+    "Write-up 001's SPADE: VAE, no edges, hinge + KL, Adam 2e-4 β (0, 0.999), G/D lr ×½/×2 per epoch, batch 4, 2 epochs"
     profile = profile or get_profile()
     if profile not in ('ci', 'full'): raise SegsynError(f"profile={profile!r}: use 'ci' or 'full'")
     full = profile == 'full'
     H, W = size or ((256, 256) if full else (64, 128))
     ngf = 64 if full else 16
-    kw = dict(use_vae=True, no_vgg_loss=True, no_ganFeat_loss=True, no_TTUR=True, beta1=0., beta2=0.999, spade_gamma=spade_gamma, no_instance=True,
-              ngf=ngf, spade_hidden=2 * ngf, ndf=min(2 * ngf, 64), crop_size=W, aspect_ratio=W / H, num_upsampling_layers='normal')
+    kw = dict(use_vae=True, no_vgg_loss=True, no_ganFeat_loss=True, no_TTUR=True, beta1=0., beta2=0.999,
+              spade_gamma=spade_gamma, no_instance=True, ngf=ngf, spade_hidden=2 * ngf, ndf=min(2 * ngf, 64),
+              crop_size=W, aspect_ratio=W / H, num_upsampling_layers='normal')
     opt = spade_options(dataset or ('coco' if full else 'cityscapes'), **{**kw, **overrides})
     f = 2 ** _UPS[opt.num_upsampling_layers]
-    if H % f or W % f: raise SPADEInputError(f"size {H}×{W}: with num_upsampling_layers={opt.num_upsampling_layers!r} both sides must be multiples of {f}")
+    if H % f or W % f:
+        raise SPADEInputError(f"size {H}×{W}: with num_upsampling_layers={opt.num_upsampling_layers!r} "
+                              f"both sides must be multiples of {f}")
     return SPADERecipe(opt, 2e-4, 2, sched=None, batch_size=4, log_every=4, lr_per_epoch=(0.5, 2.))
 
 # %% ../nbs/07b_spade_training.ipynb #4329b198
 def spade_run_recipe(c, table) -> SPADERecipe: # a run's config (10b's `TrainConfig`); the label table of its data
-    "The SPADE recipe of a run: the course's (`small_spade`) or write-up 001's, at --size and --ngf, for the data's classes"
+    "A run's SPADE recipe: the course's (`small_spade`) or write-up 001's, at --size and --ngf, for the data's classes"
     ids = c.layout == 'cityscapes' and c.label_space == 'label'
     classes = {} if ids else dict(label_nc=table.num_classes, contain_dontcare_label=True)
     if c.variant == 'writeup001':                       # 001's recipe at this width; its lr and epochs unless given
@@ -357,11 +384,13 @@ def _bench_mode(opt, data, mode, steps, dev) -> dict:
     "Steps per second and peak memory of SPADE training steps in one precision mode"
     torch.manual_seed(0)
     fast = mode != 'fp32'
-    learn = Learner(SPADETask(opt), [data], amp='bf16' if fast else False, channels_last=fast, device=dev, save=False, progress=False)
+    learn = Learner(SPADETask(opt), [data], amp='bf16' if fast else False, channels_last=fast, device=dev, save=False,
+                    progress=False)
     learn.setup()
     b = learn.to_device(data)
     it_s, mem = time_steps(lambda: learn.task.train_step(b, learn), steps, dev)   # one warm-up step, then `steps` timed
-    return dict(mode=mode, device=str(dev), size=list(data[1].shape[-2:]), batch=len(data[1]), it_s=it_s, peak_mem_gb=mem)
+    return dict(mode=mode, device=str(dev), size=list(data[1].shape[-2:]), batch=len(data[1]), it_s=it_s,
+                peak_mem_gb=mem)
 
 def spade_step_benchmark(opt:SPADEOptions|None=None, # default: Cityscapes options (ngf 64), no VGG loss
                          size:tuple=(256, 512), batch:int=1, steps:int=5, device=None,
@@ -369,5 +398,7 @@ def spade_step_benchmark(opt:SPADEOptions|None=None, # default: Cityscapes optio
     "SPADE train steps (G + D) per second and peak CUDA memory for each precision mode, side by side"
     opt = opt or spade_options(no_vgg_loss=True, num_upsampling_layers='normal')
     dev = torch.device(device) if device is not None else default_device()
-    data = (torch.rand(batch, 3, *size) * 2 - 1, torch.randint(0, opt.label_nc, (batch, *size)), torch.randint(0, 5, (batch, *size)))
-    return [_bench_mode(opt, data, mode, steps, dev) for mode in modes]   # one Learner at a time: each is freed before the next
+    data = (torch.rand(batch, 3, *size) * 2 - 1, torch.randint(0, opt.label_nc, (batch, *size)),
+            torch.randint(0, 5, (batch, *size)))
+    # one Learner at a time: each is freed before the next
+    return [_bench_mode(opt, data, mode, steps, dev) for mode in modes]

@@ -1,4 +1,4 @@
-"""The course's default data: procedurally drawn street scenes with Cityscapes label and instance ids, written in the official Cityscapes layout — or in any other layout segsyn reads.
+"""The course's default data: drawn street scenes with Cityscapes label and instance ids, in any layout segsyn reads
 
 Docs: https://segsyn.github.io/segsyn/synthetic.html.md"""
 
@@ -39,13 +39,15 @@ class _Canvas:
     "Paints colour, label id and instance id together, far to near (the painter's algorithm)"
     def __init__(self, H, W, rng):
         self.H, self.W, self.rng = H, W, rng
-        self.img, self.lab, self.inst = np.zeros((H, W, 3), np.float32), np.zeros((H, W), np.uint8), np.zeros((H, W), np.int32)
+        self.img, self.lab, self.inst = (np.zeros((H, W, 3), np.float32), np.zeros((H, W), np.uint8),
+                                         np.zeros((H, W), np.int32))
         self.yy, self.xx = np.mgrid[0:H, 0:W].astype(np.float32)
         self.tex = [_smooth_noise(rng, H, W, c) for c in (4, 16, 48)]   # fine, medium, coarse texture
     def paint(self, m, label, color, tex=0.15, inst=None, grain=0):
         "Give the pixels of mask `m` a label, an instance id and a textured colour"
         self.img[m] = np.asarray(color, np.float32)[None] * (1 + tex * self.tex[grain][m])[:, None]
-        self.lab[m] = label; self.inst[m] = label if inst is None else inst
+        self.lab[m] = label
+        self.inst[m] = label if inst is None else inst
 
 # %% ../nbs/00c_synthetic.ipynb #e89bc737
 def _sky(cv, hz):
@@ -54,7 +56,8 @@ def _sky(cv, hz):
     bot = _pick(cv.rng, [(200, 210, 220), (170, 180, 190)], 10)
     t = (cv.yy / max(hz, 1)).clip(0, 1)[..., None]
     cv.img[:] = top * (1 - t) + bot * t + 25 * np.clip(cv.tex[2], 0, 1)[..., None]
-    cv.lab[:] = 23; cv.inst[:] = 23
+    cv.lab[:] = 23
+    cv.inst[:] = 23
 
 def _facade(cv, lo, hi, topy, base):
     "One building between columns lo..hi, with a grid of windows"
@@ -65,11 +68,13 @@ def _facade(cv, lo, hi, topy, base):
     win = m & ((u * nx) % 1 > 0.3) & ((u * nx) % 1 < 0.75) & ((v * ny) % 1 > 0.35) & ((v * ny) % 1 < 0.8) & (v < 0.85)
     cv.img[win] = _pick(cv.rng, [(40, 50, 60), (90, 110, 130), (160, 170, 180)], 10)
 
+# %% ../nbs/00c_synthetic.ipynb #d2e99548
 def _tree(cv, cx, cy, r, base):
     "A tree crown (vegetation) on a trunk"
     crown = ((cv.xx - cx) ** 2 + (cv.yy - cy) ** 2 * 1.3) < r ** 2
     trunk = (np.abs(cv.xx - cx) < max(1.5, r * 0.12)) & (cv.yy > cy) & (cv.yy < base)
-    cv.paint((crown | trunk) & (cv.yy < base), 21, _pick(cv.rng, [(80, 120, 40), (60, 100, 50), (120, 130, 50)]), 0.45, grain=0)
+    cv.paint((crown | trunk) & (cv.yy < base), 21, _pick(cv.rng, [(80, 120, 40), (60, 100, 50), (120, 130, 50)]), 0.45,
+             grain=0)
 
 def _street_side(cv, hz, vx, xb_out):
     "Buildings (and gaps with trees) along one side of the street, their bases on the line to `xb_out`"
@@ -77,7 +82,8 @@ def _street_side(cv, hz, vx, xb_out):
     s = np.clip(np.abs(cv.xx - vx) / max(abs(xb_out - vx), 1), 0, 1)      # nearness along the façades
     base = hz + (H - hz) * s
     while s0 < 1:
-        s1 = min(1, s0 + rng.uniform(0.1, 0.35)); h0 = H * rng.uniform(0.15, 0.55)
+        s1 = min(1, s0 + rng.uniform(0.1, 0.35))
+        h0 = H * rng.uniform(0.15, 0.55)
         xa, xb = vx + (xb_out - vx) * s0, vx + (xb_out - vx) * s1
         lo, hi = min(xa, xb), max(xa, xb)
         if rng.random() < 0.2: _tree(cv, (lo + hi) / 2, hz - h0 * 0.4 * s1, (hi - lo) * 0.5 + 4, base)
@@ -88,52 +94,64 @@ def _street_side(cv, hz, vx, xb_out):
 def _ground(cv, hz, vx, rl, rr, sw):
     "Sidewalks with paving joints, the road with dashed lane marks, optional grass verges"
     rng, yy, xx = cv.rng, cv.yy, cv.xx
-    d = np.clip((yy - hz) / (cv.H - hz), 1e-3, None); below = yy >= hz
+    d = np.clip((yy - hz) / (cv.H - hz), 1e-3, None)
+    below = yy >= hz
     edge = lambda xb: vx + (xb - vx) * d
     for a, b in ((rl - sw, rl), (rr, rr + sw)):
         cv.paint(below & (xx >= edge(a)) & (xx <= edge(b)), 8, _pick(rng, _PAVING), 0.1, grain=0)
         if rng.random() < 0.3:   # a grass verge (terrain) along the outer edge
-            w = (b - a) * 0.25; g0, g1 = (a, a + w) if a < rl else (b - w, b)
-            cv.paint(below & (xx >= edge(g0)) & (xx <= edge(g1)), 22, _pick(rng, [(110, 150, 70), (140, 160, 90)]), 0.3, grain=0)
+            w = (b - a) * 0.25
+            g0, g1 = (a, a + w) if a < rl else (b - w, b)
+            cv.paint(below & (xx >= edge(g0)) & (xx <= edge(g1)), 22, _pick(rng, [(110, 150, 70), (140, 160, 90)]), 0.3,
+                     grain=0)
     cv.img[(cv.lab == 8) & (((1 / d) * 3) % 1 < 0.08)] *= 0.8
     road = below & (xx >= edge(rl)) & (xx <= edge(rr))
     cv.paint(road, 7, _pick(rng, [(80, 80, 85), (100, 98, 100), (70, 70, 75), (110, 105, 100)], 8), 0.18, grain=0)
     lane = road & (np.abs(xx - edge((rl + rr) / 2)) < 1.5 + 5 * d) & (((1 / d) * 1.5 + rng.random()) % 1 < 0.5)
     cv.img[lane] = (220, 220, 210)
 
+# %% ../nbs/00c_synthetic.ipynb #5603aa99
 def _pole(cv, hz, vx, xb, s):
     "A pole on the sidewalk at nearness `s`, topped by a sign or a traffic light"
     rng, xx, yy = cv.rng, cv.xx, cv.yy
     px, py = vx + (xb - vx) * s, hz + (cv.H - hz) * s
     ph, r = cv.H * 0.6 * s, 10 * s + 2
-    cv.paint((np.abs(xx - px) < max(1.5, 5 * s)) & (yy < py) & (yy > py - ph), 17, _pick(rng, [(110, 110, 110), (60, 60, 60)]), 0.05)
+    cv.paint((np.abs(xx - px) < max(1.5, 5 * s)) & (yy < py) & (yy > py - ph), 17,
+             _pick(rng, [(110, 110, 110), (60, 60, 60)]), 0.05)
     cy = py - ph
     if rng.random() < 0.5:
-        cv.paint(((xx - px) ** 2 + (yy - cy) ** 2) < r ** 2, 20, _pick(rng, [(220, 200, 30), (200, 40, 40), (40, 80, 180)]), 0.05)
+        cv.paint(((xx - px) ** 2 + (yy - cy) ** 2) < r ** 2, 20,
+                 _pick(rng, [(220, 200, 30), (200, 40, 40), (40, 80, 180)]), 0.05)
     else:
         cv.paint((np.abs(xx - px) < r * 0.5) & (np.abs(yy - cy) < r * 1.2), 19, (30, 30, 30), 0.05)
-        cv.img[((xx - px) ** 2 + (yy - cy + r * 0.6) ** 2) < (r * 0.35) ** 2] = _pick(rng, [(220, 40, 30), (40, 200, 60), (230, 180, 30)], 5)
+        cv.img[((xx - px) ** 2 + (yy - cy + r * 0.6) ** 2) < (r * 0.35) ** 2] = _pick(
+            rng, [(220, 40, 30), (40, 200, 60), (230, 180, 30)], 5)
 
 # %% ../nbs/00c_synthetic.ipynb #287e17ab
 def _car(cv, px, py, s, iid):
     "A car (body, cabin, windows, wheels) standing at (px, py), scaled by nearness `s`"
-    xx, yy = cv.xx, cv.yy; w, h = cv.W * 0.3 * s, cv.W * 0.14 * s
+    xx, yy = cv.xx, cv.yy
+    w, h = cv.W * 0.3 * s, cv.W * 0.14 * s
     body = (np.abs(xx - px) < w / 2) & (yy < py) & (yy > py - h * 0.6)
     cab = (np.abs(xx - px) < w * 0.35) & (yy <= py - h * 0.55) & (yy > py - h)
     cv.paint(body | cab, 26, _pick(cv.rng, _CARS), 0.08, inst=iid)
     cv.img[cab & (np.abs(xx - px) < w * 0.3) & (yy > py - h * 0.95)] = _pick(cv.rng, [(40, 50, 60), (90, 100, 110)], 8)
     for wx in (-0.32, 0.32):
-        cv.paint((((xx - px - wx * w) ** 2 + (yy - py) ** 2) < (h * 0.2) ** 2) & (yy < py + h * 0.15), 26, (20, 20, 20), 0.05, inst=iid)
+        cv.paint((((xx - px - wx * w) ** 2 + (yy - py) ** 2) < (h * 0.2) ** 2) & (yy < py + h * 0.15), 26, (20, 20, 20),
+                 0.05, inst=iid)
 
 def _person(cv, px, py, s, iid):
     "A pedestrian (torso, legs, head) standing at (px, py)"
-    xx, yy = cv.xx, cv.yy; h = cv.H * 0.45 * s; w = h * 0.3
+    xx, yy = cv.xx, cv.yy
+    h = cv.H * 0.45 * s
+    w = h * 0.3
     torso = (np.abs(xx - px) < w / 2) & (yy > py - h * 0.8) & (yy < py - h * 0.42)
     legs = (np.abs(np.abs(xx - px) - w * 0.2) < w * 0.15) & (yy >= py - h * 0.42) & (yy < py)
     head = ((xx - px) ** 2 + (yy - (py - h * 0.88)) ** 2) < (h * 0.09) ** 2
     for m, cols in ((torso, _CLOTHES), (legs, _CLOTHES), (head, [(230, 190, 160), (150, 100, 70), (90, 60, 40)])):
         cv.paint(m, 24, _pick(cv.rng, cols, 10), 0.1, inst=iid)
 
+# %% ../nbs/00c_synthetic.ipynb #07c445d3
 def _lighting(cv, hz):
     "Exposure, colour cast, a cast shadow, vignetting and sensor noise"
     rng, xx, yy, H, W = cv.rng, cv.xx, cv.yy, cv.H, cv.W
@@ -154,17 +172,21 @@ def street_frame(rng:np.random.Generator, # the frame's random generator (fixes 
     _sky(cv, hz)
     for xb_out in (rl - sw, rr + sw): _street_side(cv, hz, vx, xb_out)
     _ground(cv, hz, vx, rl, rr, sw)
-    for _ in range(rng.integers(0, 4)): _pole(cv, hz, vx, rng.choice([rl - sw * 0.5, rr + sw * 0.5]), rng.uniform(0.15, 1))
+    for _ in range(rng.integers(0, 4)):
+        _pole(cv, hz, vx, rng.choice([rl - sw * 0.5, rr + sw * 0.5]), rng.uniform(0.15, 1))
     objs = sorted([('car', rng.uniform(0.1, 1)) for _ in range(rng.integers(1, 6))] +
                   [('person', rng.uniform(0.15, 1)) for _ in range(rng.integers(0, 6))], key=lambda o: o[1])
     n = {'car': 0, 'person': 0}
     for kind, s in objs:
         py = hz + (H - hz) * s
         if kind == 'car': xb, draw, base = rl + (rr - rl) * rng.uniform(0.15, 0.85), _car, 26000
-        else: xb, draw, base = rng.choice([rl - sw * rng.uniform(0.2, 0.8), rr + sw * rng.uniform(0.2, 0.8)]), _person, 24000
-        draw(cv, vx + (xb - vx) * s, py, s, base + n[kind]); n[kind] += 1
+        else: xb, draw, base = (rng.choice([rl - sw * rng.uniform(0.2, 0.8), rr + sw * rng.uniform(0.2, 0.8)]),
+                                _person, 24000)
+        draw(cv, vx + (xb - vx) * s, py, s, base + n[kind])
+        n[kind] += 1
     if rng.random() < 0.5:   # the ego vehicle's bonnet (void in Cityscapes)
-        cv.paint(cv.yy > H - H * 0.08 * (1 + 0.3 * np.cos((cv.xx / W - 0.5) * 3)), 1, _pick(rng, [(30, 30, 35), (60, 60, 70)]), 0.05)
+        cv.paint(cv.yy > H - H * 0.08 * (1 + 0.3 * np.cos((cv.xx / W - 0.5) * 3)), 1,
+                 _pick(rng, [(30, 30, 35), (60, 60, 70)]), 0.05)
     return _lighting(cv, hz), cv.lab, cv.inst
 
 # %% ../nbs/00c_synthetic.ipynb #1cbb0aec
@@ -174,8 +196,10 @@ def _save_png(arr, path, palette=None):
     "Write a PNG deterministically (no timestamps or other metadata); with `palette`, as a palette ('P') PNG"
     im = Image.fromarray(arr)
     if palette is not None: im.putpalette(palette)
-    Path(path).parent.mkdir(parents=True, exist_ok=True); im.save(path, format='PNG', compress_level=6)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    im.save(path, format='PNG', compress_level=6)
 
+# %% ../nbs/00c_synthetic.ipynb #db37c3e5
 def make_synthetic_streets(root:str|Path, # where leftImg8bit/ and gtFine/ go
                            n_train:int=200, # training frames
                            n_val:int=50, # validation frames
@@ -185,12 +209,14 @@ def make_synthetic_streets(root:str|Path, # where leftImg8bit/ and gtFine/ go
                           ) -> Path:
     "Write the synthetic-streets dataset in the official Cityscapes layout; returns `root`"
     import tqdm.auto as tq
-    root = Path(root); H, W = size
+    root = Path(root)
+    H, W = size
     if min(H, W) < 32: raise DatasetError(f"make_synthetic_streets: size {size} is too small; use at least 32×32")
     for si, (split, n) in enumerate((('train', n_train), ('val', n_val))):
         city = _CITIES[split]
         im_dir, gt_dir = root/'leftImg8bit'/split/city, root/'gtFine'/split/city
-        im_dir.mkdir(parents=True, exist_ok=True); gt_dir.mkdir(parents=True, exist_ok=True)
+        im_dir.mkdir(parents=True, exist_ok=True)
+        gt_dir.mkdir(parents=True, exist_ok=True)
         for i in tq.tqdm(range(n), desc=f'synthetic {split}', disable=not progress):
             img, lab, ins = street_frame(np.random.default_rng([seed, si, i]), H, W)
             stem = f'{city}_{i:06d}_000019'
@@ -222,28 +248,37 @@ def _lut(table:LabelTable, pairs:dict, default:int):
     return lut
 
 _SAME = ['person', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle', 'traffic light']
-_FOLDER_NAMES = ['road', 'sidewalk', 'building', 'pole', 'traffic light', 'traffic sign', 'vegetation', 'terrain', 'sky', 'person', 'car']
-_FOLDER_TABLE = LabelTable.from_rows('synthetic streets', [dict(name=n, id=k, color=CITYSCAPES.colors[CITYSCAPES.names.index(n)].tolist())
-                                     for k, n in enumerate(_FOLDER_NAMES)] + [dict(name='unlabeled', id=255, ignore_in_eval=True, color=[0, 0, 0])])
+_FOLDER_NAMES = ['road', 'sidewalk', 'building', 'pole', 'traffic light', 'traffic sign', 'vegetation', 'terrain',
+                 'sky', 'person', 'car']
+_FOLDER_TABLE = LabelTable.from_rows('synthetic streets',
+                                     [dict(name=n, id=k, color=CITYSCAPES.colors[CITYSCAPES.names.index(n)].tolist())
+                                      for k, n in enumerate(_FOLDER_NAMES)]
+                                     + [dict(name='unlabeled', id=255, ignore_in_eval=True, color=[0, 0, 0])])
 _LUTS = {
-    'voc': _lut(VOC, dict(car='car', person='person', rider='person', bus='bus', train='train', motorcycle='motorbike', bicycle='bicycle'), 0),
-    'coco-stuff': _lut(COCO_STUFF, {**{n: n for n in _SAME}, 'rider': 'person', 'road': 'road', 'sidewalk': 'pavement', 'building': 'building-other',
-                                    'wall': 'wall-other', 'fence': 'fence', 'pole': 'structural-other', 'traffic sign': 'street sign',
-                                    'vegetation': 'tree', 'terrain': 'grass', 'sky': 'sky-other'}, 255),
-    'ade20k': _lut(ADE20K_150, {**{n: n for n in _SAME if n != 'train'}, 'rider': 'person', 'motorcycle': 'minibike', 'road': 'road',
-                                'sidewalk': 'sidewalk', 'building': 'building', 'wall': 'wall', 'fence': 'fence', 'pole': 'pole',
-                                'traffic sign': 'signboard', 'vegetation': 'tree', 'terrain': 'grass', 'sky': 'sky'}, 0),
+    'voc': _lut(VOC, dict(car='car', person='person', rider='person', bus='bus', train='train', motorcycle='motorbike',
+                          bicycle='bicycle'), 0),
+    'coco-stuff': _lut(COCO_STUFF, {**{n: n for n in _SAME}, 'rider': 'person', 'road': 'road', 'sidewalk': 'pavement',
+                                    'building': 'building-other', 'wall': 'wall-other', 'fence': 'fence',
+                                    'pole': 'structural-other', 'traffic sign': 'street sign', 'vegetation': 'tree',
+                                    'terrain': 'grass', 'sky': 'sky-other'}, 255),
+    'ade20k': _lut(ADE20K_150, {**{n: n for n in _SAME if n != 'train'}, 'rider': 'person', 'motorcycle': 'minibike',
+                                'road': 'road', 'sidewalk': 'sidewalk', 'building': 'building', 'wall': 'wall',
+                                'fence': 'fence', 'pole': 'pole', 'traffic sign': 'signboard', 'vegetation': 'tree',
+                                'terrain': 'grass', 'sky': 'sky'}, 0),
     'folder': _lut(_FOLDER_TABLE, {n: n for n in _FOLDER_NAMES}, 255)}
 
 # %% ../nbs/00c_synthetic.ipynb #dc4b5fa4
 _ZOOM = 3   # VOC frames are drawn this many times larger, then cropped around an object (`_object_view`)
 
-def _object_view(img, lab, ins, keep): # a frame drawn `_ZOOM`× larger (photo, label ids, instance ids); the kept classes (a LUT: > 0 kept)
-    "The frame cropped around its largest kept object (1.5× its box, at least 1/`_ZOOM` of each side, aspect kept), at 1/`_ZOOM` of its size"
-    H, W = lab.shape; obj = keep[lab] > 0
+def _object_view(img, lab, ins, # a frame drawn `_ZOOM`× larger (photo, label ids, instance ids)
+                 keep): # the kept classes (a LUT: > 0 kept)
+    "The frame cropped to its largest kept object (1.5× its box, ≥ 1/`_ZOOM` per side, aspect kept), at 1/`_ZOOM` size"
+    H, W = lab.shape
+    obj = keep[lab] > 0
     if obj.any():
-        ids, n = np.unique(ins[obj], return_counts=True); ys, xs = np.nonzero(obj & (ins == ids[n.argmax()]))
-        s = min(1., max(1.5 * (np.ptp(ys) + 1) / H, 1.5 * (np.ptp(xs) + 1) / W, 1 / _ZOOM))   # the crop's share of each side
+        ids, n = np.unique(ins[obj], return_counts=True)
+        ys, xs = np.nonzero(obj & (ins == ids[n.argmax()]))
+        s = min(1., max(1.5 * (np.ptp(ys) + 1) / H, 1.5 * (np.ptp(xs) + 1) / W, 1 / _ZOOM))  # the crop's share per side
         h, w = round(H * s), round(W * s)
         y0, x0 = int(np.clip(round(ys.mean() - h / 2), 0, H - h)), int(np.clip(round(xs.mean() - w / 2), 0, W - w))
     else: h, w, y0, x0 = H, W, 0, 0
@@ -253,7 +288,8 @@ def _object_view(img, lab, ins, keep): # a frame drawn `_ZOOM`× larger (photo, 
 # %% ../nbs/00c_synthetic.ipynb #d928503e
 def _jpg(img, path):
     "Write a JPEG at quality 95 without chroma subsampling (4:4:4), so colour label maps survive at small sizes"
-    Path(path).parent.mkdir(parents=True, exist_ok=True); Image.fromarray(img).save(path, quality=95, subsampling=0)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path, quality=95, subsampling=0)
 
 def _void_outline(m):
     "VOC's void outline: background pixels next to an object become 255"
@@ -264,21 +300,27 @@ def _voc(r, split, i, img, lab, ins):
     v, stem = r/'VOCdevkit/VOC2012', f'{split}_{i:06d}'
     img, lab = _object_view(img, lab, ins, _LUTS['voc'])              # VOC's photos are centred on their objects
     _save_png(_void_outline(_LUTS['voc'][lab]), v/'SegmentationClass'/f'{stem}.png', voc_palette().flatten().tolist())
-    _jpg(img, v/'JPEGImages'/f'{stem}.jpg'); return stem
+    _jpg(img, v/'JPEGImages'/f'{stem}.jpg')
+    return stem
 
+# %% ../nbs/00c_synthetic.ipynb #9c2d0810
 def _coco(r, split, i, img, lab, ins):
     _save_png(_LUTS['coco-stuff'][lab], r/f'{split}_label'/f'{i:012d}.png')
-    _save_png(np.unique(ins, return_inverse=True)[1].reshape(ins.shape).astype(np.uint8), r/f'{split}_inst'/f'{i:012d}.png')
+    _save_png(np.unique(ins, return_inverse=True)[1].reshape(ins.shape).astype(np.uint8),
+              r/f'{split}_inst'/f'{i:012d}.png')
     _jpg(img, r/f'{split}_img'/f'{i:012d}.jpg')
 
 def _ade(r, split, i, img, lab, ins):
     sub, stem = _ADE_SPLITS[split], f'ADE_{split}_{i + 1:08d}'
-    _save_png(_LUTS['ade20k'][lab], r/'annotations'/sub/f'{stem}.png'); _jpg(img, r/'images'/sub/f'{stem}.jpg')
+    _save_png(_LUTS['ade20k'][lab], r/'annotations'/sub/f'{stem}.png')
+    _jpg(img, r/'images'/sub/f'{stem}.jpg')
 
-def _pix2pix(r, split, i, img, lab, ins): _jpg(np.concatenate([img, CITYSCAPES.id_colors.numpy()[lab]], 1), r/split/f'{i + 1}.jpg')
+def _pix2pix(r, split, i, img, lab, ins):
+    _jpg(np.concatenate([img, CITYSCAPES.id_colors.numpy()[lab]], 1), r/split/f'{i + 1}.jpg')
 
 def _folder(r, split, i, img, lab, ins):
-    _save_png(_LUTS['folder'][lab], r/split/'masks'/f'{split}_{i:06d}.png'); _jpg(img, r/split/'images'/f'{split}_{i:06d}.jpg')
+    _save_png(_LUTS['folder'][lab], r/split/'masks'/f'{split}_{i:06d}.png')
+    _jpg(img, r/split/'images'/f'{split}_{i:06d}.jpg')
 
 # %% ../nbs/00c_synthetic.ipynb #fdefb78f
 def _write_frames(root:Path, layout:str, n_train:int, n_val:int, size:tuple, seed:int, progress:bool):
@@ -289,11 +331,14 @@ def _write_frames(root:Path, layout:str, n_train:int, n_val:int, size:tuple, see
     stems = {}
     for si, (split, n) in enumerate((('train', n_train), ('val', n_val))):
         z = _ZOOM if layout == 'voc' else 1           # VOC: the same scene drawn larger, then cropped around an object
-        stems[split] = [write(root, split, i, *street_frame(np.random.default_rng([seed, si, i]), z * size[0], z * size[1]))
+        stems[split] = [write(root, split, i,
+                              *street_frame(np.random.default_rng([seed, si, i]), z * size[0], z * size[1]))
                         for i in tq.tqdm(range(n), desc=f'synthetic {layout} {split}', disable=not progress)]
     if layout == 'voc':
-        lists = root/'VOCdevkit/VOC2012/ImageSets/Segmentation'; lists.mkdir(parents=True, exist_ok=True)
-        for s, names in {**stems, 'trainval': stems['train'] + stems['val']}.items(): (lists/f'{s}.txt').write_text(''.join(f'{n}\n' for n in names))
+        lists = root/'VOCdevkit/VOC2012/ImageSets/Segmentation'
+        lists.mkdir(parents=True, exist_ok=True)
+        for s, names in {**stems, 'trainval': stems['train'] + stems['val']}.items():
+            (lists/f'{s}.txt').write_text(''.join(f'{n}\n' for n in names))
     if layout == 'folder': _FOLDER_TABLE.to_json(root/'labels.json')
     return root
 
@@ -305,24 +350,33 @@ def write_layout(root:str|Path, # the dataset folder to write
                  seed:int=0, # the dataset seed
                  overwrite:bool=False, # replace a folder that already holds files
                  progress:bool=False) -> Path: # show progress bars
-    "The synthetic streets in `layout`, staged beside `root` and moved into place only when complete, with a manifest of what it holds"
+    "The synthetic streets in `layout`, staged beside `root`, moved in when complete, with a manifest of what it holds"
     if layout not in LAYOUTS: raise DatasetError(f"unknown dataset layout {layout!r}; use one of {', '.join(LAYOUTS)}")
     if min(size) < 32: raise DatasetError(f"write_layout: size {tuple(size)} is too small; use at least 32×32")
-    root = Path(root); root.parent.mkdir(parents=True, exist_ok=True)
+    root = Path(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
     if root.exists() and any(root.iterdir()) and not overwrite:
-        raise DatasetError(f"{root} already holds files; pass --overwrite to write over it or --root to choose another folder")
-    claim_lock(root.parent/f'.{root.name}.lock', str(root))           # one writer per dataset folder (until `release_locks`)
-    for old in root.parent.glob(f'.{root.name}.partial-*'): shutil.rmtree(old, ignore_errors=True)   # a killed write's stage
+        raise DatasetError(f"{root} already holds files; "
+                           "pass --overwrite to write over it or --root to choose another folder")
+    claim_lock(root.parent/f'.{root.name}.lock', str(root))  # one writer per dataset folder (until `release_locks`)
+    for old in root.parent.glob(f'.{root.name}.partial-*'):   # a killed write's stage
+        shutil.rmtree(old, ignore_errors=True)
     stage = Path(tempfile.mkdtemp(dir=root.parent, prefix=f'.{root.name}.partial-'))
     try:
         _write_frames(stage, layout, n_train, n_val, tuple(size), seed, progress)
-        (stage/'manifest.json').write_text(json.dumps(dict(layout=layout, n_train=n_train, n_val=n_val, size=list(size), seed=seed)))
-    except BaseException: shutil.rmtree(stage, ignore_errors=True); raise   # (a kill -9 leaves it: the next write removes it)
+        (stage/'manifest.json').write_text(json.dumps(dict(layout=layout, n_train=n_train, n_val=n_val,
+                                                           size=list(size), seed=seed)))
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)   # (a kill -9 leaves it: the next write removes it)
+        raise
     os.chmod(stage, user_mode(0o777))                 # mkdtemp made it private: the user's usual mode
     if root.exists(): shutil.rmtree(root)
-    os.replace(stage, root); return root
+    os.replace(stage, root)
+    return root
 
-def write_streets(root:str|Path, n_train:int, n_val:int, size:tuple, seed:int=0, overwrite:bool=False, progress:bool=False) -> Path:
+# %% ../nbs/00c_synthetic.ipynb #de29ea26
+def write_streets(root:str|Path, n_train:int, n_val:int, size:tuple, seed:int=0, overwrite:bool=False,
+                  progress:bool=False) -> Path:
     "`write_layout` in the Cityscapes layout (what `segsyn data --synthetic` writes by default)"
     return write_layout(root, 'cityscapes', n_train, n_val, size, seed, overwrite, progress)
 
@@ -331,10 +385,12 @@ def _lines(p): return p.read_text().split() if p.exists() else []
 _FRAMES = {  # layout -> the (image, mask) paths of a split's frames
     'cityscapes': lambda r, s: [(p, r/'gtFine'/s/p.parent.name/p.name.replace('_leftImg8bit', '_gtFine_labelIds'))
                                 for p in (r/'leftImg8bit'/s).glob('*/*_leftImg8bit.png')],
-    'voc': lambda r, s: [(r/'VOCdevkit/VOC2012/JPEGImages'/f'{n}.jpg', r/'VOCdevkit/VOC2012/SegmentationClass'/f'{n}.png')
+    'voc': lambda r, s: [(r/'VOCdevkit/VOC2012/JPEGImages'/f'{n}.jpg',
+                          r/'VOCdevkit/VOC2012/SegmentationClass'/f'{n}.png')
                          for n in _lines(r/'VOCdevkit/VOC2012/ImageSets/Segmentation'/f'{s}.txt')],
     'coco-stuff': lambda r, s: [(p, r/f'{s}_label'/f'{p.stem}.png') for p in (r/f'{s}_img').glob('*.jpg')],
-    'ade20k': lambda r, s: [(p, r/'annotations'/_ADE_SPLITS[s]/f'{p.stem}.png') for p in (r/'images'/_ADE_SPLITS[s]).glob('*.jpg')],
+    'ade20k': lambda r, s: [(p, r/'annotations'/_ADE_SPLITS[s]/f'{p.stem}.png')
+                            for p in (r/'images'/_ADE_SPLITS[s]).glob('*.jpg')],
     'pix2pix': lambda r, s: [(p, p) for p in (r/s).glob('*.jpg')],
     'folder': lambda r, s: [(p, r/s/'masks'/f'{p.stem}.png') for p in (r/s/'images').glob('*.jpg')]}
 
@@ -342,8 +398,11 @@ def check_manifest(root:str|Path): # a dataset folder, maybe written by `write_l
     "A dataset written by segsyn holds the frames its manifest lists (else it was cut short: say how to rewrite it)"
     root = Path(root)
     if not (root/'manifest.json').exists(): return
-    m = json.loads((root/'manifest.json').read_text()); layout = m.get('layout', 'cityscapes')
+    m = json.loads((root/'manifest.json').read_text())
+    layout = m.get('layout', 'cityscapes')
     for split in ('train', 'val'):
         have, want = sum(a.exists() and b.exists() for a, b in _FRAMES[layout](root, split)), m[f'n_{split}']
-        if have != want: raise DatasetError(f"{root} holds {have} of the {want} {split} frames its manifest lists: it was cut short; write it again "
-                                            f"(segsyn data --synthetic {m['n_train']}{'' if layout == 'cityscapes' else ' --dataset ' + layout} --root {root} --overwrite)")
+        if have != want:
+            raise DatasetError(f"{root} holds {have} of the {want} {split} frames its manifest lists: "
+                               f"it was cut short; write it again (segsyn data --synthetic {m['n_train']}"
+                               f"{'' if layout == 'cityscapes' else ' --dataset ' + layout} --root {root} --overwrite)")
