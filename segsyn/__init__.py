@@ -1,4 +1,4 @@
-"""`import segsyn`: the everyday names of every chapter in one namespace, imported lazily, and a quick start in Python.
+"""`import segsyn`: every chapter's everyday names in one namespace, imported lazily, and a quick start in Python.
 
 Docs: https://segsyn.github.io/segsyn/api.html.md"""
 
@@ -13,12 +13,16 @@ import importlib
 
 EVERYDAY = dict( # chapter module -> its everyday names
     core='get_profile by_profile default_device native_bf16 seed_everything SegsynError data_root',
-    labels='CITYSCAPES VOC COCO_STUFF LabelTable', datasets='Cityscapes VOCSegmentation COCOStuff Pix2PixCityscapes ImageMaskFolder',
-    synthetic='make_synthetic_streets synthetic_streets', loaders='seg_transforms make_loader street_splits show_batch overlay',
+    labels='CITYSCAPES VOC COCO_STUFF LabelTable',
+    datasets='Cityscapes VOCSegmentation COCOStuff Pix2PixCityscapes ImageMaskFolder',
+    synthetic='make_synthetic_streets synthetic_streets',
+    loaders='seg_transforms make_loader street_splits show_batch overlay',
     metrics='ConfusionMatrix', losses='CrossEntropy DiceLoss CEDice', checkpoint='load_checkpoint save_checkpoint',
     layers='predict', training='Learner SegTask train_segmenters',
-    fcn='fcn32_resnet34 fcn8s_vgg16', unet='UNet res_unet ssfpn StructureLoss',   # (`unet()` itself: `segsyn.unet` is the module)
-    deeplab='deeplabv3_resnet50 deeplabv3plus_resnet50', denseaspp='denseaspp121 denseaspp161 load_official_denseaspp',
+    fcn='fcn32_resnet34 fcn8s_vgg16',
+    unet='UNet res_unet ssfpn StructureLoss',  # (`unet()` itself: `segsyn.unet` is the module)
+    deeplab='deeplabv3_resnet50 deeplabv3plus_resnet50',
+    denseaspp='denseaspp121 denseaspp161 load_official_denseaspp',
     cgan='UNetGenerator PatchDiscriminator Pix2PixTask',
     spade='spade_options SPADEGenerator MultiscaleDiscriminator ConvEncoder preprocess_labels load_official_spade',
     spade_training='SPADETask small_spade synthesize save_generator load_generator',
@@ -31,8 +35,9 @@ __all__ = ['EVERYDAY', *_WHERE]   # `from segsyn import *` brings them all (impo
 def __getattr__(name:str):
     "An everyday name, imported from its chapter's module on first use"
     if name not in _WHERE:
-        raise AttributeError(f"module 'segsyn' has no attribute {name!r}: the everyday names are in segsyn.EVERYDAY; "
-                             f"everything else is in its chapter's module, e.g. `from segsyn.training import fit_cached`")
+        raise AttributeError(f"module 'segsyn' has no attribute {name!r}: "
+                             "the everyday names are in segsyn.EVERYDAY; everything else is in its chapter's module, "
+                             "e.g. `from segsyn.training import fit_cached`")
     obj = globals()[name] = getattr(importlib.import_module(f'segsyn.{_WHERE[name]}'), name)
     return obj
 

@@ -1,4 +1,4 @@
-"""pix2pix: a U-Net generator and a PatchGAN discriminator, trained both ways — photo → label map and label map → photo.
+"""pix2pix: a U-Net generator and a PatchGAN discriminator, trained both ways: photo → label map, label map → photo.
 
 Docs: https://segsyn.github.io/segsyn/cgan.html.md"""
 
@@ -35,15 +35,17 @@ class CGANError(SegsynError, ValueError):
 # %% ../nbs/06_cgan.ipynb #c5abe982
 def _norm(kind, ch):
     "Batch norm, instance norm (affine) or none, by name"
-    return nn.BatchNorm2d(ch) if kind == 'batch' else nn.InstanceNorm2d(ch, affine=True) if kind == 'instance' else nn.Identity()
+    return (nn.BatchNorm2d(ch) if kind == 'batch'
+            else nn.InstanceNorm2d(ch, affine=True) if kind == 'instance' else nn.Identity())
 
 # %% ../nbs/06_cgan.ipynb #f40b48e9
 def _fold_first_layout(m, sd, prefix, *_):
-    "Load-time hook: segsyn's first layout (a bias on every transposed conv) → this one, exactly (a bias before batch norm only shifts its running mean)"
+    "Load hook: first layout (bias on every transposed conv) → this one, exactly: BN's running mean absorbs the bias"
     for j, u in enumerate(m.up):
         b, rm = f"{prefix}up.{j}.1.bias", f"{prefix}up.{j}.2.running_mean"
         if u[1].bias is None and b in sd and rm in sd: sd[rm] = sd[rm] - sd.pop(b)
 
+# %% ../nbs/06_cgan.ipynb #1c2f4b62
 class UNetGenerator(nn.Module):
     "pix2pix's U-Net generator: 4×4 stride-2 encoder/decoder with skips, dropout as noise, tanh output"
     def __init__(self, in_ch:int=3, out_ch:int=3, ngf:int=64, n_down:int=8, norm:str='batch', dropout:float=0.5):
@@ -52,22 +54,28 @@ class UNetGenerator(nn.Module):
         self.stride, self.in_ch = 2 ** n_down, in_ch
         self.down = nn.ModuleList()
         for i, w in enumerate(ws):
-            self.down.append(nn.Sequential(*([] if i == 0 else [nn.LeakyReLU(0.2)]), nn.Conv2d(in_ch if i == 0 else ws[i - 1], w, 4, 2, 1, bias=norm != 'batch'),
+            self.down.append(nn.Sequential(*([] if i == 0 else [nn.LeakyReLU(0.2)]),
+                                           nn.Conv2d(in_ch if i == 0 else ws[i - 1], w, 4, 2, 1, bias=norm != 'batch'),
                                            *([] if i in (0, n_down - 1) else [_norm(norm, w)])))
         self.up = nn.ModuleList()
         for i in reversed(range(n_down)):
             cin = ws[i] if i == n_down - 1 else ws[i] * 2
             cout = out_ch if i == 0 else ws[i - 1]
-            layers = [nn.ReLU(), nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=i == 0 or norm != 'batch')]   # no bias before batch norm
-            layers += [nn.Tanh()] if i == 0 else [_norm(norm, cout)] + ([nn.Dropout(dropout)] if n_down - 1 - i < 3 and dropout else [])
+            # no bias before batch norm
+            layers = [nn.ReLU(), nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=i == 0 or norm != 'batch')]
+            layers += ([nn.Tanh()] if i == 0
+                       else [_norm(norm, cout)] + ([nn.Dropout(dropout)] if n_down - 1 - i < 3 and dropout else []))
             self.up.append(nn.Sequential(*layers))
         self.register_load_state_dict_pre_hook(_fold_first_layout)
     def forward(self, x):
         check_input(x, self.stride, self.in_ch, 'UNetGenerator')
         if x.shape[-2] % self.stride or x.shape[-1] % self.stride:
-            raise ModelInputError(f"UNetGenerator with n_down={len(self.down)} needs sizes divisible by {self.stride}; got {tuple(x.shape[-2:])}")
+            raise ModelInputError(f"UNetGenerator with n_down={len(self.down)} needs sizes divisible by {self.stride}; "
+                                  f"got {tuple(x.shape[-2:])}")
         skips = []
-        for d in self.down: x = d(x); skips.append(x)
+        for d in self.down:
+            x = d(x)
+            skips.append(x)
         x = skips.pop()
         for i, u in enumerate(self.up): x = u(x if i == 0 else torch.cat([x, skips.pop()], 1))
         return x
@@ -81,7 +89,9 @@ class PatchDiscriminator(nn.Module):
         layers, w = [nn.Conv2d(in_ch, ndf, 4, 2, 1), nn.LeakyReLU(0.2)], ndf
         for i in range(1, n_layers + 1):
             w2 = min(ndf * 2 ** i, ndf * 8)
-            layers += [nn.Conv2d(w, w2, 4, 2 if i < n_layers else 1, 1, bias=norm != 'batch'), _norm(norm, w2), nn.LeakyReLU(0.2)]; w = w2
+            layers += [nn.Conv2d(w, w2, 4, 2 if i < n_layers else 1, 1, bias=norm != 'batch'), _norm(norm, w2),
+                       nn.LeakyReLU(0.2)]
+            w = w2
         self.model = nn.Sequential(*layers, nn.Conv2d(w, 1, 4, 1, 1))
     def forward(self, cond, img): return self.model(torch.cat([cond, img], 1))
 
@@ -93,14 +103,17 @@ class Pix2PixTask(Task):
                  l1:float=100., # λ of the L1 term; 0: the adversarial loss alone (write-up 002's BCE-only cGAN)
                  betas:tuple=(0.5, 0.999), decode=None, # decode: output → class ids, for segmentation metrics
                  num_classes:int=19): # classes of `decode`'s ids (default: Cityscapes' train ids)
-        self.G, self.D, self.gan_mode, self.l1, self.betas, self.decode, self.log = G, D, gan_mode, l1, betas, decode, []
+        self.G, self.D, self.gan_mode, self.l1, self.betas, self.decode, self.log = (
+            G, D, gan_mode, l1, betas, decode, [])
         self.num_classes = num_classes
     def modules(self): return {'G': self.G, 'D': self.D}
     def optimizers(self, lr):
-        return {'G': adam(self.G.parameters(), lr, betas=self.betas), 'D': adam(self.D.parameters(), lr, betas=self.betas)}
+        return {'G': adam(self.G.parameters(), lr, betas=self.betas),
+                'D': adam(self.D.parameters(), lr, betas=self.betas)}
     def d_loss(self, x, y, fake):
         "D's loss: real pairs → real, fake pairs (detached) → fake"
-        return 0.5 * (gan_loss(self.D(x, y).float(), True, self.gan_mode) + gan_loss(self.D(x, fake.detach()).float(), False, self.gan_mode))
+        return 0.5 * (gan_loss(self.D(x, y).float(), True, self.gan_mode)
+                      + gan_loss(self.D(x, fake.detach()).float(), False, self.gan_mode))
     def g_loss(self, x, y, fake):
         "G's loss: fool D, stay close to the truth in L1 (unless `l1=0`); returns (total, adversarial, L1)"
         adv, l1 = gan_loss(self.D(x, fake).float(), True, self.gan_mode, for_d=False), F.l1_loss(fake, y)
@@ -112,7 +125,8 @@ def train_step(self:Pix2PixTask, batch, learn):
     "One D step, then one G step; logs both losses"
     x, y = batch[0], batch[1]
     with learn.autocast(): fake = self.G(x).float()
-    with learn.autocast(): d = self.d_loss(x, y, fake)          # D in the run's precision too; its scores and the losses in fp32
+    # D in the run's precision too; its scores and the losses in fp32
+    with learn.autocast(): d = self.d_loss(x, y, fake)
     learn.backward_step(d, 'D')
     with learn.autocast(): g, adv, l1 = self.g_loss(x, y, fake)
     learn.backward_step(g, 'G')
@@ -122,16 +136,20 @@ def train_step(self:Pix2PixTask, batch, learn):
 # %% ../nbs/06_cgan.ipynb #a616ac21
 @torch.no_grad()
 def _color_scores(task, G, dl, learn) -> dict:
-    "Mean L1 of G's outputs to the targets; with `task.decode`, the confusion-matrix scores of the decoded outputs (kept as `last_cm`)"
+    "Mean L1 of G's outputs to the targets; with `task.decode`, decoded outputs' confusion-matrix scores (`last_cm`)"
     tot, n, cm = 0., 0, None
     for batch in dl:
-        x, y = learn.to_device(batch)[:2]; fake = G(x).float()
-        tot += F.l1_loss(fake, y, reduction='sum').item() / fake[0].numel(); n += len(x)
+        x, y = learn.to_device(batch)[:2]
+        fake = G(x).float()
+        tot += F.l1_loss(fake, y, reduction='sum').item() / fake[0].numel()
+        n += len(x)
         if task.decode is not None:
             cm = cm or ConfusionMatrix(task.num_classes)
             cm.update(task.decode(fake), batch[2].to(fake.device))
     out = {'l1': tot / n}
-    if cm is not None: task.last_cm = cm; out.update({k: v for k, v in cm.compute().items() if not isinstance(v, list)})
+    if cm is not None:
+        task.last_cm = cm
+        out.update({k: v for k, v in cm.compute().items() if not isinstance(v, list)})
     return out
 
 @patch
@@ -143,7 +161,8 @@ def validate(self:Pix2PixTask, dl, learn):
 class ColorPairs(Dataset):
     "(input, target, train ids) pairs for pix2pix from a dataset yielding (photo in [-1,1], train ids)"
     def __init__(self, ds:Dataset, direction:str='label2image', table:LabelTable=CITYSCAPES):
-        if direction not in ('label2image', 'image2label'): raise CGANError(f"direction={direction!r}: use 'label2image' or 'image2label'")
+        if direction not in ('label2image', 'image2label'):
+            raise CGANError(f"direction={direction!r}: use 'label2image' or 'image2label'")
         self.ds, self.direction, self.table = ds, direction, table
     def __len__(self): return len(self.ds)
     def __getitem__(self, i):
@@ -154,36 +173,42 @@ class ColorPairs(Dataset):
 @torch.no_grad()
 def decode_colors(x:torch.Tensor, # N×3×H×W colour label maps: float in [-1, 1] (a generator's), or uint8 0–255
                   table:LabelTable=CITYSCAPES,
-                  tol:float|None=None # farther than this (RGB distance, 0–441) from every colour → ignore; None: always the nearest
+                  tol:float|None=None # farther than this (RGB, 0–441) from all colours → ignore; None: always nearest
                  ) -> torch.Tensor:
-    "Class ids (N×H×W) of colour maps by nearest palette colour, in exact integer distances; black → ignore; a tie → the lower id"
-    pal = torch.cat([table.colors, torch.zeros(1, 3, dtype=torch.uint8)]).float()   # black last: a tie with a class goes to the class
+    "N×H×W class ids of colour maps by nearest palette colour (exact integer distance); black → ignore; tie → lower id"
+    # black last: a tie with a class goes to the class
+    pal = torch.cat([table.colors, torch.zeros(1, 3, dtype=torch.uint8)]).float()
     ids = torch.tensor([*range(table.num_classes), table.ignore_index])
     rgb = x.cpu().float() if x.dtype == torch.uint8 else ((x.float().cpu().clamp(-1, 1) + 1) * 127.5).round()
     p = rgb.permute(0, 2, 3, 1).reshape(-1, 3)
-    d2 = (p ** 2).sum(1, keepdim=True) - 2 * p @ pal.T + (pal ** 2).sum(1)   # squared distances: integers below 2**24, exact in float32
-    dist2, k = d2.min(1)                                                  # the first (lowest) palette index among equals
+    # squared distances: integers below 2**24, exact in float32
+    d2 = (p ** 2).sum(1, keepdim=True) - 2 * p @ pal.T + (pal ** 2).sum(1)
+    dist2, k = d2.min(1)  # the first (lowest) palette index among equals
     out = torch.where(dist2 <= tol ** 2, ids[k], table.ignore_index) if tol is not None else ids[k]
     return out.reshape(rgb.shape[0], *rgb.shape[2:]).to(x.device)
 
 
 # %% ../nbs/06_cgan.ipynb #03c1e456
 class EncoderDecoderGenerator(nn.Module):
-    "Write-up 002's generator: DCGAN-style encoder–decoder, no skips, dropout or biases; a 4×4 valid conv makes the bottleneck"
+    "Write-up 002's generator: DCGAN-style encoder–decoder, no skips, dropout or biases; bottleneck by a valid 4×4 conv"
     def __init__(self, in_ch:int=3, out_ch:int=3, ngf:int=64, n_down:int=4):
         super().__init__()
         ws = [ngf * 2 ** i for i in range(n_down + 1)]                     # 64 128 256 512 | 1024 (bottleneck)
         enc = [nn.Conv2d(in_ch, ws[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2)]
-        for a, b in zip(ws[:-2], ws[1:-1]): enc += [nn.Conv2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.LeakyReLU(0.2)]
+        for a, b in zip(ws[:-2], ws[1:-1]):
+            enc += [nn.Conv2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.LeakyReLU(0.2)]
         dec = [nn.ConvTranspose2d(ws[-1], ws[-1], 4, 1, 0, bias=False), nn.BatchNorm2d(ws[-1]), nn.ReLU()]
-        for a, b in zip(ws[:1:-1], ws[-2:0:-1]): dec += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU()]
-        self.encoder = nn.Sequential(*enc, nn.Conv2d(ws[-2], ws[-1], 4, 1, 0, bias=False))   # no norm or activation after it
+        for a, b in zip(ws[:1:-1], ws[-2:0:-1]):
+            dec += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU()]
+        # no norm or activation after the last conv
+        self.encoder = nn.Sequential(*enc, nn.Conv2d(ws[-2], ws[-1], 4, 1, 0, bias=False))
         self.decoder = nn.Sequential(*dec, nn.ConvTranspose2d(ws[1], out_ch, 4, 2, 1, bias=False), nn.Tanh())
         self.stride, self.in_ch = 2 ** n_down, in_ch
     def forward(self, x):
         check_input(x, 4 * self.stride, self.in_ch, 'EncoderDecoderGenerator')       # the valid 4×4 conv needs 4 cells
         if x.shape[-2] % self.stride or x.shape[-1] % self.stride:
-            raise ModelInputError(f"EncoderDecoderGenerator needs sizes divisible by {self.stride}; got {tuple(x.shape[-2:])}")
+            raise ModelInputError(f"EncoderDecoderGenerator needs sizes divisible by {self.stride}; "
+                                  f"got {tuple(x.shape[-2:])}")
         return self.decoder(self.encoder(x))
 
 # %% ../nbs/06_cgan.ipynb #f9d3ad07
@@ -194,18 +219,24 @@ class ImageDiscriminator(nn.Module):
                  n_down:int=4):
         super().__init__()
         s = 2 ** n_down
-        if size[0] % s or size[1] % s: raise ModelInputError(f"ImageDiscriminator with n_down={n_down} needs sizes divisible by {s}; got {tuple(size)}")
+        if size[0] % s or size[1] % s:
+            raise ModelInputError(f"ImageDiscriminator with n_down={n_down} needs sizes divisible by {s}; "
+                                  f"got {tuple(size)}")
         layers, c = [nn.Conv2d(in_ch, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2)], ndf
-        for _ in range(1, n_down): layers += [nn.Conv2d(c, 2 * c, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * c), nn.LeakyReLU(0.2)]; c *= 2
-        self.size, self.model = tuple(size), nn.Sequential(*layers, nn.Conv2d(c, 1, (size[0] // s, size[1] // s), bias=False))
+        for _ in range(1, n_down):
+            layers += [nn.Conv2d(c, 2 * c, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * c), nn.LeakyReLU(0.2)]
+            c *= 2
+        self.size, self.model = (tuple(size),
+                                 nn.Sequential(*layers, nn.Conv2d(c, 1, (size[0] // s, size[1] // s), bias=False)))
     def forward(self, cond, img):
-        if tuple(img.shape[-2:]) != self.size: raise ModelInputError(
-            f"this ImageDiscriminator was built for {self.size[0]}×{self.size[1]} images; got {tuple(img.shape[-2:])}: build it with size=")
+        if tuple(img.shape[-2:]) != self.size:
+            raise ModelInputError(f"this ImageDiscriminator was built for {self.size[0]}×{self.size[1]} images; "
+                                  f"got {tuple(img.shape[-2:])}: build it with size=")
         return self.model(torch.cat([cond, img], 1))
 
 # %% ../nbs/06_cgan.ipynb #4bd43480
 class ColorRegressionTask(Task):
-    "Segmentation as image regression: the model paints the colour label map (L2 or L1), scored decoded by nearest colour"
+    "Segmentation as regression: the model paints the colour label map (L2 or L1), scored decoded by nearest colour"
     def __init__(self, model:nn.Module, # returns N×3×H×W colours, compared with ColorPairs' targets in [-1, 1]
                  loss:str='l2', # 'l2' (MSE) or 'l1'
                  decode=decode_colors, # colours → class ids for the segmentation metrics (None: L1 only)
@@ -239,7 +270,8 @@ def pix2pix_task(c, table, # a run's config (10b's `TrainConfig`); the label tab
     "(task, Learner settings, run info): pix2pix (U-Net G as deep as --size allows, PatchGAN) or write-up 002's cGAN"
     seg, betas = c.direction == 'image2label', c.betas or (0.5, 0.999)
     if c.variant == 'writeup002':
-        G, D, loss = EncoderDecoderGenerator(3, 3, c.ngf), ImageDiscriminator(6, c.ngf, c.size), dict(gan_mode='vanilla', l1=0.)
+        G, D, loss = (EncoderDecoderGenerator(3, 3, c.ngf), ImageDiscriminator(6, c.ngf, c.size),
+                      dict(gan_mode='vanilla', l1=0.))
     else:
         n = _n_down(c.size)
         if any(s % 2 ** n for s in c.size):
@@ -252,14 +284,16 @@ def pix2pix_task(c, table, # a run's config (10b's `TrainConfig`); the label tab
 
 def color_regressor_task(c, table, world:int=1) -> tuple:
     "(task, Learner settings, run info): write-up 002's U-Net, painting the colour label map (L2), scored decoded"
-    task = ColorRegressionTask(unet(3, base=c.ngf), 'l2', decode=partial(decode_colors, table=table), num_classes=table.num_classes)
+    task = ColorRegressionTask(unet(3, base=c.ngf), 'l2', decode=partial(decode_colors, table=table),
+                               num_classes=table.num_classes)
     return task, dict(lr=c.lr or 2e-4, monitor='miou', mode='max'), {}
 
 # %% ../nbs/06_cgan.ipynb #bda46255
 def _save_generator_file(kind:str, direction:str, c, G:nn.Module, table, path) -> Path:
     "A self-describing file of a colour-painting generator: what it is, how it was built, its classes and weights"
-    return save_checkpoint(dict(kind=kind, variant=c.variant, direction=direction, ngf=c.ngf, n_down=_n_down(c.size), size=list(c.size),
-                                names=table.names, colors=table.colors, state_dict=G.state_dict()), path)
+    return save_checkpoint(dict(kind=kind, variant=c.variant, direction=direction, ngf=c.ngf, n_down=_n_down(c.size),
+                                size=list(c.size), names=table.names, colors=table.colors, state_dict=G.state_dict()),
+                           path)
 
 def load_pix2pix(path:str|Path) -> tuple: # a file `segsyn train --model pix2pix` (or `--variant writeup002`) wrote
     "(generator in eval mode, info: kind, variant, direction, ngf, n_down, size, names, colors)"
@@ -279,10 +313,13 @@ def _check_writeup002(c) -> list:
     return ["--variant writeup002 needs sides that are multiples of 16, at least 64 (write-up 002 worked at 64x64)"]
 
 PIX2PIX_FAMILY = register_family(Family(
-    'pix2pix', {'pix2pix': ('paper', 'writeup002')}, build=pix2pix_task, options=('direction',), check=_check_writeup002,
-    save=lambda c, task, table, info, path: _save_generator_file('pix2pix generator', c.direction, c, task.G, table, path),
+    'pix2pix', {'pix2pix': ('paper', 'writeup002')}, build=pix2pix_task, options=('direction',),
+    check=_check_writeup002,
+    save=lambda c, task, table, info, path: _save_generator_file('pix2pix generator', c.direction, c, task.G,
+                                                                 table, path),
     pairs=lambda c, ds, table: ColorPairs(ds, c.direction, table)))
 COLOR_REGRESSOR_FAMILY = register_family(Family(
     "write-up 002's colour regressor", {'unet': ('writeup002',)}, build=color_regressor_task, check=_check_writeup002,
-    save=lambda c, task, table, info, path: _save_generator_file('colour regressor', 'image2label', c, task.model, table, path),
+    save=lambda c, task, table, info, path: _save_generator_file('colour regressor', 'image2label', c, task.model,
+                                                                 table, path),
     pairs=lambda c, ds, table: ColorPairs(ds, 'image2label', table)))

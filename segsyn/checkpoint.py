@@ -1,4 +1,4 @@
-"""Reading and writing weights safely: one `torch.load(weights_only=True)`, strict loads with a readable key/shape diff, one error type.
+"""Safe weight I/O: one `torch.load(weights_only=True)`, strict loads with a readable key/shape diff, one error type.
 
 Docs: https://segsyn.github.io/segsyn/checkpoint.html.md"""
 
@@ -25,12 +25,17 @@ def state_dict_diff(expected:dict, # the model's state_dict (what is needed)
                     got:dict, # the checkpoint's state_dict (what is there)
                     n:int=8) -> str: # at most this many keys per list
     "A readable diff of two state dicts: missing, unexpected and shape-mismatched keys ('' when they match)"
-    miss = [k for k in expected if k not in got]; extra = [k for k in got if k not in expected]
+    miss = [k for k in expected if k not in got]
+    extra = [k for k in got if k not in expected]
     shape = [f"{k}: model {tuple(expected[k].shape)} vs checkpoint {tuple(got[k].shape)}"
-             for k in expected if k in got and hasattr(got[k], 'shape') and tuple(expected[k].shape) != tuple(got[k].shape)]
+             for k in expected
+             if k in got and hasattr(got[k], 'shape') and tuple(expected[k].shape) != tuple(got[k].shape)]
     out = []
-    for title, xs in (('missing from the checkpoint', miss), ('unexpected in the checkpoint', extra), ('shape mismatch', shape)):
-        if xs: out.append(f"  {len(xs)} {title}:\n" + '\n'.join(f"    {x}" for x in xs[:n]) + (f"\n    … and {len(xs) - n} more" if len(xs) > n else ''))
+    for title, xs in (('missing from the checkpoint', miss), ('unexpected in the checkpoint', extra),
+                      ('shape mismatch', shape)):
+        if xs:
+            out.append(f"  {len(xs)} {title}:\n" + '\n'.join(f"    {x}" for x in xs[:n])
+                       + (f"\n    … and {len(xs) - n} more" if len(xs) > n else ''))
     return '\n'.join(out)
 
 # %% ../nbs/01c_checkpoint.ipynb #ed95c444
@@ -43,11 +48,13 @@ def load_checked(module:nn.Module, # the model to load into
                  sd:dict, # a state_dict
                  what:str='checkpoint'): # what the weights are, for the message
     "Load `sd` into `module` strictly; on mismatch raise a `CheckpointError` with a readable diff"
-    own = module.state_dict(); diff = state_dict_diff(own, sd)
+    own = module.state_dict()
+    diff = state_dict_diff(own, sd)
     if diff:
-        other = sum(k in sd for k in own) < len(own) / 2               # mostly not this model's keys: say whose they look like
+        other = sum(k in sd for k in own) < len(own) / 2  # mostly not this model's keys: say whose they look like
         raise CheckpointError(f"the {what} does not fit {type(module).__name__}:\n{diff}\n" + (
-            f"It holds tensors under {_parts(sd)}; {type(module).__name__} has {_parts(own)}: a checkpoint of another model?" if other
+            f"It holds tensors under {_parts(sd)}; {type(module).__name__} has {_parts(own)}: "
+            "a checkpoint of another model?" if other
             else "Is it a checkpoint of another model, or built with another num_classes or options?"))
     module.load_state_dict(sd, strict=True)
     return module
@@ -70,35 +77,40 @@ def load_checkpoint(path:str|Path, # a file written by torch.save
     try: return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
         if m := re.search(r'GLOBAL (\S+)', str(e)): raise CheckpointError(
-            f"{path}: refused — it names the Python object {m[1]}, which would run code when loaded (only tensors and plain "
-            f"data are accepted); if you trust the file, re-save just the state_dict: torch.save(model.state_dict(), ...)") from None
+            f"{path}: refused — it names the Python object {m[1]}, which would run code when loaded (only tensors "
+            f"and plain data are accepted); if you trust the file, re-save just the state_dict: "
+            f"torch.save(model.state_dict(), ...)") from None
         raise CheckpointError(f"{path}: not a readable {what} (not a torch.save file, or cut short); {redo}") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: not a readable {what} ({_one_line(e)}); it may be truncated (a killed download "
                               f"or run) or another kind of file — {redo}") from None
 
+# %% ../nbs/01c_checkpoint.ipynb #22b7a883
 def save_checkpoint(obj, # tensors / plain data (what `load_checkpoint` can read back)
                     path:str|Path) -> Path:
-    "`torch.save` through `atomic_write`: the old file stays intact until the new one is complete; a full disk is `OSError(ENOSPC)`"
+    "`torch.save` via `atomic_write`: the old file stays intact until the new one is done; full disk: `OSError(ENOSPC)`"
     path = Path(path)
     with atomic_write(path) as f: torch.save(obj, f)
     return path
 
 # %% ../nbs/01c_checkpoint.ipynb #4bec91e2
-_LEGACY_MAGIC, _LEGACY_PROTOCOL = 0x1950a86a20f9469cfc6c, 1001     # the legacy format's magic number and protocol version
+_LEGACY_MAGIC, _LEGACY_PROTOCOL = 0x1950a86a20f9469cfc6c, 1001  # the legacy format's magic number and protocol version
 _STORAGE_NAMES = {torch.float32: 'FloatStorage', torch.float64: 'DoubleStorage', torch.float16: 'HalfStorage',
-                  torch.int64: 'LongStorage', torch.int32: 'IntStorage', torch.uint8: 'ByteStorage', torch.bool: 'BoolStorage'}
+                  torch.int64: 'LongStorage', torch.int32: 'IntStorage', torch.uint8: 'ByteStorage',
+                  torch.bool: 'BoolStorage'}
 
 class _Storage:
     "A storage to write: pickled as a persistent id; its bytes follow the pickle"
     def __init__(self, key, t, location):
-        self.key, self.data = key, torch.empty(0, dtype=torch.uint8).set_(t.untyped_storage())   # the bytes of the whole storage
+        # data: the bytes of the whole storage
+        self.key, self.data = key, torch.empty(0, dtype=torch.uint8).set_(t.untyped_storage())
         self.numel, self.location = self.data.numel() // t.element_size(), location
         self.type = getattr(torch.cuda if location.startswith('cuda') else torch, _STORAGE_NAMES[t.dtype])
 
 class _Tensor:
     "A tensor, pickled as the rebuild call of the PyTorch version being imitated"
-    def __init__(self, storage, t, v2): self.args, self.v2 = (storage, t.storage_offset(), tuple(t.shape), t.stride()), v2
+    def __init__(self, storage, t, v2):
+        self.args, self.v2 = (storage, t.storage_offset(), tuple(t.shape), t.stride()), v2
     def __reduce__(self):
         if self.v2: return torch._utils._rebuild_tensor_v2, self.args + (False, OrderedDict())
         return torch._utils._rebuild_tensor, self.args
@@ -106,39 +118,49 @@ class _Tensor:
 # %% ../nbs/01c_checkpoint.ipynb #dba5b6f1
 def save_legacy_checkpoint(sd:dict, # a state dict of CPU tensors (other values are pickled as they are)
                            path:str|Path, # the file to write
-                           location:str='cuda:0', # the device recorded for every storage: 'cuda:0' (saved from a GPU) or 'cpu'
-                           version:str='0.3' # '0.3': `_rebuild_tensor` (PyTorch 0.3); '1.0': `_rebuild_tensor_v2` (PyTorch 0.4–1.5)
+                           location:str='cuda:0', # the device each storage records: 'cuda:0' (from a GPU) or 'cpu'
+                           version:str='0.3' # '0.3' (PyTorch 0.3) or '1.0' (0.4–1.5): the rebuild call to write
                           ) -> Path:
-    "Write `sd` in the legacy (pre-1.6, non-zip) `torch.save` format, as PyTorch `version` did from tensors on `location`"
+    "Write `sd` in legacy (pre-1.6, non-zip) `torch.save` format, as PyTorch `version` did from tensors on `location`"
     if version not in ('0.3', '1.0'): raise ValueError(f"version={version!r}: use '0.3' or '1.0'")
     stores, obj = {}, OrderedDict()
     for k, v in sd.items():
-        if not isinstance(v, torch.Tensor): obj[k] = v; continue
-        sid = (v.untyped_storage().data_ptr(), v.untyped_storage().nbytes(), v.dtype)         # views share their storage
+        if not isinstance(v, torch.Tensor):
+            obj[k] = v
+            continue
+        sid = (v.untyped_storage().data_ptr(), v.untyped_storage().nbytes(), v.dtype)  # views share their storage
         if sid not in stores or not sid[1]: stores[sid] = _Storage(str(len(stores)), v, location)
         obj[k] = _Tensor(stores[sid], v, version != '0.3')
-    if version != '0.3' and hasattr(sd, '_metadata'): obj._metadata = sd._metadata   # PyTorch >= 0.4 state dicts carry it
+    if version != '0.3' and hasattr(sd, '_metadata'): obj._metadata = sd._metadata  # 0.4+ state dicts carry it
     with atomic_write(path) as f:
-        for x in (_LEGACY_MAGIC, _LEGACY_PROTOCOL, dict(protocol_version=_LEGACY_PROTOCOL, little_endian=True,
-                                                        type_sizes=dict(short=2, int=4, long=8))): pickle.dump(x, f, protocol=2)
+        for x in (_LEGACY_MAGIC, _LEGACY_PROTOCOL,
+                  dict(protocol_version=_LEGACY_PROTOCOL, little_endian=True, type_sizes=dict(short=2, int=4, long=8))):
+            pickle.dump(x, f, protocol=2)
         p = pickle.Pickler(f, protocol=2)
-        p.persistent_id = lambda o: ('storage', o.type, o.key, o.location, o.numel, None) if isinstance(o, _Storage) else None
+        p.persistent_id = lambda o: (('storage', o.type, o.key, o.location, o.numel, None) if isinstance(o, _Storage)
+                                     else None)
         p.dump(obj)
         pickle.dump([s.key for s in stores.values()], f, protocol=2)
-        for s in stores.values(): f.write(struct.pack('<q', s.numel)); f.write(s.data.numpy().tobytes())
+        for s in stores.values():
+            f.write(struct.pack('<q', s.numel))
+            f.write(s.data.numpy().tobytes())
     return Path(path)
 
 # %% ../nbs/01c_checkpoint.ipynb #0f85a0c9
 def load_release(x:str|Path, # a short name (a key of `files`), or the path of a file
                  setup:str, # the `./data_setup.sh` name that installs the release at <data root>/checkpoints/<setup>
-                 files:dict, # short name -> the file inside that folder, e.g. {'cityscapes': 'cityscapes_pretrained/latest_net_G.pth'}
+                 files:dict, # short name -> file there, e.g. {'cityscapes': 'cityscapes_pretrained/latest_net_G.pth'}
                  what:str, # what the file holds, for messages
                  root:str|Path|None=None # the data root (default `data_root()`: $SEGSYN_DATA, else ./data)
                 ) -> tuple: # (what `load_checkpoint` read, the file's path, the short name or None)
     "Read an official checkpoint by its short name (where `./data_setup.sh setup` puts it) or by path"
     if not (isinstance(x, str) and x in files):
-        return load_checkpoint(x, what, hint=f"give a file, or one of the names {list(files)} (`./data_setup.sh {setup}` fetches them)",
-                               redo=f"delete it and download it again (`./data_setup.sh {setup}` fetches and verifies it)"), Path(x), None
-    r = data_root(root).resolve(); folder = r/'checkpoints'/setup; cmd = f"./data_setup.sh --root {r} {setup}"
-    return load_checkpoint(folder/files[x], f"{what} {x!r}", hint=f"get it with `{cmd}` (or pass root= or set SEGSYN_DATA to where it is)",
-                           redo=f"remove {folder} and run `{cmd}` again"), folder/files[x], x
+        return load_checkpoint(
+            x, what, hint=f"give a file, or one of the names {list(files)} (`./data_setup.sh {setup}` fetches them)",
+            redo=f"delete it and download it again (`./data_setup.sh {setup}` fetches and verifies it)"), Path(x), None
+    r = data_root(root).resolve()
+    folder = r/'checkpoints'/setup
+    cmd = f"./data_setup.sh --root {r} {setup}"
+    return load_checkpoint(
+        folder/files[x], f"{what} {x!r}", hint=f"get it with `{cmd}` (or pass root= or set SEGSYN_DATA to where it is)",
+        redo=f"remove {folder} and run `{cmd}` again"), folder/files[x], x

@@ -1,4 +1,4 @@
-"""The datasets in their official layouts — Cityscapes, PASCAL VOC, COCO-Stuff, ADE20K, pix2pix pairs and your own folders — read, checked, mapped to train ids or another label space, and opened by one function; `data_setup.sh` to get them.
+"""Cityscapes, VOC, COCO-Stuff, ADE20K, pix2pix and your folders: read, checked, relabelled, opened by one function.
 
 Docs: https://segsyn.github.io/segsyn/datasets.html.md"""
 
@@ -14,7 +14,8 @@ from torchvision import tv_tensors
 from torchvision.io import decode_image, ImageReadMode
 # torchvision 0.29 deprecates its codecs in favour of TorchCodec (a separate package); they still work and are
 # the fastest decoders available with torchvision alone, so segsyn keeps them and silences only that warning.
-warnings.filterwarnings('ignore', message='The image decoding and encoding capabilities of TorchVision', category=DeprecationWarning)
+warnings.filterwarnings('ignore', message='The image decoding and encoding capabilities of TorchVision',
+                        category=DeprecationWarning)
 from fastcore.basics import patch
 from .core import data_root
 from PIL import Image
@@ -31,8 +32,9 @@ __all__ = ['LAYOUTS', 'read_image', 'read_mask', 'SegDataset', 'check_label_ids'
 def read_image(path:str|Path) -> torch.Tensor:
     "Decode a photo as uint8 3×H×W RGB (grayscale and RGBA are converted)"
     try: return decode_image(str(path), mode=ImageReadMode.RGB)
-    except Exception as e: raise DatasetError(f"{path}: cannot decode the image ({e}); the file is corrupt or truncated: "
-                                              "delete it and download or generate it again") from e
+    except Exception as e:
+        raise DatasetError(f"{path}: cannot decode the image ({e}); the file is corrupt or truncated: "
+                           "delete it and download or generate it again") from e
 
 def read_mask(path:str|Path) -> torch.Tensor:
     "Decode a label/instance PNG unchanged: H×W (uint8, or int32 for 16-bit), or 3×H×W for colour images"
@@ -41,7 +43,8 @@ def read_mask(path:str|Path) -> torch.Tensor:
             return torch.from_numpy(np.array(Image.open(path)))
         m = decode_image(str(path), mode=ImageReadMode.UNCHANGED)
     except DatasetError: raise
-    except Exception as e: raise DatasetError(f"{path}: cannot decode the mask ({e}); the file is corrupt or truncated") from e
+    except Exception as e:
+        raise DatasetError(f"{path}: cannot decode the mask ({e}); the file is corrupt or truncated") from e
     if m.dtype == torch.uint16: m = m.to(torch.int32)
     return m[0] if m.shape[0] == 1 else m
 
@@ -62,7 +65,8 @@ class SegDataset(Dataset):
         self.items, self.transform, self.map_ids, self.instance = items, transform or _to_float, map_ids, instance
         if table is not None: self.table = table
     def __len__(self): return len(self.items)
-    def __repr__(self): return f"{type(self).__name__}({len(self)} samples, {self.table.name}, {self.table.num_classes} classes)"
+    def __repr__(self):
+        return f"{type(self).__name__}({len(self)} samples, {self.table.name}, {self.table.num_classes} classes)"
 
 # %% ../nbs/00b_datasets.ipynb #9572f3f5
 @patch
@@ -114,7 +118,8 @@ def _cs_items(root:Path, split:str, need_images:bool=True):
     if need_images:
         if not im.is_dir(): raise _missing_root('Cityscapes', root, (f'{im}', 'cityscapes'))
         imgs = sorted(im.glob('*/*_leftImg8bit.png'))
-        if not imgs: raise DatasetError(f"Cityscapes: the split folder {im} holds no *_leftImg8bit.png images (empty split?)")
+        if not imgs:
+            raise DatasetError(f"Cityscapes: the split folder {im} holds no *_leftImg8bit.png images (empty split?)")
         items = []
         for p in imgs:
             stem = p.name[:-len('_leftImg8bit.png')]
@@ -136,26 +141,29 @@ def check_label_ids(ids:torch.Tensor, # a map said to hold Cityscapes label ids 
     if not ids.numel() or int(ids.max()) > 18: return
     void = (ids <= 6).float().mean().item()
     if void > 0.5:
-        raise DatasetError(f"{where}: {void:.0%} of its pixels hold void label ids (0-6) and no id exceeds 18: it looks like a map of "
-                           "Cityscapes train ids (0-18), but label ids (0-33) are expected here. Write label ids "
-                           "(LabelTable.to_label_ids converts a train-id map).")
+        raise DatasetError(f"{where}: {void:.0%} of its pixels hold void label ids (0-6) and no id exceeds 18: "
+                           "it looks like a map of Cityscapes train ids (0-18), but label ids (0-33) are expected "
+                           "here. Write label ids (LabelTable.to_label_ids converts a train-id map).")
 
 # %% ../nbs/00b_datasets.ipynb #23f9393e
 class Cityscapes(SegDataset):
     "Cityscapes (or the synthetic streets) in the official layout: yields (image, mask[, instance])"
     table = CITYSCAPES
     targets = ('trainIds', 'labelIds', 'color', 'instance')
-    def __init__(self, root:str|Path|None=None, # folder holding leftImg8bit/ and gtFine/ (default: data_root()/'cityscapes')
+    def __init__(self, root:str|Path|None=None, # holds leftImg8bit/ and gtFine/ (default: data_root()/'cityscapes')
                  split:str='train', # 'train', 'val' or 'test'
                  target:str='trainIds', # 'trainIds', 'labelIds', 'color' (3×H×W uint8) or 'instance'
                  transform=None, # joint transform (see `seg_transforms`)
                  instance:bool=False): # also return the instanceIds map
         if target not in self.targets: raise DatasetError(f"Cityscapes: target={target!r}; use one of {self.targets}")
         self.root, self.split, self.target = Path(root) if root is not None else data_root()/'cityscapes', split, target
-        super().__init__(_cs_items(self.root, split), transform=transform, map_ids=(target == 'trainIds'), instance=instance)
+        super().__init__(_cs_items(self.root, split), transform=transform, map_ids=(target == 'trainIds'),
+                         instance=instance)
 
     def load_mask(self, path):
-        m = super().load_mask(path); check_label_ids(m, str(path)); return m
+        m = super().load_mask(path)
+        check_label_ids(m, str(path))
+        return m
 
     def decode(self, i):
         img, m, *rest = super().decode(i)
@@ -180,7 +188,9 @@ class CityscapesLabelMaps(Dataset):
     def __len__(self): return len(self.items)
     def __getitem__(self, i):
         _, lp, ip = self.items[i]
-        lab = read_mask(lp); check_ids(CITYSCAPES, lab, str(lp)); check_label_ids(lab, str(lp))
+        lab = read_mask(lp)
+        check_ids(CITYSCAPES, lab, str(lp))
+        check_label_ids(lab, str(lp))
         ins = read_mask(ip) if ip.exists() else lab.to(torch.int32)
         if self.size is not None:
             lab, ins = resize_ids(lab, self.size), resize_ids(ins, self.size)
@@ -190,7 +200,7 @@ class CityscapesLabelMaps(Dataset):
 class VOCSegmentation(SegDataset):
     "PASCAL VOC 2012 segmentation in the VOCdevkit layout: yields (image, mask) with 21 classes + 255"
     table = VOC
-    def __init__(self, root:str|Path|None=None, # VOCdevkit/VOC2012, or a folder holding VOCdevkit/ (default: data_root())
+    def __init__(self, root:str|Path|None=None, # VOCdevkit/VOC2012, or a folder with VOCdevkit/ (default: data_root())
                  split:str='train', # 'train', 'val' or 'trainval'
                  transform=None): # joint transform
         root = Path(root) if root is not None else data_root()
@@ -198,7 +208,8 @@ class VOCSegmentation(SegDataset):
         lst = root/'ImageSets/Segmentation'/f'{split}.txt'
         if not lst.exists(): raise _missing_root('VOC', root, (str(lst), 'voc'))
         names = lst.read_text().split()
-        super().__init__([(root/'JPEGImages'/f'{n}.jpg', root/'SegmentationClass'/f'{n}.png', None) for n in names], transform=transform)
+        super().__init__([(root/'JPEGImages'/f'{n}.jpg', root/'SegmentationClass'/f'{n}.png', None) for n in names],
+                         transform=transform)
     def load_mask(self, path):
         if not Path(path).exists(): raise DatasetError(f"VOC: mask {path} is missing (listed in the split file)")
         m = read_mask(path)
@@ -209,7 +220,9 @@ def _rgb_mask(m, table, path, tol=40.):
     cols = torch.cat([table.colors, table.id_colors[table.ignore_index][None]])
     ids = torch.tensor([*range(table.num_classes), table.ignore_index])
     out, n = rgb_to_ids(m[:3], cols, ids, tol=tol, ignore_index=table.ignore_index)
-    if n: warnings.warn(f"{path}: {n} pixels have colours that are not in the {table.name} palette; they are ignored (255)")
+    if n:
+        warnings.warn(f"{path}: {n} pixels have colours that are not in the {table.name} palette; "
+                      "they are ignored (255)")
     return out
 
 # %% ../nbs/00b_datasets.ipynb #f735e404
@@ -240,17 +253,19 @@ class ImageMaskFolder(SegDataset):
 
 # %% ../nbs/00b_datasets.ipynb #46ce440a
 def _pairs(name:str, im:Path, lab:Path, ins:Path|None=None):
-    "(image, mask, instance-or-None) triples: each photo in `im` (.jpg/.png) with the PNG of its stem in `lab` (and `ins`)"
+    "(image, mask, instance-or-None) triples: each photo in `im` (.jpg/.png), the PNG of its stem in `lab` (and `ins`)"
     items = []
     for p in sorted(im.glob('*.jpg')) + sorted(im.glob('*.png')):
-        if not (lab/f'{p.stem}.png').exists(): raise DatasetError(f"{name}: image {p} has no label map {lab/(p.stem + '.png')}")
-        items.append((p, lab/f'{p.stem}.png', ins/f'{p.stem}.png' if ins is not None and (ins/f'{p.stem}.png').exists() else None))
+        if not (lab/f'{p.stem}.png').exists():
+            raise DatasetError(f"{name}: image {p} has no label map {lab/(p.stem + '.png')}")
+        items.append((p, lab/f'{p.stem}.png',
+                      ins/f'{p.stem}.png' if ins is not None and (ins/f'{p.stem}.png').exists() else None))
     return items
 
 class COCOStuff(SegDataset):
     "COCO-Stuff in the SPADE layout (`train_img/`, `train_label/`, `train_inst/`): 182 classes + 255"
     table = COCO_STUFF
-    def __init__(self, root:str|Path|None=None, # folder holding <split>_img/ and <split>_label/ (default: data_root()/'coco_stuff')
+    def __init__(self, root:str|Path|None=None, # holds <split>_img/, <split>_label/ (default: data_root()/'coco_stuff')
                  split:str='train', transform=None, instance:bool=False):
         root = Path(root) if root is not None else data_root()/'coco_stuff'
         im, lab, ins = root/f'{split}_img', root/f'{split}_label', root/f'{split}_inst'
@@ -261,15 +276,15 @@ class COCOStuff(SegDataset):
 class Pix2PixCityscapes(SegDataset):
     "pix2pix's side-by-side Cityscapes (photo | colour label per JPEG): yields (image, trainIds mask)"
     table = CITYSCAPES
-    def __init__(self, root:str|Path|None=None, # folder holding <split>/*.jpg (default: data_root()/'cityscapes_pix2pix')
+    def __init__(self, root:str|Path|None=None, # holds <split>/*.jpg (default: data_root()/'cityscapes_pix2pix')
                  split:str='train', transform=None,
                  tol:float=60.): # colour distance beyond which a pixel is unknown (255)
         root = Path(root) if root is not None else data_root()/'cityscapes_pix2pix'
         d = root/split
         if not d.is_dir(): raise _missing_root('pix2pix Cityscapes', root, (str(d), None), how=(
-            "Download pix2pix's cityscapes.tar.gz (linked from the pix2pix datasets page, phillipi/pix2pix) and extract it so "
-            "that <root>/train/*.jpg exist, or pass root=. (The synthetic streets are written in the Cityscapes layout: "
-            "read them with Cityscapes(...).)"))
+            "Download pix2pix's cityscapes.tar.gz (linked from the pix2pix datasets page, phillipi/pix2pix) "
+            "and extract it so that <root>/train/*.jpg exist, or pass root=. (The synthetic streets are written in "
+            "the Cityscapes layout: read them with Cityscapes(...).)"))
         files = sorted(d.glob('*.jpg')) + sorted(d.glob('*.png'))
         self.tol, self.unknown = tol, {}
         super().__init__([(f, f, None) for f in files], transform=transform, map_ids=False)
@@ -278,26 +293,29 @@ class Pix2PixCityscapes(SegDataset):
         f = self.items[i][0]
         both = read_image(f)
         w = both.shape[-1]
-        if w % 2: raise DatasetError(f"{f}: width {w} is odd; a pix2pix pair is photo|label side by side (two equal halves)")
+        if w % 2:
+            raise DatasetError(f"{f}: width {w} is odd; a pix2pix pair is photo|label side by side (two equal halves)")
         img, rgb = both[..., :w // 2], both[..., w // 2:]
-        rows = [l for l in CITYSCAPES.labels if l.id >= 0]       # every label colour, void ones too: colour -> label id -> class
+        rows = [l for l in CITYSCAPES.labels if l.id >= 0]  # all label colours, void too: colour -> label id -> class
         pal = torch.tensor([l.color for l in rows], dtype=torch.uint8)
         dist, idx = nearest_color(rgb, pal)
-        m = torch.where(dist <= self.tol, self.table.lut[[l.id for l in rows]][idx], torch.tensor(255, dtype=torch.uint8))
+        m = torch.where(dist <= self.tol, self.table.lut[[l.id for l in rows]][idx],
+                        torch.tensor(255, dtype=torch.uint8))
         self.unknown[f.name] = n = int((dist > self.tol).sum())
-        far = float((dist > 20).float().mean())                # a label map is flat colour: few pixels far from the palette
+        far = float((dist > 20).float().mean())  # a label map is flat colour: few pixels far from the palette
         if far > 0.4:
-            raise DatasetError(f"{f}: {far:.0%} of the right half is far from every {CITYSCAPES.name} colour, so it is not a colour "
-                               "label map. Are the halves swapped (the photo must be on the left), or is this not a photo|label pair?")
+            raise DatasetError(f"{f}: {far:.0%} of the right half is far from every {CITYSCAPES.name} colour, "
+                               "so it is not a colour label map. Are the halves swapped (the photo must be on the "
+                               "left), or is this not a photo|label pair?")
         return (img, m) + ((m.to(torch.int32),) if self.instance else ())
 
 # %% ../nbs/00b_datasets.ipynb #22744d8c
 _ADE_SPLITS = {'train': 'training', 'val': 'validation'}
 
 class ADE20K(SegDataset):
-    "ADE20K SceneParsing (`ADEChallengeData2016/images|annotations/training|validation`): 150 classes, 'other' (0) ignored"
+    "ADE20K SceneParsing (`ADEChallengeData2016/images|annotations/training|validation`): 150 classes, other=0 ignored"
     table = ADE20K_150
-    def __init__(self, root:str|Path|None=None, # ADEChallengeData2016, or a folder holding it (default: data_root()/'ADEChallengeData2016')
+    def __init__(self, root:str|Path|None=None, # ADEChallengeData2016 or its parent (default: the one in data_root())
                  split:str='train', # 'train' or 'val'
                  transform=None): # joint transform
         root = Path(root) if root is not None else data_root()/'ADEChallengeData2016'
@@ -314,10 +332,12 @@ _SIGNS = {  # layout -> (what its root holds, the test for it), in the order `de
     'voc': ('VOCdevkit/VOC2012/ImageSets/Segmentation/<split>.txt, JPEGImages/, SegmentationClass/',
             lambda r: (r/'VOCdevkit/VOC2012/ImageSets/Segmentation').is_dir() or (r/'ImageSets/Segmentation').is_dir()),
     'ade20k': ('ADEChallengeData2016/images/training/, annotations/training/',
-               lambda r: any((b/'images').is_dir() and (b/'annotations').is_dir() for b in (r, r/'ADEChallengeData2016'))),
+               lambda r: any((b/'images').is_dir() and (b/'annotations').is_dir()
+                             for b in (r, r/'ADEChallengeData2016'))),
     'coco-stuff': ('<split>_img/, <split>_label/', lambda r: (r/'train_img').is_dir() or (r/'val_img').is_dir()),
     'folder': ('labels.json, <split>/images/, <split>/masks/', lambda r: (r/'labels.json').is_file()),
-    'pix2pix': ('<split>/*.jpg photo|label pairs', lambda r: any(next((r/s).glob('*.jpg'), None) for s in ('train', 'val', 'test')))}
+    'pix2pix': ('<split>/*.jpg photo|label pairs',
+                lambda r: any(next((r/s).glob('*.jpg'), None) for s in ('train', 'val', 'test')))}
 
 def detect_layout(root:str|Path # a dataset folder
                  ) -> str|None:
@@ -329,24 +349,28 @@ def _check_layout(layout, root):
     "Refuse a root that holds another layout than `layout`, naming the one it holds"
     if root is None or not Path(root).is_dir() or _SIGNS[layout][1](Path(root)): return
     found = detect_layout(root)
-    if found: raise DatasetError(f"{root}: expected the {layout} layout ({_SIGNS[layout][0]}), found the {found} layout "
-                                 f"({_SIGNS[found][0]}); pass --dataset {found} (open_dataset('{found}', ...))")
+    if found:
+        raise DatasetError(f"{root}: expected the {layout} layout ({_SIGNS[layout][0]}), found the {found} layout "
+                           f"({_SIGNS[found][0]}); pass --dataset {found} (open_dataset('{found}', ...))")
 
 # %% ../nbs/00b_datasets.ipynb #c11c30db
 def _label_space(layout, labels, source):
     "The table of the classes asked for (None: the dataset's own train ids)"
     if isinstance(labels, LabelTable):
         if getattr(labels, 'source', source).name != source.name:
-            raise DatasetError(f"labels: {labels.name!r} groups {labels.source.name} ids, but the {layout} masks hold {source.name} ids")
+            raise DatasetError(f"labels: {labels.name!r} groups {labels.source.name} ids, "
+                               f"but the {layout} masks hold {source.name} ids")
         return labels
     if labels in (None, 'train'): return None
     if labels == 'label':
         if layout in ('cityscapes', 'pix2pix'): return CITYSCAPES_34
-        raise DatasetError(f"labels='label' (the 34 Cityscapes label ids) is for the cityscapes and pix2pix layouts, not {layout}: "
-                           f"use labels='train' ({source.name}'s {source.num_classes} classes) or a grouping JSON of {source.name} ids")
+        raise DatasetError("labels='label' (the 34 Cityscapes label ids) is for the cityscapes and pix2pix layouts, "
+                           f"not {layout}: use labels='train' ({source.name}'s {source.num_classes} classes) "
+                           f"or a grouping JSON of {source.name} ids")
     if Path(labels).is_file(): return LabelTable.from_json(labels, source=source)
     raise DatasetError(f"labels={str(labels)!r}: not 'train', 'label' or an existing grouping JSON file")
 
+# %% ../nbs/00b_datasets.ipynb #a97fbe99
 def _open(layout, root, split, transform):
     "The layout's dataset class on `root`"
     if layout == 'cityscapes': return Cityscapes(root, split, transform=transform)
@@ -354,9 +378,11 @@ def _open(layout, root, split, transform):
     if layout == 'coco-stuff': return COCOStuff(root, split, transform=transform)
     if layout == 'ade20k': return ADE20K(root, split, transform=transform)
     if layout == 'pix2pix': return Pix2PixCityscapes(root, split, transform=transform)
-    how = ("Lay out your data as <root>/labels.json (LabelTable.to_json writes one), <root>/<split>/images/*.jpg and "
-           "<root>/<split>/masks/<stem>.png, or write a synthetic one with segsyn.synthetic.write_layout(root, 'folder', ...).")
-    if root is None or not (Path(root)/'labels.json').is_file(): raise _missing_root('folder', root or '.', ('labels.json', None), how)
+    how = ("Lay out your data as <root>/labels.json (LabelTable.to_json writes one), <root>/<split>/images/*.jpg "
+           "and <root>/<split>/masks/<stem>.png, or write a synthetic one with "
+           "segsyn.synthetic.write_layout(root, 'folder', ...).")
+    if root is None or not (Path(root)/'labels.json').is_file():
+        raise _missing_root('folder', root or '.', ('labels.json', None), how)
     root = Path(root)
     return ImageMaskFolder(root/split/'images', root/split/'masks', LabelTable.from_json(root/'labels.json'),
                            image_glob=('*.jpg', '*.png'), transform=transform)
@@ -365,7 +391,7 @@ def _open(layout, root, split, transform):
 def open_dataset(layout:str, # one of `LAYOUTS`
                  root:str|Path|None, # the dataset folder (None: the layout's default under `data_root()`)
                  split:str='train', # 'train' or 'val' (VOC also 'trainval')
-                 labels:str|Path|LabelTable='train', # 'train' ids, 'label' (Cityscapes' 34), or a grouping JSON / LabelTable
+                 labels:str|Path|LabelTable='train', # 'train' ids, 'label' (Cityscapes' 34), grouping JSON, LabelTable
                  transform=None, # joint transform (see `seg_transforms`)
                  instance:bool=False # also yield instance maps (the mask itself where the layout has none)
                 ) -> SegDataset:

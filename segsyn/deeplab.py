@@ -21,36 +21,44 @@ __all__ = ['ASPPConv', 'ASPPPooling', 'ASPP', 'DeepLabHead', 'dilated_resnet', '
 class ASPPConv(nn.Sequential):
     "3×3 atrous conv, BN, ReLU"
     def __init__(self, cin:int, cout:int, rate:int):
-        super().__init__(nn.Conv2d(cin, cout, 3, padding=rate, dilation=rate, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+        super().__init__(nn.Conv2d(cin, cout, 3, padding=rate, dilation=rate, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU())
 
 class ASPPPooling(nn.Sequential):
     "Image-level features: global average, 1×1 conv, BN, ReLU, broadcast back to the map's size"
     def __init__(self, cin:int, cout:int):
-        super().__init__(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
-    def forward(self, x): return F.interpolate(super().forward(x), size=x.shape[-2:], mode='bilinear', align_corners=False)
+        super().__init__(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU())
+    def forward(self, x):
+        return F.interpolate(super().forward(x), size=x.shape[-2:], mode='bilinear', align_corners=False)
 
+# %% ../nbs/04_deeplab.ipynb #b1e62e2a
 class ASPP(nn.Module):
     "Atrous spatial pyramid pooling: 1×1, three atrous 3×3 and image pooling, concatenated and projected"
     def __init__(self, cin:int, rates:tuple=(6, 12, 18), cout:int=256, dropout:float=0.5):
         super().__init__()
         self.convs = nn.ModuleList([nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()),
                                     *[ASPPConv(cin, cout, r) for r in rates], ASPPPooling(cin, cout)])
-        self.project = nn.Sequential(nn.Conv2d(cout * (len(rates) + 2), cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(), nn.Dropout(dropout))
+        self.project = nn.Sequential(nn.Conv2d(cout * (len(rates) + 2), cout, 1, bias=False), nn.BatchNorm2d(cout),
+                                     nn.ReLU(), nn.Dropout(dropout))
     def forward(self, x): return self.project(torch.cat([c(x) for c in self.convs], 1))
 
 class DeepLabHead(nn.Sequential):
     "ASPP, a 3×3 conv, and the 1×1 classifier"
     def __init__(self, cin:int, num_classes:int, rates:tuple=(12, 24, 36)):
-        super().__init__(ASPP(cin, rates), nn.Conv2d(256, 256, 3, padding=1, bias=False), nn.BatchNorm2d(256), nn.ReLU(), nn.Conv2d(256, num_classes, 1))
+        super().__init__(ASPP(cin, rates), nn.Conv2d(256, 256, 3, padding=1, bias=False), nn.BatchNorm2d(256),
+                         nn.ReLU(), nn.Conv2d(256, num_classes, 1))
 
 # %% ../nbs/04_deeplab.ipynb #b86967de
 _RATES = {16: (6, 12, 18), 8: (12, 24, 36)}
 
 def dilated_resnet(arch:str='resnet50', output_stride:int=8, pretrained:bool=False) -> nn.Sequential:
     "A torchvision ResNet trunk (conv1 … layer4) at output stride 8 or 16, ImageNet weights when `pretrained`"
-    if output_stride not in _RATES: raise ValueError(f"output_stride={output_stride}: DeepLab supports 8 or 16")
+    if output_stride not in _RATES:
+        raise ValueError(f"output_stride={output_stride}: DeepLab supports 8 or 16")
     r = torchvision_model(arch, pretrained, replace_stride_with_dilation=[False, output_stride == 8, True])
-    return nn.Sequential(OrderedDict((n, getattr(r, n)) for n in ('conv1', 'bn1', 'relu', 'maxpool', 'layer1', 'layer2', 'layer3', 'layer4')))
+    return nn.Sequential(OrderedDict((n, getattr(r, n)) for n in ('conv1', 'bn1', 'relu', 'maxpool',
+                                                                  'layer1', 'layer2', 'layer3', 'layer4')))
 
 # %% ../nbs/04_deeplab.ipynb #28e8aeca
 class DeepLabV3(nn.Module):
@@ -63,14 +71,17 @@ class DeepLabV3(nn.Module):
         self.classifier = DeepLabHead(2048, num_classes, aspp_rates or _RATES[output_stride])
     def forward(self, x):
         check_input(x, self.stride, name=type(self).__name__)
-        return F.interpolate(self.classifier(self.backbone(x)), size=x.shape[-2:], mode='bilinear', align_corners=False)
+        return F.interpolate(self.classifier(self.backbone(x)), size=x.shape[-2:], mode='bilinear',
+                             align_corners=False)
 
 # %% ../nbs/04_deeplab.ipynb #bf0386b2
 def _load_torchvision_deeplab(model, arch, num_classes):
     "Load torchvision's COCO/VOC DeepLabV3 weights into `model` (aux head dropped; classifier.4 only if 21 classes)"
     W = getattr(torchvision.models.segmentation, f'DeepLabV3_{arch.replace("resnet", "ResNet")}_Weights').DEFAULT
     try: sd = W.get_state_dict(progress=True)
-    except Exception as e: raise SegsynError(f"could not fetch torchvision's {W} ({type(e).__name__}: {e}); check the network or use pretrained=False") from e
+    except Exception as e:
+        raise SegsynError(f"could not fetch torchvision's {W} ({type(e).__name__}: {e}); "
+                          "check the network or use pretrained=False") from e
     sd = {k: v for k, v in sd.items() if not k.startswith('aux_classifier.')}
     if num_classes != 21: sd.update({k: v for k, v in model.state_dict().items() if k.startswith('classifier.4.')})
     return load_checked(model, sd, f"torchvision {W}")
@@ -79,7 +90,7 @@ def deeplabv3_resnet50(num_classes:int=21, # output classes
                        pretrained:bool=False, # torchvision's DeepLabV3 weights (COCO, 21 VOC classes)
                        output_stride:int=8, # 8 or 16
                        pretrained_backbone:bool=False, # ImageNet ResNet-50 (ignored when `pretrained`)
-                       aspp_rates:tuple|None=None # override the ASPP rates (for inputs far from the 513 px they are made for)
+                       aspp_rates:tuple|None=None # override the ASPP rates (for inputs far from the 513 px they suit)
                       ) -> DeepLabV3:
     "DeepLabV3 on ResNet-50, state-dict compatible with torchvision's `deeplabv3_resnet50`"
     m = DeepLabV3(num_classes, 'resnet50', output_stride, pretrained_backbone and not pretrained, aspp_rates)
@@ -105,13 +116,16 @@ class DeepLabV3Plus(nn.Module):
                                      nn.Conv2d(256, num_classes, 1))
     def forward(self, x):
         check_input(x, self.stride, name='DeepLabV3Plus')
-        b = self.backbone; y = b.maxpool(b.relu(b.bn1(b.conv1(x))))
-        low = b.layer1(y); y = self.aspp(b.layer4(b.layer3(b.layer2(low))))
+        b = self.backbone
+        y = b.maxpool(b.relu(b.bn1(b.conv1(x))))
+        low = b.layer1(y)
+        y = self.aspp(b.layer4(b.layer3(b.layer2(low))))
         y = F.interpolate(y, size=low.shape[-2:], mode='bilinear', align_corners=False)
         y = self.decoder(torch.cat([y, self.low(low)], 1))
         return F.interpolate(y, size=x.shape[-2:], mode='bilinear', align_corners=False)
 
-def deeplabv3plus_resnet50(num_classes:int=21, pretrained:bool=False, # ImageNet ResNet-50 encoder (no full-model weights exist in torchvision)
+def deeplabv3plus_resnet50(num_classes:int=21,
+                           pretrained:bool=False, # ImageNet ResNet-50 encoder (torchvision has no full-model weights)
                            output_stride:int=16, **kw) -> DeepLabV3Plus:
     "DeepLabV3+ on ResNet-50 (`pretrained`: ImageNet encoder)"
     return DeepLabV3Plus(num_classes, 'resnet50', output_stride, pretrained_backbone=pretrained, **kw)

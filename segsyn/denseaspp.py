@@ -20,10 +20,14 @@ __all__ = ['DENSEASPP_CFGS', 'DENSEASPP_RELEASES', 'DenseLayer', 'DenseBlock', '
 
 # %% ../nbs/05_denseaspp.ipynb #13499d16
 DENSEASPP_CFGS = {
-    '121': dict(growth_rate=32, bn_size=4, num_init_features=64, block_config=(6, 12, 24, 16), d_feature0=128, d_feature1=64, dropout0=0.1, dropout1=0.1),
-    '161': dict(growth_rate=48, bn_size=4, num_init_features=96, block_config=(6, 12, 36, 24), d_feature0=512, d_feature1=128, dropout0=0.1, dropout1=0.1),
-    '169': dict(growth_rate=32, bn_size=4, num_init_features=64, block_config=(6, 12, 32, 32), d_feature0=256, d_feature1=64, dropout0=0.1, dropout1=0.1),
-    '201': dict(growth_rate=32, bn_size=4, num_init_features=64, block_config=(6, 12, 48, 32), d_feature0=256, d_feature1=64, dropout0=0.1, dropout1=0.1),
+    '121': dict(growth_rate=32, bn_size=4, num_init_features=64, block_config=(6, 12, 24, 16),
+                d_feature0=128, d_feature1=64, dropout0=0.1, dropout1=0.1),
+    '161': dict(growth_rate=48, bn_size=4, num_init_features=96, block_config=(6, 12, 36, 24),
+                d_feature0=512, d_feature1=128, dropout0=0.1, dropout1=0.1),
+    '169': dict(growth_rate=32, bn_size=4, num_init_features=64, block_config=(6, 12, 32, 32),
+                d_feature0=256, d_feature1=64, dropout0=0.1, dropout1=0.1),
+    '201': dict(growth_rate=32, bn_size=4, num_init_features=64, block_config=(6, 12, 48, 32),
+                d_feature0=256, d_feature1=64, dropout0=0.1, dropout1=0.1),
 }
 
 # %% ../nbs/05_denseaspp.ipynb #3e3978e5
@@ -31,7 +35,8 @@ class DenseLayer(nn.Sequential):
     "DenseNet layer: BN-ReLU-conv1×1, BN-ReLU-conv3×3 (dilated), output concatenated to the input"
     def __init__(self, cin:int, growth:int, bn_size:int, dilation:int=1):
         super().__init__(OrderedDict([
-            ('norm_1', nn.BatchNorm2d(cin)), ('relu_1', nn.ReLU(inplace=True)), ('conv_1', nn.Conv2d(cin, bn_size * growth, 1, bias=False)),
+            ('norm_1', nn.BatchNorm2d(cin)), ('relu_1', nn.ReLU(inplace=True)),
+            ('conv_1', nn.Conv2d(cin, bn_size * growth, 1, bias=False)),
             ('norm_2', nn.BatchNorm2d(bn_size * growth)), ('relu_2', nn.ReLU(inplace=True)),
             ('conv_2', nn.Conv2d(bn_size * growth, growth, 3, padding=dilation, dilation=dilation, bias=False))]))
     def forward(self, x): return torch.cat([x, super().forward(x)], 1)
@@ -39,12 +44,14 @@ class DenseLayer(nn.Sequential):
 class DenseBlock(nn.Sequential):
     "`n` dense layers, each adding `growth` channels"
     def __init__(self, n:int, cin:int, bn_size:int, growth:int, dilation:int=1):
-        super().__init__(OrderedDict((f'denselayer{i + 1}', DenseLayer(cin + i * growth, growth, bn_size, dilation)) for i in range(n)))
+        super().__init__(OrderedDict((f'denselayer{i + 1}', DenseLayer(cin + i * growth, growth, bn_size, dilation))
+                                     for i in range(n)))
 
 class Transition(nn.Sequential):
     "BN-ReLU-conv1×1 halving the channels, then a 2×2 average pool when `stride` is 2"
     def __init__(self, cin:int, cout:int, stride:int=2):
-        layers = [('norm', nn.BatchNorm2d(cin)), ('relu', nn.ReLU(inplace=True)), ('conv', nn.Conv2d(cin, cout, 1, bias=False))]
+        layers = [('norm', nn.BatchNorm2d(cin)), ('relu', nn.ReLU(inplace=True)),
+                  ('conv', nn.Conv2d(cin, cout, 1, bias=False))]
         super().__init__(OrderedDict(layers + ([('pool', nn.AvgPool2d(2, 2))] if stride == 2 else [])))
 
 # %% ../nbs/05_denseaspp.ipynb #8764ec47
@@ -55,7 +62,8 @@ class DenseASPPLayer(nn.Sequential):
             ('relu_1', nn.ReLU(inplace=True)), ('conv_1', nn.Conv2d(cin, mid, 1)),
             ('norm_2', nn.BatchNorm2d(mid, momentum=0.0003)), ('relu_2', nn.ReLU(inplace=True)),
             ('conv_2', nn.Conv2d(mid, cout, 3, padding=rate, dilation=rate))]
-        super().__init__(OrderedDict(layers)); self.dropout = dropout
+        super().__init__(OrderedDict(layers))
+        self.dropout = dropout
     def forward(self, x): return F.dropout2d(super().forward(x), self.dropout, self.training)
 
 # %% ../nbs/05_denseaspp.ipynb #bccc11cb
@@ -65,19 +73,24 @@ class DenseASPP(nn.Module):
     rates = (3, 6, 12, 18, 24)
     def __init__(self, num_classes:int=19, arch:str='121'):
         super().__init__()
-        if arch not in DENSEASPP_CFGS: raise ValueError(f"arch={arch!r}: DenseASPP configurations are {list(DENSEASPP_CFGS)}")
-        c = DENSEASPP_CFGS[arch]; g, bs, n = c['growth_rate'], c['bn_size'], c['num_init_features']
-        f = OrderedDict([('conv0', nn.Conv2d(3, n, 7, 2, 3, bias=False)), ('norm0', nn.BatchNorm2d(n)), ('relu0', nn.ReLU(inplace=True)),
-                         ('pool0', nn.MaxPool2d(3, 2, 1))])
+        if arch not in DENSEASPP_CFGS:
+            raise ValueError(f"arch={arch!r}: DenseASPP configurations are {list(DENSEASPP_CFGS)}")
+        c = DENSEASPP_CFGS[arch]
+        g, bs, n = c['growth_rate'], c['bn_size'], c['num_init_features']
+        f = OrderedDict([('conv0', nn.Conv2d(3, n, 7, 2, 3, bias=False)), ('norm0', nn.BatchNorm2d(n)),
+                         ('relu0', nn.ReLU(inplace=True)), ('pool0', nn.MaxPool2d(3, 2, 1))])
         for i, (k, dil, stride) in enumerate(zip(c['block_config'], (1, 1, 2, 4), (2, 1, 1, 1))):
-            f[f'denseblock{i + 1}'] = DenseBlock(k, n, bs, g, dil); n += k * g
-            f[f'transition{i + 1}'] = Transition(n, n // 2, stride); n //= 2
+            f[f'denseblock{i + 1}'] = DenseBlock(k, n, bs, g, dil)
+            n += k * g
+            f[f'transition{i + 1}'] = Transition(n, n // 2, stride)
+            n //= 2
         f['norm5'] = nn.BatchNorm2d(n)
         self.features = nn.Sequential(f)
         d0, d1 = c['d_feature0'], c['d_feature1']
         for j, r in enumerate(self.rates):
             setattr(self, f'ASPP_{r}', DenseASPPLayer(n + j * d1, d0, d1, r, c['dropout0'], bn_start=j > 0))
-        self.classification = nn.Sequential(nn.Dropout2d(c['dropout1']), nn.Conv2d(n + len(self.rates) * d1, num_classes, 1))
+        self.classification = nn.Sequential(nn.Dropout2d(c['dropout1']),
+                                            nn.Conv2d(n + len(self.rates) * d1, num_classes, 1))
         for m in self.modules():
             if isinstance(m, nn.Conv2d): nn.init.kaiming_uniform_(m.weight)
 
@@ -93,53 +106,65 @@ def remap_denseaspp_keys(sd:dict) -> dict:
     out = OrderedDict()
     for k, v in sd.items():
         k = re.sub(r'^module\.', '', k)
-        k = re.sub(r'\.(norm|relu|conv)\.(\d)(?=\.|$)', r'.\1_\2', k)     # official: norm.1 -> norm_1
-        k = re.sub(r'(denselayer\d+)\.(norm|conv)(\d)\.', r'\1.\2_\3.', k)   # torchvision: norm1 -> norm_1
+        k = re.sub(r'\.(norm|relu|conv)\.(\d)(?=\.|$)', r'.\1_\2', k)  # official: norm.1 -> norm_1
+        k = re.sub(r'(denselayer\d+)\.(norm|conv)(\d)\.', r'\1.\2_\3.', k)  # torchvision: norm1 -> norm_1
         out[k] = v
     return out
 
 # %% ../nbs/05_denseaspp.ipynb #e8c6de11
 def _add_bn_counters(sd:dict, model:nn.Module) -> dict:
-    "Add the `num_batches_tracked` buffers a PyTorch 0.3 state dict lacks (beside the running statistics it has)"
+    "Add the `num_batches_tracked` buffers a PyTorch 0.3 state dict lacks (it has the running statistics)"
     for k, v in model.state_dict().items():
-        if k.endswith('num_batches_tracked') and k not in sd and k[:-19] + 'running_mean' in sd: sd[k] = torch.zeros_like(v)
+        if k.endswith('num_batches_tracked') and k not in sd and k[:-19] + 'running_mean' in sd:
+            sd[k] = torch.zeros_like(v)
     return sd
 
 def _held_arch(sd:dict) -> str|None:
     "The configuration a (remapped) state dict was built with, from its stem width and layers per dense block"
     blocks = tuple(len({k.split('.')[2] for k in sd if k.startswith(f'features.denseblock{b}.')}) for b in range(1, 5))
     stem = sd['features.conv0.weight'].shape[0] if 'features.conv0.weight' in sd else None
-    return next((a for a, c in DENSEASPP_CFGS.items() if c['block_config'] == blocks and c['num_init_features'] == stem), None)
+    return next((a for a, c in DENSEASPP_CFGS.items()
+                 if c['block_config'] == blocks and c['num_init_features'] == stem), None)
 
 # %% ../nbs/05_denseaspp.ipynb #5301d77f
-DENSEASPP_RELEASES = {'cityscapes': ('161', 'denseASPP161.pkl')}   # name -> (arch, file in <data root>/checkpoints/denseaspp)
+# name -> (arch, file in <data root>/checkpoints/denseaspp)
+DENSEASPP_RELEASES = {'cityscapes': ('161', 'denseASPP161.pkl')}
 
-def load_official_denseaspp(path:str|Path|dict, # 'cityscapes' (the release, fetched by `./data_setup.sh denseaspp`), a file or a state dict
+# %% ../nbs/05_denseaspp.ipynb #4627f16d
+def load_official_denseaspp(path:str|Path|dict, # the 'cityscapes' release, a file, or a state dict
                             arch:str|None=None, # '121', '161', …: the DenseNet; default: the release's, '161'
                             num_classes:int=19, # classes of the classifier
-                            root:str|Path|None=None # data root for a name (default `data_root()`: $SEGSYN_DATA, else ./data)
+                            root:str|Path|None=None # data root for a name (`data_root()`: $SEGSYN_DATA, else ./data)
                            ) -> DenseASPP:
     "DenseASPP with the official weights, loaded strictly; a file of another depth or class count says what it holds"
     if isinstance(path, str) and path in DENSEASPP_RELEASES and arch not in (None, DENSEASPP_RELEASES[path][0]):
-        raise CheckpointError(f"the {path!r} release is DenseASPP-{DENSEASPP_RELEASES[path][0]}, not arch={arch!r}: leave arch out")
+        raise CheckpointError(
+            f"the {path!r} release is DenseASPP-{DENSEASPP_RELEASES[path][0]}, not arch={arch!r}: leave arch out")
     if isinstance(path, dict): sd, name, where = path, None, 'the state dict'
     else:
-        sd, path, name = load_release(path, 'denseaspp', {n: f for n, (_, f) in DENSEASPP_RELEASES.items()}, 'DenseASPP checkpoint', root)
+        sd, path, name = load_release(path, 'denseaspp', {n: f for n, (_, f) in DENSEASPP_RELEASES.items()},
+                                      'DenseASPP checkpoint', root)
         where = str(path)
     arch = arch or (DENSEASPP_RELEASES[name][0] if name else '161')
     if isinstance(sd, dict) and isinstance(sd.get('state_dict'), dict): sd = sd['state_dict']
     if not isinstance(sd, dict): raise CheckpointError(f"{where} holds a {type(sd).__name__}, not a state dict")
-    sd = remap_denseaspp_keys(sd); held = _held_arch(sd); cls = sd.get('classification.1.weight')
-    if held and held != arch: raise CheckpointError(f"{where} holds DenseASPP-{held} weights, but arch={arch!r} was asked: load it with arch={held!r}")
+    sd = remap_denseaspp_keys(sd)
+    held = _held_arch(sd)
+    cls = sd.get('classification.1.weight')
+    if held and held != arch:
+        raise CheckpointError(
+            f"{where} holds DenseASPP-{held} weights, but arch={arch!r} was asked: load it with arch={held!r}")
     if cls is not None and cls.shape[0] != num_classes:
-        raise CheckpointError(f"{where} holds a {cls.shape[0]}-class classifier, but num_classes={num_classes} was asked")
+        raise CheckpointError(
+            f"{where} holds a {cls.shape[0]}-class classifier, but num_classes={num_classes} was asked")
     m = DenseASPP(num_classes, arch)
     return load_checked(m, _add_bn_counters(sd, m), f"DenseASPP-{arch} checkpoint ({where})")
 
 # %% ../nbs/05_denseaspp.ipynb #39cf5cfc
 def densenet_backbone_weights(model:DenseASPP, tv_sd:dict) -> list:
-    "Load a torchvision DenseNet state dict into `model.features` where names and shapes match; returns the keys left fresh"
-    sd = remap_denseaspp_keys(tv_sd); own = model.state_dict()
+    "Load torchvision DenseNet weights into `model.features` where names and shapes match; returns the keys left fresh"
+    sd = remap_denseaspp_keys(tv_sd)
+    own = model.state_dict()
     use = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(use, strict=False)
     return [k for k in own if k.startswith('features.') and k not in use]
@@ -147,7 +172,9 @@ def densenet_backbone_weights(model:DenseASPP, tv_sd:dict) -> list:
 # %% ../nbs/05_denseaspp.ipynb #32491355
 def _denseaspp(arch, tv_name, num_classes, pretrained, kw):
     "Build DenseASPP-`arch` (ImageNet DenseNet backbone when `pretrained`); refuse options it does not have"
-    if kw: raise TypeError(f"denseaspp{arch} got unknown options {sorted(kw)}: DenseASPP takes only num_classes and pretrained")
+    if kw:
+        raise TypeError(f"denseaspp{arch} got unknown options {sorted(kw)}: "
+                        "DenseASPP takes only num_classes and pretrained")
     m = DenseASPP(num_classes, arch)
     if pretrained: densenet_backbone_weights(m, torchvision_model(tv_name, True).state_dict())
     return m
@@ -157,5 +184,5 @@ def denseaspp121(num_classes:int=19, pretrained:bool=False, **kw) -> DenseASPP:
     return _denseaspp('121', 'densenet121', num_classes, pretrained, kw)
 
 def denseaspp161(num_classes:int=19, pretrained:bool=False, **kw) -> DenseASPP:
-    "DenseASPP-161 (`pretrained`: ImageNet DenseNet-161 backbone; for the Cityscapes model use `load_official_denseaspp`)"
+    "DenseASPP-161 (`pretrained`: ImageNet DenseNet-161 backbone; the Cityscapes model: `load_official_denseaspp`)"
     return _denseaspp('161', 'densenet161', num_classes, pretrained, kw)

@@ -1,4 +1,4 @@
-"""The full report of a segmenter — every metric, per-class table, confusion heatmap — model comparisons, FID, and the segmentation score of generated images.
+"""A segmenter's full report (metrics, per-class table, confusion heatmap), comparisons, FID, generated images' mIoU.
 
 Docs: https://segsyn.github.io/segsyn/evaluation.html.md"""
 
@@ -44,21 +44,25 @@ def build_segmenter(arch:str, num_classes:int=19, **kw) -> nn.Module:
 def save_segmenter(model:nn.Module, path:str|Path, arch:str, num_classes:int=19, names:list|None=None, **kw):
     "Write a self-describing segmenter file: {'kind': 'segmenter', arch, kwargs, num_classes, names, state_dict}"
     if arch not in SEGMENTERS: raise SegsynError(f"unknown segmenter {arch!r}; choose one of {sorted(SEGMENTERS)}")
-    return save_checkpoint(dict(kind='segmenter', arch=arch, kwargs=kw, num_classes=num_classes, names=names or CITYSCAPES.names[:num_classes],
-                                state_dict=model.state_dict()), path)
+    return save_checkpoint(dict(kind='segmenter', arch=arch, kwargs=kw, num_classes=num_classes,
+                                names=names or CITYSCAPES.names[:num_classes], state_dict=model.state_dict()), path)
 
 # %% ../nbs/08_evaluation.ipynb #dca44681
 def load_segmenter(path:str|Path) -> tuple: # -> (model in eval mode, info dict: arch, kwargs, num_classes, names)
     "A segmenter from a `save_segmenter` file or a Learner checkpoint whose config has `arch`"
     ck = load_checkpoint(path)
-    if ck.get('kind') == 'segmenter': info, sd = {k: ck[k] for k in ('arch', 'kwargs', 'num_classes', 'names')}, ck['state_dict']
+    if ck.get('kind') == 'segmenter':
+        info, sd = {k: ck[k] for k in ('arch', 'kwargs', 'num_classes', 'names')}, ck['state_dict']
     elif 'modules' in ck and 'model' in ck['modules'] and 'arch' in ck.get('config', {}):
-        c = ck['config']; info = dict(arch=c['arch'], kwargs=c.get('arch_kw', {}), num_classes=c.get('num_classes', 19), names=c.get('names'))
+        c = ck['config']
+        info = dict(arch=c['arch'], kwargs=c.get('arch_kw', {}), num_classes=c.get('num_classes', 19),
+                    names=c.get('names'))
         sd = ck['modules']['model']
     else:
-        held = ck.get('kind') or (f"a training checkpoint of modules {sorted(ck['modules'])}" if 'modules' in ck else f"keys {sorted(ck)[:6]}")
-        raise CheckpointError(f"{path} is not a segmenter checkpoint (it holds {held}); give a file written by `segsyn train` "
-                              "(or save_segmenter) for a segmentation model")
+        held = ck.get('kind') or (f"a training checkpoint of modules {sorted(ck['modules'])}" if 'modules' in ck
+                                  else f"keys {sorted(ck)[:6]}")
+        raise CheckpointError(f"{path} is not a segmenter checkpoint (it holds {held}); "
+                              "give a file written by `segsyn train` (or save_segmenter) for a segmentation model")
     model = build_segmenter(info['arch'], info['num_classes'], **info['kwargs'])
     load_checked(model, sd, what=f"{path}")
     return model.eval(), info
@@ -81,8 +85,9 @@ def segmenter_task(c, table, # a run's config; the label table of its data
     "(task, Learner settings, run info) of the segmenter `c` names, with its loss and optimiser"
     kw = _builder_options(c)
     model = build_segmenter(c.model, table.num_classes, pretrained=c.pretrained, **kw)
-    task = SegTask(model, table.num_classes, loss_fn=segmenter_loss(c), names=table.names, opt=c.opt, weight_decay=c.weight_decay,
-                   momentum=c.momentum, betas=c.betas or (0.9, 0.999), compile=c.compile, sync_bn=c.sync_bn and world > 1)
+    task = SegTask(model, table.num_classes, loss_fn=segmenter_loss(c), names=table.names, opt=c.opt,
+                   weight_decay=c.weight_decay, momentum=c.momentum, betas=c.betas or (0.9, 0.999), compile=c.compile,
+                   sync_bn=c.sync_bn and world > 1)
     return task, dict(lr=c.lr or 2e-3, monitor='miou', mode='max'), dict(arch=c.model, arch_kw=kw)
 
 # %% ../nbs/08_evaluation.ipynb #bec4ec00
@@ -91,7 +96,8 @@ def _save_run_segmenter(c, task, table, info:dict, path) -> Path:
 
 def _check_segmenter(c) -> list:
     if c.freeze == 'auto' or (c.model, c.variant) == ('ssfpn', 'writeup003'): return []
-    return [f"--freeze applies to --model ssfpn --variant writeup003 (write-up 003's VGG19), not {c.model} --variant {c.variant}"]
+    return ["--freeze applies to --model ssfpn --variant writeup003 (write-up 003's VGG19), "
+            f"not {c.model} --variant {c.variant}"]
 
 SEGMENTER_FAMILY = register_family(Family(
     'the segmenters', {m: ('paper', 'writeup003') if m in ('ssfpn', 'res_unet') else ('paper',) for m in SEGMENTERS},
@@ -124,34 +130,43 @@ class EvalReport:
 def table(self:EvalReport) -> str:
     "The per-class table in Markdown (— where a class is absent from truth and prediction)"
     f = lambda v: '—' if v != v else f'{v:.1%}'
-    rows = [f"| {r['name']} | {f(r['iou'])} | {f(r['acc'])} | {f(r['precision'])} | {f(r['recall'])} | {r['share']:.1%} |" for r in self.per_class()]
+    rows = [f"| {r['name']} | {f(r['iou'])} | {f(r['acc'])} | {f(r['precision'])} | {f(r['recall'])} | "
+            f"{r['share']:.1%} |" for r in self.per_class()]
     s = self.summary()
-    return ('| class | IoU | accuracy | precision | recall | pixel share |\n|---|---|---|---|---|---|\n' + '\n'.join(rows) +
-            f"\n\n**{self.model}**: pixel acc {s['pixel_acc']:.1%} · mean acc {s['mean_acc']:.1%} · mIoU {s['miou']:.1%} "
-            f"(micro {s['miou_micro']:.1%}, frequency-weighted {s['fwiou']:.1%})")
+    return ('| class | IoU | accuracy | precision | recall | pixel share |\n|---|---|---|---|---|---|\n'
+            + '\n'.join(rows)
+            + f"\n\n**{self.model}**: pixel acc {s['pixel_acc']:.1%} · mean acc {s['mean_acc']:.1%} · "
+            f"mIoU {s['miou']:.1%} (micro {s['miou_micro']:.1%}, frequency-weighted {s['fwiou']:.1%})")
 
 # %% ../nbs/08_evaluation.ipynb #783ea7eb
 @patch
 def heatmap(self:EvalReport, ax=None, min_share:float=0.): # hide classes with less than this share of the truth
     "The confusion matrix as a heatmap, rows normalised (each row: where that class's pixels went)"
     import seaborn as sns
-    keep = [i for i in range(len(self.names)) if self.cm[i].sum() / max(self.cm.sum(), 1) > min_share or self.cm[:, i].sum() > 0]
+    keep = [i for i in range(len(self.names))
+            if self.cm[i].sum() / max(self.cm.sum(), 1) > min_share or self.cm[:, i].sum() > 0]
     cm = self.cm[keep][:, keep].double()
     norm = (cm / cm.sum(1, keepdim=True).clamp(min=1)).numpy()
     ax = ax or plt.subplots(figsize=(0.45 * len(keep) + 2, 0.4 * len(keep) + 1.5))[1]
     sns.heatmap(norm, ax=ax, cmap='viridis', vmin=0, vmax=1, square=True, cbar_kws=dict(shrink=0.7),
                 xticklabels=[self.names[i] for i in keep], yticklabels=[self.names[i] for i in keep])
-    ax.set_xlabel('predicted'); ax.set_ylabel('true'); ax.set_title(f'{self.model}: confusion (rows normalised)')
+    ax.set_xlabel('predicted')
+    ax.set_ylabel('true')
+    ax.set_title(f'{self.model}: confusion (rows normalised)')
     return ax
 
 # %% ../nbs/08_evaluation.ipynb #cab69e64
 @patch
 def save(self:EvalReport, folder:str|Path) -> Path:
     "report.json (scores, per-class rows, the matrix) and confusion.png"
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     with atomic_write(folder/'report.json', 'w') as f:
-        json.dump(dict(model=self.model, info=self.info, summary=self.summary(), per_class=self.per_class(), confusion=self.cm.tolist()), f, indent=1)
-    ax = self.heatmap(); ax.figure.savefig(folder/'confusion.png', dpi=100, bbox_inches='tight'); plt.close(ax.figure)
+        json.dump(dict(model=self.model, info=self.info, summary=self.summary(), per_class=self.per_class(),
+                       confusion=self.cm.tolist()), f, indent=1)
+    ax = self.heatmap()
+    ax.figure.savefig(folder/'confusion.png', dpi=100, bbox_inches='tight')
+    plt.close(ax.figure)
     return folder
 
 @patch(cls_method=True)
@@ -178,10 +193,13 @@ def evaluate(model:nn.Module, # returns N×C×h×w logits (or a dict with 'out')
         if out.shape[1] != num_classes:
             raise SegsynError(f"{name} predicts {out.shape[1]} classes but the evaluation has {num_classes}: "
                               "evaluate it on the dataset (and class table) it was trained for")
-        if out.shape[-2:] != y.shape[-2:]: out = F.interpolate(out.float(), size=y.shape[-2:], mode='bilinear', align_corners=False)
-        cm.update(out.argmax(1), y); n += len(x)
+        if out.shape[-2:] != y.shape[-2:]:
+            out = F.interpolate(out.float(), size=y.shape[-2:], mode='bilinear', align_corners=False)
+        cm.update(out.argmax(1), y)
+        n += len(x)
     if n == 0: raise SegsynError("the evaluation loader yielded no images (empty split?)")
-    return EvalReport(cm.cm.clone(), list(names or CITYSCAPES.names[:num_classes]), name, dict(images=n, secs=_t.time() - t0))
+    return EvalReport(cm.cm.clone(), list(names or CITYSCAPES.names[:num_classes]), name,
+                      dict(images=n, secs=_t.time() - t0))
 
 # %% ../nbs/08_evaluation.ipynb #98e71e20
 def compare_models(reports:dict|list, # name -> EvalReport (or a list of them)
@@ -192,15 +210,21 @@ def compare_models(reports:dict|list, # name -> EvalReport (or a list of them)
     rows = sorted(reps, key=lambda r: -r.summary()['miou'])
     extra = lambda r: f"{r.info['params']:,}" if 'params' in r.info else ''
     md = (f"| model | params | {' | '.join(metrics)} |\n|---|---|{'---|' * len(metrics)}\n" +
-          '\n'.join(f"| {r.model} | {extra(r)} | " + ' | '.join(f"{r.summary()[m]:.1%}" for m in metrics) + ' |' for r in rows))
+          '\n'.join(f"| {r.model} | {extra(r)} | " + ' | '.join(f"{r.summary()[m]:.1%}" for m in metrics) + ' |'
+                    for r in rows))
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(rows)), 3))
     w = 0.8 / len(metrics)
-    for j, m in enumerate(metrics): ax.bar([i + j * w for i in range(len(rows))], [r.summary()[m] for r in rows], w, label=m)
-    ax.set_xticks([i + 0.4 - w / 2 for i in range(len(rows))], [r.model for r in rows], rotation=30, ha='right'); ax.legend(ncol=len(metrics), fontsize=8)
-    ax.set_ylim(0, 1); ax.set_title('segmenters compared')
+    for j, m in enumerate(metrics):
+        ax.bar([i + j * w for i in range(len(rows))], [r.summary()[m] for r in rows], w, label=m)
+    ax.set_xticks([i + 0.4 - w / 2 for i in range(len(rows))], [r.model for r in rows], rotation=30, ha='right')
+    ax.legend(ncol=len(metrics), fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_title('segmenters compared')
     if folder is not None:
-        folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-        with atomic_write(folder/'comparison.json', 'w') as f: json.dump({r.model: dict(r.summary(), **r.info) for r in rows}, f, indent=1)
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_write(folder/'comparison.json', 'w') as f:
+            json.dump({r.model: dict(r.summary(), **r.info) for r in rows}, f, indent=1)
         fig.savefig(folder/'comparison.png', dpi=100, bbox_inches='tight')
     return md
 
@@ -221,33 +245,44 @@ def frechet_distance(mu1:torch.Tensor, sigma1:torch.Tensor, mu2:torch.Tensor, si
 def gaussian_stats(feats:torch.Tensor) -> tuple: # N×D features → (μ, Σ) in float64
     "Mean and (unbiased) covariance of features"
     if len(feats) < 2: raise SegsynError(f"FID needs at least 2 images per set, got {len(feats)}")
-    f = feats.double(); return f.mean(0), torch.cov(f.T)
+    f = feats.double()
+    return f.mean(0), torch.cov(f.T)
 
 # %% ../nbs/08_evaluation.ipynb #8d41cc97
 class InceptionFeatures(nn.Module):
     "Inception-v3 pool features (2048-d) of images in [-1, 1] at 299×299; `.name` says which network"
-    def __init__(self, pretrained:bool=True, # trained weights (downloaded once); False: random torchvision weights (tests)
-                 kind:str='auto'): # 'fid': pytorch-fid's FID Inception; 'torchvision': ImageNet Inception-v3; 'auto': 'fid' if installed
+    def __init__(self, pretrained:bool=True, # trained weights (downloaded once); False: random weights (tests)
+                 kind:str='auto'): # 'fid': pytorch-fid's; 'torchvision': ImageNet Inception-v3; 'auto': 'fid' if found
         super().__init__()
         have = importlib.util.find_spec('pytorch_fid') is not None
-        if kind not in ('auto', 'fid', 'torchvision'): raise SegsynError(f"kind={kind!r}: use 'auto', 'fid' or 'torchvision'")
+        if kind not in ('auto', 'fid', 'torchvision'):
+            raise SegsynError(f"kind={kind!r}: use 'auto', 'fid' or 'torchvision'")
         if kind == 'fid' and not (have and pretrained):
-            raise SegsynError("kind='fid' needs pytorch-fid and its trained weights: pip install pytorch-fid (pretrained=False works with kind='torchvision')")
+            raise SegsynError("kind='fid' needs pytorch-fid and its trained weights: pip install pytorch-fid "
+                              "(pretrained=False works with kind='torchvision')")
         self.kind = 'fid' if pretrained and have and kind != 'torchvision' else 'torchvision'
         if self.kind == 'fid':
             from pytorch_fid.inception import InceptionV3
-            self.net, self.name = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]]), 'FID Inception (pytorch-fid port of the TF graph), 299×299'
+            self.net, self.name = (InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]]),
+                                   'FID Inception (pytorch-fid port of the TF graph), 299×299')
         else:
-            if pretrained and kind == 'auto': warnings.warn("pytorch-fid is not installed: FID falls back to torchvision's ImageNet Inception-v3, "
-                                                            "whose FIDs do not compare with published ones (pip install pytorch-fid)")
-            self.net = torchvision_model('inception_v3', pretrained, aux_logits=False, init_weights=not pretrained); self.net.fc = nn.Identity()
-            self.name = f"torchvision Inception-v3 ({'ImageNet weights: not comparable with published FIDs' if pretrained else 'random weights: a smoke test, not a FID'}), 299×299"
+            if pretrained and kind == 'auto':
+                warnings.warn("pytorch-fid is not installed: FID falls back to torchvision's ImageNet Inception-v3, "
+                              "whose FIDs do not compare with published ones (pip install pytorch-fid)")
+            self.net = torchvision_model('inception_v3', pretrained, aux_logits=False, init_weights=not pretrained)
+            self.net.fc = nn.Identity()
+            self.name = ("torchvision Inception-v3 ("
+                         f"""{'ImageNet weights: not comparable with published FIDs' if pretrained
+                              else 'random weights: a smoke test, not a FID'}"""
+                         "), 299×299")
         self.net.eval().requires_grad_(False)
     def train(self, mode=True): return super().train(False)
     @torch.no_grad()
     def forward(self, x): # N×3×H×W in [-1, 1]
-        if self.kind == 'fid': return self.net((x.float() + 1) / 2)[0].flatten(1)   # pytorch-fid: [0, 1] in, resized to 299 inside
-        return self.net(tanh_to_imagenet(F.interpolate(x.float(), size=(299, 299), mode='bilinear', align_corners=False)))
+        # pytorch-fid: [0, 1] in, resized to 299 inside
+        if self.kind == 'fid': return self.net((x.float() + 1) / 2)[0].flatten(1)
+        return self.net(tanh_to_imagenet(F.interpolate(x.float(), size=(299, 299), mode='bilinear',
+                                                       align_corners=False)))
 
 # %% ../nbs/08_evaluation.ipynb #abff63ec
 @torch.no_grad()
@@ -286,7 +321,7 @@ def kid(real_feats:torch.Tensor, fake_feats:torch.Tensor, # N×D and M×D featur
 
 # %% ../nbs/08_evaluation.ipynb #dfcbd30f
 def fid_report(real, fake, # images in [-1, 1]: N×3×H×W tensors, or iterables of batches
-               features:nn.Module|None=None, # default: `InceptionFeatures(True)` (the FID Inception when pytorch-fid is installed)
+               features:nn.Module|None=None, # default: `InceptionFeatures(True)` (FID Inception with pytorch-fid)
                batch_size:int=32, device=None, subsets:int=100, subset_size:int=1000) -> dict:
     "FID and KID of two image sets, naming the feature extractor, its input resolution and the sample counts"
     features = features or InceptionFeatures(True)
@@ -294,4 +329,5 @@ def fid_report(real, fake, # images in [-1, 1]: N×3×H×W tensors, or iterables
     k, k_std = kid(fr, ff, subsets, subset_size)
     return dict(fid=frechet_distance(*gaussian_stats(fr), *gaussian_stats(ff)), kid=k, kid_std=k_std,
                 features=getattr(features, 'name', type(features).__name__),
-                resolution='299×299' if isinstance(features, InceptionFeatures) else 'as given', n_real=len(fr), n_fake=len(ff))
+                resolution='299×299' if isinstance(features, InceptionFeatures) else 'as given',
+                n_real=len(fr), n_fake=len(ff))

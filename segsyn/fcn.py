@@ -1,4 +1,4 @@
-"""Fully convolutional networks: FCN-32s on a ResNet-34 (the course's seed recipe) and FCN-8s on VGG16 with pool3/pool4 skips.
+"""Fully convolutional nets: FCN-32s on ResNet-34 (the course's seed recipe) and FCN-8s on VGG16 with pool3/pool4 skips.
 
 Docs: https://segsyn.github.io/segsyn/fcn.html.md"""
 
@@ -16,7 +16,8 @@ __all__ = ['FCN_RECIPES', 'bilinear_kernel', 'Upsampler', 'upsampler', 'FCN32s',
 def bilinear_kernel(channels:int, # in = out channels (each upsampled on its own)
                     k:int) -> torch.Tensor: # kernel size (2 × the stride)
     "Weights (channels×channels×k×k) that make a ConvTranspose2d compute bilinear upsampling"
-    f = (k + 1) // 2; c = f - 1 if k % 2 == 1 else f - 0.5
+    f = (k + 1) // 2
+    c = f - 1 if k % 2 == 1 else f - 0.5
     og = torch.arange(k, dtype=torch.float32)
     filt = (1 - (og - c).abs() / f)
     w = torch.zeros(channels, channels, k, k)
@@ -59,8 +60,10 @@ def fcn32_resnet34(num_classes:int=21, # output classes
 @torch.no_grad()
 def _convolutionalise(classifier, fc):
     "Copy VGG's fc6/fc7 Linear weights into the 7×7 and 1×1 convolutions"
-    fc[0].weight.copy_(classifier[0].weight.view(4096, 512, 7, 7)); fc[0].bias.copy_(classifier[0].bias)
-    fc[3].weight.copy_(classifier[3].weight.view(4096, 4096, 1, 1)); fc[3].bias.copy_(classifier[3].bias)
+    fc[0].weight.copy_(classifier[0].weight.view(4096, 512, 7, 7))
+    fc[0].bias.copy_(classifier[0].bias)
+    fc[3].weight.copy_(classifier[3].weight.view(4096, 4096, 1, 1))
+    fc[3].bias.copy_(classifier[3].bias)
 
 # %% ../nbs/02_fcn.ipynb #6b5c159c
 class FCN8s(nn.Module):
@@ -75,16 +78,22 @@ class FCN8s(nn.Module):
         self.fc = nn.Sequential(nn.Conv2d(512, fc_dim, 7, padding=3), nn.ReLU(True), nn.Dropout2d(),
                                 nn.Conv2d(fc_dim, fc_dim, 1), nn.ReLU(True), nn.Dropout2d())
         if pretrained and fc_dim == 4096: _convolutionalise(vgg.classifier, self.fc)
-        self.score_fr, self.score_pool4, self.score_pool3 = nn.Conv2d(fc_dim, num_classes, 1), nn.Conv2d(512, num_classes, 1), nn.Conv2d(256, num_classes, 1)
-        for s in (self.score_pool4, self.score_pool3): nn.init.zeros_(s.weight); nn.init.zeros_(s.bias)
-        self.up2, self.up2_pool4, self.up8 = upsampler(num_classes, 2), upsampler(num_classes, 2), upsampler(num_classes, 8)
+        self.score_fr, self.score_pool4, self.score_pool3 = (
+            nn.Conv2d(fc_dim, num_classes, 1), nn.Conv2d(512, num_classes, 1), nn.Conv2d(256, num_classes, 1))
+        for s in (self.score_pool4, self.score_pool3):
+            nn.init.zeros_(s.weight)
+            nn.init.zeros_(s.bias)
+        self.up2, self.up2_pool4, self.up8 = (upsampler(num_classes, 2), upsampler(num_classes, 2),
+                                              upsampler(num_classes, 8))
 
     def forward(self, x):
         check_input(x, self.stride, name='FCN8s')
         x, (H, W) = pad_to(x, self.stride)
-        p3 = self.pool3(x); p4 = self.pool4(p3); p5 = self.pool5(p4)
-        s = self.up2(self.score_fr(self.fc(p5))) + self.score_pool4(p4)        # stride 16
-        s = self.up2_pool4(s) + self.score_pool3(p3)                          # stride 8
+        p3 = self.pool3(x)
+        p4 = self.pool4(p3)
+        p5 = self.pool5(p4)
+        s = self.up2(self.score_fr(self.fc(p5))) + self.score_pool4(p4)  # stride 16
+        s = self.up2_pool4(s) + self.score_pool3(p3)  # stride 8
         return self.up8(s)[..., :H, :W]
 
 # %% ../nbs/02_fcn.ipynb #75a05f17
@@ -96,8 +105,10 @@ def fcn8s_vgg16(num_classes:int=21, # output classes
 
 # %% ../nbs/02_fcn.ipynb #a071947e
 FCN_RECIPES = {
-    'fcn32_resnet34': dict(builder='fcn32_resnet34', opt='adam', lr=1e-4, batch_size=32, epochs=25, short_side=224, jitter=0.3,
-                           pretrained=True, params_19=21_284_672 + 9_747 + 1_478_656, ref='Long et al. 2015; the course seed recipe'),
-    'fcn8s_vgg16': dict(builder='fcn8s_vgg16', opt='sgd', momentum=0.99, lr=1e-4, batch_size=1, epochs=50, short_side=None, jitter=0.,
-                        pretrained=True, ref='Long et al. 2015 (SGD, momentum 0.99, unnormalised loss, batch 1)'),
+    'fcn32_resnet34': dict(builder='fcn32_resnet34', opt='adam', lr=1e-4, batch_size=32, epochs=25, short_side=224,
+                           jitter=0.3, pretrained=True, params_19=21_284_672 + 9_747 + 1_478_656,
+                           ref='Long et al. 2015; the course seed recipe'),
+    'fcn8s_vgg16': dict(builder='fcn8s_vgg16', opt='sgd', momentum=0.99, lr=1e-4, batch_size=1, epochs=50,
+                        short_side=None, jitter=0., pretrained=True,
+                        ref='Long et al. 2015 (SGD, momentum 0.99, unnormalised loss, batch 1)'),
 }

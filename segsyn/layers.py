@@ -1,4 +1,4 @@
-"""The model building blocks every architecture chapter shares: torchvision weights, input checks, padding, ResNet trunks and the segmenter's logits.
+"""Shared by every model chapter: torchvision weights, input checks, padding, ResNet trunks, the segmenter's logits.
 
 Docs: https://segsyn.github.io/segsyn/layers.html.md"""
 
@@ -22,8 +22,9 @@ def torchvision_model(name:str, # a torchvision.models builder, e.g. 'resnet34',
     "A torchvision model, with a clear error (what to do) when its weights cannot be fetched"
     try: return getattr(torchvision.models, name)(weights='DEFAULT' if pretrained else None, **kw)
     except Exception as e:
-        raise SegsynError(f"could not fetch the ImageNet weights of {name} ({type(e).__name__}: {e}). Check the network, "
-                          "or put the file in torch.hub's cache (~/.cache/torch/hub/checkpoints), or use pretrained=False") from e
+        raise SegsynError(f"could not fetch the ImageNet weights of {name} ({type(e).__name__}: {e}). "
+                          "Check the network, or put the file in torch.hub's cache (~/.cache/torch/hub/checkpoints), "
+                          "or use pretrained=False") from e
 
 # %% ../nbs/01d_layers.ipynb #04ab9978
 def resnet_trunk(arch:str='resnet34', # a torchvision ResNet: 'resnet18', 'resnet34', 'resnet50', ...
@@ -43,10 +44,12 @@ def check_input(x:torch.Tensor, # the batch given to the model
                 name:str='the model'): # for the message
     "Refuse inputs with the wrong shape or channel count, or smaller than `stride`"
     if x.ndim != 4: raise ModelInputError(f"{name} takes a batch N×{in_ch}×H×W; got shape {tuple(x.shape)}")
-    if x.shape[1] != in_ch: raise ModelInputError(f"{name} takes {in_ch}-channel images; got {x.shape[1]} channels "
-                                                  "(convert grayscale/RGBA to RGB: segsyn.datasets.read_image does)")
-    if min(x.shape[-2:]) < stride: raise ModelInputError(f"{name} has stride {stride}; the input {tuple(x.shape[-2:])} "
-                                                         f"is smaller than one stride cell: resize it to at least {stride}×{stride}")
+    if x.shape[1] != in_ch:
+        raise ModelInputError(f"{name} takes {in_ch}-channel images; got {x.shape[1]} channels "
+                              "(convert grayscale/RGBA to RGB: segsyn.datasets.read_image does)")
+    if min(x.shape[-2:]) < stride:
+        raise ModelInputError(f"{name} has stride {stride}; the input {tuple(x.shape[-2:])} "
+                              f"is smaller than one stride cell: resize it to at least {stride}×{stride}")
 
 def pad_to(x:torch.Tensor, m:int):
     "Pad the bottom/right of `x` to a multiple of `m`; returns (padded, (H, W) to crop back to)"
@@ -56,7 +59,7 @@ def pad_to(x:torch.Tensor, m:int):
 # %% ../nbs/01d_layers.ipynb #b4ea2f39
 def model_logits(model:nn.Module, # a segmenter (or a compiled / DDP-wrapped one)
                  x:torch.Tensor) -> torch.Tensor: # its input batch
-    "The main logits of a segmenter: torchvision's segmentation models return {'out': ..., 'aux': ...}, the rest a tensor"
+    "A segmenter's main logits: torchvision's segmentation models return {'out': ..., 'aux': ...}, the rest a tensor"
     out = model(x)
     return out['out'] if isinstance(out, dict) else out
 

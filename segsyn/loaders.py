@@ -1,4 +1,4 @@
-"""Joint image+mask transforms, the course's recipes, fast loading (uint8 all the way, a decode-once cache, normalising on the device), pictures, and the colour-only floor.
+"""Joint image+mask transforms, the course's recipes, fast loading (uint8, decoded once), pictures, colour-only floor.
 
 Docs: https://segsyn.github.io/segsyn/loaders.html.md"""
 
@@ -36,13 +36,15 @@ def seg_transforms(train:bool=True, # training (random) or evaluation (determini
                    flip:bool=True, # random horizontal flip for training
                    jitter:float=0., # colour jitter strength (brightness/contrast/saturation) for training
                    mean=IMAGENET_MEAN, std=IMAGENET_STD, # normalisation; None keeps [0, 1]
-                   keep_uint8:bool=False # leave images uint8 (mean/std unused): normalise batches on the device with `DeviceNormalize`
+                   keep_uint8:bool=False # leave images uint8 (mean/std unused), for `DeviceNormalize` on the device
                   ) -> v2.Compose:
     "A joint image+mask pipeline on `tv_tensors` (nearest for masks, 255 padding)"
     tf = []
     if short_side is not None:
-        tf.append(v2.RandomResize(int(short_side * scale[0]), int(short_side * scale[1]) + 1) if train and scale else v2.Resize(short_side))
-    if crop is not None: tf.append(v2.RandomCrop(crop, pad_if_needed=True, fill=_FILL) if train else v2.CenterCrop(crop))
+        tf.append(v2.RandomResize(int(short_side * scale[0]), int(short_side * scale[1]) + 1) if train and scale
+                  else v2.Resize(short_side))
+    if crop is not None:
+        tf.append(v2.RandomCrop(crop, pad_if_needed=True, fill=_FILL) if train else v2.CenterCrop(crop))
     if train and flip: tf.append(v2.RandomHorizontalFlip())
     if train and jitter: tf.append(v2.ColorJitter(jitter, jitter, jitter))
     if keep_uint8: return v2.Compose(tf or [v2.Identity()])
@@ -65,7 +67,8 @@ def spade_recipe(size:tuple=(256, 512), # (H, W) the generator works at
                  train:bool=True):
     "The SPADE recipe: fixed resize (nearest for labels), flips for training, images in [-1, 1]"
     tf = [v2.Resize(size)] + ([v2.RandomHorizontalFlip()] if train else [])
-    return v2.Compose(tf + [v2.ToDtype({tv_tensors.Image: torch.float32, 'others': None}, scale=True), v2.Normalize(TANH_MEAN, TANH_STD)])
+    return v2.Compose(tf + [v2.ToDtype({tv_tensors.Image: torch.float32, 'others': None}, scale=True),
+                            v2.Normalize(TANH_MEAN, TANH_STD)])
 
 # %% ../nbs/00d_loaders.ipynb #ddaf83fe
 def to_uint8_image(x:torch.Tensor, # 3×H×W image: uint8, float in [0,1], ImageNet-normalised or in [-1,1]
@@ -73,8 +76,10 @@ def to_uint8_image(x:torch.Tensor, # 3×H×W image: uint8, float in [0,1], Image
     "Undo normalisation and return a displayable uint8 3×H×W image"
     if x.dtype == torch.uint8: return x
     x = x.detach().float().cpu()
-    if norm == 'auto': norm = 'unit' if x.min() >= 0 and x.max() <= 1 else ('tanh' if x.min() >= -1 and x.max() <= 1 else 'imagenet')
-    if norm == 'imagenet': x = x * torch.tensor(IMAGENET_STD)[:, None, None] + torch.tensor(IMAGENET_MEAN)[:, None, None]
+    if norm == 'auto':
+        norm = 'unit' if x.min() >= 0 and x.max() <= 1 else ('tanh' if x.min() >= -1 and x.max() <= 1 else 'imagenet')
+    if norm == 'imagenet':
+        x = x * torch.tensor(IMAGENET_STD)[:, None, None] + torch.tensor(IMAGENET_MEAN)[:, None, None]
     if norm == 'tanh': x = (x + 1) / 2
     return (x.clamp(0, 1) * 255).round().byte()
 
@@ -83,7 +88,8 @@ def overlay(image:torch.Tensor, # 3×H×W photo (any of `to_uint8_image`'s forms
             table:LabelTable=CITYSCAPES,
             alpha:float=0.5): # weight of the colours
     "The mask's colours blended over the photo (ignored pixels keep the photo)"
-    im = to_uint8_image(image).float(); col = table.colorize(mask).float()
+    im = to_uint8_image(image).float()
+    col = table.colorize(mask).float()
     keep = ((mask < 0) | (mask >= table.num_classes))[None]
     return torch.where(keep, im, (1 - alpha) * im + alpha * col).round().byte()
 
@@ -97,16 +103,18 @@ def show_batch(images, # N×3×H×W photos
                figsize_w:float=12.):
     "Photos with their colourised masks in rows, and a legend of the classes present"
     import matplotlib.pyplot as plt, matplotlib.patches as mpatches
-    table = getattr(table, 'table', table)   # a dataset carries its label table
+    table = getattr(table, 'table', table)  # a dataset carries its label table
     cols = masks if isinstance(masks, (list, tuple)) else [masks]
-    n = min(n, len(images)); nc = 1 + len(cols)
+    n = min(n, len(images))
+    nc = 1 + len(cols)
     H, W = images.shape[-2:]
     fig, axs = plt.subplots(n, nc, figsize=(figsize_w, figsize_w / nc * H / W * n + 0.4 * legend), squeeze=False)
     titles = ['photo'] + list(titles or [f'mask {i}' if len(cols) > 1 else 'mask' for i in range(len(cols))])
     for r in range(n):
         ims = [to_uint8_image(images[r])] + [table.colorize(c[r]) for c in cols]
         for c, im in enumerate(ims):
-            axs[r, c].imshow(im.permute(1, 2, 0)); axs[r, c].axis('off')
+            axs[r, c].imshow(im.permute(1, 2, 0))
+            axs[r, c].axis('off')
             if r == 0: axs[0, c].set_title(titles[c], fontsize=9)
     if legend:
         present = sorted({int(v) for c in cols for v in c[:n].unique() if 0 <= v < table.num_classes})
@@ -139,29 +147,36 @@ class PreResized(Dataset):
         self.ds, self.size, self.transform = ds, tuple(size), transform or _to_float
         if cache is not None and Path(cache).exists():
             d = torch.load(cache, weights_only=True)
-            if d['size'] != list(self.size) or d['n'] != len(ds): raise DatasetError(f"{cache}: cache is for another dataset or size; delete it")
+            if d['size'] != list(self.size) or d['n'] != len(ds):
+                raise DatasetError(f"{cache}: cache is for another dataset or size; delete it")
             self.images, self.masks = d['images'], d['masks']
         else:
             rs = v2.Resize(self.size, antialias=True)
-            pairs = [rs(tv_tensors.Image(i), tv_tensors.Mask(m)) for i, m, *_ in (ds.decode(j) for j in range(len(ds)))]
+            pairs = [rs(tv_tensors.Image(i), tv_tensors.Mask(m))
+                     for i, m, *_ in (ds.decode(j) for j in range(len(ds)))]
             self.images = torch.stack([p[0] for p in pairs]).as_subclass(torch.Tensor)
             self.masks = torch.stack([p[1] for p in pairs]).as_subclass(torch.Tensor)
             if cache is not None:
-                with atomic_write(cache) as f: torch.save(dict(size=list(self.size), n=len(ds), images=self.images, masks=self.masks), f)
+                with atomic_write(cache) as f:
+                    torch.save(dict(size=list(self.size), n=len(ds), images=self.images, masks=self.masks), f)
     def __len__(self): return len(self.images)
-    def __getitem__(self, i): return self.transform(tv_tensors.Image(self.images[i]), tv_tensors.Mask(self.masks[i].long()))
+    def __getitem__(self, i):
+        return self.transform(tv_tensors.Image(self.images[i]), tv_tensors.Mask(self.masks[i].long()))
 
 # %% ../nbs/00d_loaders.ipynb #34a726ce
 class DeviceNormalize:
     "uint8 image batches → normalised float, on whatever device they are (a `Learner` `batch_tfm`)"
-    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD): # the normalisation `seg_transforms` would have applied
+    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD): # the normalisation `seg_transforms` would apply
         self.mean, self.std, self._cache = tuple(mean), tuple(std), {}
     def __repr__(self): return f"DeviceNormalize(mean={self.mean}, std={self.std})"
     def __call__(self, x:torch.Tensor) -> torch.Tensor: # N×3×H×W (or 3×H×W) uint8
         if x.dtype != torch.uint8:
-            raise DatasetError(f"DeviceNormalize expects uint8 images, got {x.dtype}: the loader already converted them. "
+            raise DatasetError(f"DeviceNormalize expects uint8 images, got {x.dtype}: "
+                               "the loader already converted them. "
                                "Build its transform with seg_transforms(..., keep_uint8=True), or drop the batch_tfm")
-        if x.shape[-3] != len(self.mean): raise DatasetError(f"DeviceNormalize has {len(self.mean)} channel means, the images have {x.shape[-3]} channels (shape {tuple(x.shape)})")
+        if x.shape[-3] != len(self.mean):
+            raise DatasetError(f"DeviceNormalize has {len(self.mean)} channel means, the images have {x.shape[-3]} "
+                               f"channels (shape {tuple(x.shape)})")
         if x.device not in self._cache:
             m, s = (torch.tensor(v, dtype=torch.float32, device=x.device).view(-1, 1, 1) for v in (self.mean, self.std))
             self._cache[x.device] = (m * 255, 1 / (s * 255))
@@ -173,12 +188,14 @@ def _naive_sample(ip, mp, size):
     "The naive pipeline: PIL + transforms v1 on floats + a Python loop over the label table"
     from torchvision import transforms as T
     img = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)(T.Resize(size)(T.ToTensor()(Image.open(ip).convert('RGB'))))
-    lab = np.array(Image.open(mp)); out = np.full_like(lab, 255)
+    lab = np.array(Image.open(mp))
+    out = np.full_like(lab, 255)
     for l in CITYSCAPES.labels:
         if l.id >= 0 and 0 <= l.train_id < 255: out[lab == l.id] = l.train_id
     m = T.Resize(size, interpolation=T.InterpolationMode.NEAREST)(torch.from_numpy(out)[None])[0].long()
     return img, m
 
+# %% ../nbs/00d_loaders.ipynb #873cd345
 def loader_benchmark(root:str|Path, # a Cityscapes-layout dataset
                      size:tuple=(256, 512), # output (H, W)
                      n:int=16, # frames to time
@@ -192,7 +209,8 @@ def loader_benchmark(root:str|Path, # a Cityscapes-layout dataset
     fast = rate(lambda i: ds[i])
     pre = None
     def build_cache():
-        nonlocal pre; pre = PreResized(ds, size, transform=seg_transforms(False, mean=IMAGENET_MEAN))
+        nonlocal pre
+        pre = PreResized(ds, size, transform=seg_transforms(False, mean=IMAGENET_MEAN))
     build = 1 / time_steps(build_cache, n=1, warmup=0)[0]
     cached = rate(lambda i: pre[i])
     return dict(size=list(size), frames=len(ds), epochs=epochs, naive_img_s=naive, segsyn_img_s=fast,
@@ -206,12 +224,18 @@ def color_baseline(train:Dataset, # yields (image, mask); images in any range, a
     "Confusion matrix (C×C, truth × prediction) of a per-pixel nearest-mean-colour classifier"
     s, n = torch.zeros(num_classes, 3, dtype=torch.float64), torch.zeros(num_classes, dtype=torch.float64)
     for i in range(len(train)):
-        x, y = train[i][:2]; x, y = x.reshape(3, -1).T.double(), y.flatten(); k = y != ignore_index
-        s.index_add_(0, y[k], x[k]); n.index_add_(0, y[k], torch.ones(int(k.sum()), dtype=torch.float64))
-    means = torch.where(n[:, None] > 0, s / n.clamp(min=1)[:, None], torch.full_like(s, 1e9))   # absent classes never win
+        x, y = train[i][:2]
+        x, y = x.reshape(3, -1).T.double(), y.flatten()
+        k = y != ignore_index
+        s.index_add_(0, y[k], x[k])
+        n.index_add_(0, y[k], torch.ones(int(k.sum()), dtype=torch.float64))
+    # absent classes never win
+    means = torch.where(n[:, None] > 0, s / n.clamp(min=1)[:, None], torch.full_like(s, 1e9))
     cm = torch.zeros(num_classes, num_classes, dtype=torch.int64)
     for i in range(len(val)):
-        x, y = val[i][:2]; x, y = x.reshape(3, -1).T.double(), y.flatten(); k = y != ignore_index
+        x, y = val[i][:2]
+        x, y = x.reshape(3, -1).T.double(), y.flatten()
+        k = y != ignore_index
         pred = torch.cdist(x[k], means).argmin(1)
         cm += torch.bincount(y[k] * num_classes + pred, minlength=num_classes ** 2).reshape(num_classes, num_classes)
     return cm
@@ -227,5 +251,6 @@ def street_splits(size:tuple|None=None, # (H, W) (default: the profile's, see `s
     "Synthetic streets as decoded-once train (flips) and val datasets, ready for `make_loader`"
     root = synthetic_streets(n_train, n_val, size, seed)
     size = tuple(Cityscapes(root, 'val').raw(0)[0].shape[-2:]) if size is None else tuple(size)
-    return tuple(PreResized(Cityscapes(root, s, target=target), size, transform=seg_transforms(s == 'train', mean=mean, std=std))
+    return tuple(PreResized(Cityscapes(root, s, target=target), size,
+                            transform=seg_transforms(s == 'train', mean=mean, std=std))
                  for s in ('train', 'val'))

@@ -1,4 +1,4 @@
-"""Pixel-wise losses for segmentation (cross-entropy with ignore index and class weights, Dice, CE + Dice) and the GAN losses.
+"""Segmentation losses (pixel-wise cross-entropy with ignore index and class weights, Dice, CE + Dice) and GAN losses.
 
 Docs: https://segsyn.github.io/segsyn/losses.html.md"""
 
@@ -23,12 +23,14 @@ def class_weights(counts:torch.Tensor, # pixels per class (e.g. a bincount over 
 class CrossEntropy(nn.Module):
     "Pixel-wise cross-entropy with an ignore index, optional class weights and a label check"
     def __init__(self, weight:torch.Tensor|None=None, ignore_index:int=255, label_smoothing:float=0.):
-        super().__init__(); self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
+        super().__init__()
+        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
         self.register_buffer('weight', weight if weight is None else weight.float(), persistent=False)
     def forward(self, logits, target):
         check_target(target, logits.shape[1], self.ignore_index)
-        return F.cross_entropy(logits.float(), target, weight=self.weight, ignore_index=self.ignore_index, label_smoothing=self.label_smoothing)
-    def extra_repr(self):     # the settings, so that two differently weighted losses never print (or cache) alike
+        return F.cross_entropy(logits.float(), target, weight=self.weight, ignore_index=self.ignore_index,
+                               label_smoothing=self.label_smoothing)
+    def extra_repr(self):  # the settings, so that two differently weighted losses never print (or cache) alike
         w = None if self.weight is None else [round(v, 4) for v in self.weight.tolist()]
         return f"weight={w}, ignore_index={self.ignore_index}, label_smoothing={self.label_smoothing}"
 
@@ -36,9 +38,11 @@ class CrossEntropy(nn.Module):
 class DiceLoss(nn.Module):
     "Soft multi-class Dice loss: 1 - mean over classes of 2|P∩T| / (|P| + |T|), ignored pixels excluded"
     def __init__(self, ignore_index:int=255, smooth:float=1.): # smooth: added to both terms (stability, empty classes)
-        super().__init__(); self.ignore_index, self.smooth = ignore_index, smooth
+        super().__init__()
+        self.ignore_index, self.smooth = ignore_index, smooth
     def forward(self, logits, target):
-        C = logits.shape[1]; check_target(target, C, self.ignore_index)
+        C = logits.shape[1]
+        check_target(target, C, self.ignore_index)
         valid = (target != self.ignore_index).unsqueeze(1)
         prob = logits.float().softmax(1) * valid
         onehot = F.one_hot(target.clamp(0, C - 1), C).permute(0, 3, 1, 2) * valid
@@ -49,7 +53,8 @@ class DiceLoss(nn.Module):
 class CEDice(nn.Module):
     "Cross-entropy plus Dice: `ce_weight·CE + dice_weight·Dice`"
     def __init__(self, ce_weight:float=1., dice_weight:float=1., weight:torch.Tensor|None=None, ignore_index:int=255):
-        super().__init__(); self.cw, self.dw = ce_weight, dice_weight
+        super().__init__()
+        self.cw, self.dw = ce_weight, dice_weight
         self.ce, self.dice = CrossEntropy(weight, ignore_index), DiceLoss(ignore_index)
     def forward(self, logits, target): return self.cw * self.ce(logits, target) + self.dw * self.dice(logits, target)
     def extra_repr(self): return f"ce_weight={self.cw}, dice_weight={self.dw}"

@@ -1,4 +1,4 @@
-"""Every segmentation score from one confusion matrix: pixel and mean accuracy, per-class IoU, mIoU (macro, micro, frequency-weighted), precision, recall, Dice.
+"""Every segmentation score from one confusion matrix: pixel/mean accuracy, IoU, three mIoUs, precision, recall, Dice.
 
 Docs: https://segsyn.github.io/segsyn/metrics.html.md"""
 
@@ -21,18 +21,21 @@ def check_target(target:torch.Tensor, # integer labels
     if bad.any():
         vals = sorted(set(target[bad].unique().tolist()))[:10]
         raise DatasetError(f"{where}: labels {vals} are outside 0..{num_classes - 1} (and {ignore_index} = ignore). "
-                           "Are these label ids instead of train ids (use the table's to_train), or is num_classes wrong?")
+                           "Are these label ids instead of train ids (use the table's to_train), "
+                           "or is num_classes wrong?")
 
 # %% ../nbs/01a_metrics.ipynb #e76c5cfe
 def confusion_matrix(pred:torch.Tensor, # predicted class ids, any shape
                      target:torch.Tensor, # true class ids, same shape
                      num_classes:int, ignore_index:int=255) -> torch.Tensor:
-    "C×C int64 counts: rows are the truth, columns the prediction; ignored pixels left out; a prediction outside 0..C-1 is an error"
-    if pred.shape != target.shape: raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
+    "C×C int64 counts: rows truth, columns prediction; ignored pixels left out; a prediction outside 0..C-1 is an error"
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
     check_target(target, num_classes, ignore_index)
     k = target != ignore_index
     t, p = target[k].long(), pred[k].long()
-    p = torch.where((p >= 0) & (p < num_classes), p, (t + 1) % num_classes)   # e.g. 255 "unknown colour": counted as a miss
+    # a prediction outside 0..C-1 (e.g. 255 "unknown colour") is counted as a miss
+    p = torch.where((p >= 0) & (p < num_classes), p, (t + 1) % num_classes)
     idx = t * num_classes + p
     return torch.bincount(idx, minlength=num_classes ** 2).reshape(num_classes, num_classes)
 
@@ -45,15 +48,18 @@ def _nanmean(x): return float(x[~x.isnan()].mean()) if (~x.isnan()).any() else f
 
 def scores_from_cm(cm:torch.Tensor) -> dict:
     "Every score from a confusion matrix (rows truth, columns prediction); undefined classes are NaN"
-    cm = cm.double(); tp = cm.diag(); gt, pr = cm.sum(1), cm.sum(0)
+    cm = cm.double()
+    tp = cm.diag()
+    gt, pr = cm.sum(1), cm.sum(0)
     fp, fn, tot = pr - tp, gt - tp, cm.sum()
     iou, acc, prec = _div(tp, tp + fp + fn), _div(tp, gt), _div(tp, pr)
     dice = _div(2 * tp, 2 * tp + fp + fn)
     freq = gt / tot.clamp(min=1)
     return dict(pixel_acc=float(tp.sum() / tot.clamp(min=1)), mean_acc=_nanmean(acc), miou=_nanmean(iou),
-                miou_micro=float(tp.sum() / (tp + fp + fn).sum().clamp(min=1)), fwiou=float((freq * iou.nan_to_num()).sum()),
-                mean_dice=_nanmean(dice), iou=iou.tolist(), acc=acc.tolist(), precision=prec.tolist(), recall=acc.tolist(),
-                dice=dice.tolist(), support=gt.long().tolist())
+                miou_micro=float(tp.sum() / (tp + fp + fn).sum().clamp(min=1)),
+                fwiou=float((freq * iou.nan_to_num()).sum()), mean_dice=_nanmean(dice), iou=iou.tolist(),
+                acc=acc.tolist(), precision=prec.tolist(), recall=acc.tolist(), dice=dice.tolist(),
+                support=gt.long().tolist())
 
 # %% ../nbs/01a_metrics.ipynb #7a4c9ca3
 class ConfusionMatrix:
@@ -63,7 +69,9 @@ class ConfusionMatrix:
         self.num_classes, self.ignore_index = num_classes, ignore_index
         self.names = list(names) if names is not None else [str(i) for i in range(num_classes)]
         self.reset()
-    def reset(self): self.cm = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64); return self
+    def reset(self):
+        self.cm = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
+        return self
     @torch.no_grad()
     def update(self, pred:torch.Tensor, # N×C×H×W logits or N×H×W ids
                target:torch.Tensor): # N×H×W true ids (ignore_index skipped)
@@ -78,20 +86,24 @@ class ConfusionMatrix:
         "Sum the matrix over all processes of a torch.distributed job (a no-op otherwise)"
         import torch.distributed as dist
         if dist.is_available() and dist.is_initialized():
-            t = self.cm.to(torch.device('cuda') if dist.get_backend() == 'nccl' else 'cpu'); dist.all_reduce(t); self.cm = t.cpu()
+            t = self.cm.to(torch.device('cuda') if dist.get_backend() == 'nccl' else 'cpu')
+            dist.all_reduce(t)
+            self.cm = t.cpu()
         return self
     def compute(self) -> dict: return scores_from_cm(self.cm)
     def table(self, digits:int=1) -> str:
         "Per-class IoU, accuracy, precision, recall and pixel share, as a Markdown table"
-        s = self.compute(); tot = max(1, sum(s['support']))
+        s = self.compute()
+        tot = max(1, sum(s['support']))
         f = lambda v: '–' if v != v else f"{100 * v:.{digits}f}"
-        rows = [f"| {n} | {f(s['iou'][i])} | {f(s['acc'][i])} | {f(s['precision'][i])} | {f(s['recall'][i])} | {f(s['support'][i] / tot)} |"
+        rows = [f"| {n} | {f(s['iou'][i])} | {f(s['acc'][i])} | {f(s['precision'][i])} | {f(s['recall'][i])} "
+                f"| {f(s['support'][i] / tot)} |"
                 for i, n in enumerate(self.names)]
         head = "| class | IoU | acc | precision | recall | pixel share |\n|---|---|---|---|---|---|"
         return '\n'.join([head, *rows, f"| **mean** | **{f(s['miou'])}** | **{f(s['mean_acc'])}** | | | |"])
 
 # %% ../nbs/01a_metrics.ipynb #4a79902a
-def chance_floor(counts:torch.Tensor) -> dict: # pixels of each class in the ground truth (e.g. a confusion matrix's row sums)
+def chance_floor(counts:torch.Tensor) -> dict: # ground-truth pixels of each class (e.g. a confusion matrix's row sums)
     "Pixel accuracy and mIoU of always answering the most common class"
     share = counts.double() / counts.sum()
     return dict(pixel_acc=float(share.max()), miou=float(share.max() / (counts > 0).sum()))
@@ -102,12 +114,13 @@ def results_table(results:list, # rows of `train_segmenters` (or dicts with 'mod
                   title:str='', # the caption: what was measured, on what data
                   record:str|None=None # 'chapter/table' to also record the rows with `core.record_results`
                  ) -> str:
-    "Floors and trained models as a Markdown table of validation pixel accuracy and mIoU (train times live in `r['secs']`)"
+    "Floors and trained models as a Markdown table of val pixel accuracy and mIoU (train times are in `r['secs']`)"
     fl = [dict(model=n, pixel_acc=f['pixel_acc'], miou=f['miou'], kind='floor') for n, f in (floors or {}).items()]
     ms = [dict(model=r['model'], params=r['params'], epochs=len(r['hist']), pixel_acc=r['hist'][-1]['val_pixel_acc'],
                miou=r['hist'][-1]['val_miou']) for r in results]
     if record: record_results(*record.split('/', 1), fl + ms, title)
-    rows = [f"| {r['model']} | {r['params']:,} | {r['epochs']} |" if 'params' in r else f"| {r['model']} | | |" for r in fl + ms]
+    rows = [f"| {r['model']} | {r['params']:,} | {r['epochs']} |" if 'params' in r else f"| {r['model']} | | |"
+            for r in fl + ms]
     rows = [f"{s} {r['pixel_acc']:.1%} | {r['miou']:.1%} |" for s, r in zip(rows, fl + ms)]
     head = "| model | params | epochs | val pixel acc | val mIoU |\n|---|---|---|---|---|\n"
     return (f"{title}\n\n" if title else '') + head + '\n'.join(rows)
@@ -115,4 +128,5 @@ def results_table(results:list, # rows of `train_segmenters` (or dicts with 'mod
 def learned(r:dict, floors:dict, margin_miou:float=0.04, margin_acc:float=0.15) -> bool:
     "Did a trained model clear every floor on held-out data by the margins (absolute, in mIoU and pixel accuracy)?"
     v = r['hist'][-1]
-    return all(v['val_miou'] > f['miou'] + margin_miou and v['val_pixel_acc'] > f['pixel_acc'] + margin_acc for f in floors.values())
+    return all(v['val_miou'] > f['miou'] + margin_miou and v['val_pixel_acc'] > f['pixel_acc'] + margin_acc
+               for f in floors.values())

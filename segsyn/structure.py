@@ -1,4 +1,4 @@
-"""Write-up 003's structure loss, equation by equation: the image's affinities SrA, the label map's SpA and L = 1 − cos(SrA, SpA); exact and block-wise at any size, checked by hand, and a soft form to train with.
+"""Write-up 003's structure loss L = 1 − cos(SrA, SpA), equation by equation: exact at any size, and soft to train.
 
 Docs: https://segsyn.github.io/segsyn/structure.html.md"""
 
@@ -18,32 +18,43 @@ __all__ = ['StructureInputError', 'writeup_features', 'writeup_affinities', 'wri
            'writeup_structure_similarity', 'WriteupStructureLoss']
 
 # %% ../nbs/03b_structure.ipynb #9b3c5645
-class StructureInputError(SegsynError, ValueError): "An image, label map or λ the write-up's structure distance cannot take"
+class StructureInputError(SegsynError, ValueError):
+    "An image, label map or λ the write-up's structure distance cannot take"
 
 def _writeup_inputs(image, label_map, lam, channels_last):
     "Checked float64 3×H×W colours in [0, 255] and the int64 H×W label map"
     im, lab = [x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x)) for x in (image, label_map)]
-    if im.dtype != torch.uint8: raise StructureInputError(f"the image must be uint8 (0–255: equation 2 divides by 255); got {im.dtype}. "
-                                                          "Convert a [0, 1] float image with (x * 255).round().to(torch.uint8)")
+    if im.dtype != torch.uint8:
+        raise StructureInputError(f"the image must be uint8 (0–255: equation 2 divides by 255); got {im.dtype}. "
+                                  "Convert a [0, 1] float image with (x * 255).round().to(torch.uint8)")
     if lab.ndim != 2 or lab.numel() == 0 or lab.dtype.is_floating_point or lab.dtype == torch.bool:
-        raise StructureInputError(f"the label map must be a non-empty integer H×W array; got {lab.dtype} of shape {tuple(lab.shape)}")
+        raise StructureInputError("the label map must be a non-empty integer H×W array; "
+                                  f"got {lab.dtype} of shape {tuple(lab.shape)}")
     hw = tuple(lab.shape)
-    fits = dict(chw=im.ndim == 3 and im.shape[0] == 3 and tuple(im.shape[1:]) == hw, hwc=im.ndim == 3 and im.shape[-1] == 3 and tuple(im.shape[:2]) == hw)
+    fits = dict(chw=im.ndim == 3 and im.shape[0] == 3 and tuple(im.shape[1:]) == hw,
+                hwc=im.ndim == 3 and im.shape[-1] == 3 and tuple(im.shape[:2]) == hw)
     if channels_last is None:
-        if not any(fits.values()): raise StructureInputError(f"the image {tuple(im.shape)} is neither 3×H×W nor H×W×3 for the label map's H×W = {hw}")
-        if all(fits.values()): raise StructureInputError(f"the image {tuple(im.shape)} could be 3×H×W or H×W×3: say channels_last=True or False")
+        if not any(fits.values()):
+            raise StructureInputError(f"the image {tuple(im.shape)} is neither 3×H×W nor H×W×3 "
+                                      f"for the label map's H×W = {hw}")
+        if all(fits.values()):
+            raise StructureInputError(f"the image {tuple(im.shape)} could be 3×H×W or H×W×3: "
+                                      "say channels_last=True or False")
         channels_last = fits['hwc']
     elif not fits['hwc' if channels_last else 'chw']:
-        raise StructureInputError(f"the image {tuple(im.shape)} is not {'H×W×3' if channels_last else '3×H×W'} for the label map's H×W = {hw}")
-    if not (math.isfinite(lam) and lam >= 0): raise StructureInputError(f"lam={lam} must be a finite number ≥ 0 (it weighs position against colour)")
+        raise StructureInputError(f"the image {tuple(im.shape)} is not {'H×W×3' if channels_last else '3×H×W'} "
+                                  f"for the label map's H×W = {hw}")
+    if not (math.isfinite(lam) and lam >= 0):
+        raise StructureInputError(f"lam={lam} must be a finite number ≥ 0 (it weighs position against colour)")
     return (im.permute(2, 0, 1) if channels_last else im).double(), lab.long()
+
 
 # %% ../nbs/03b_structure.ipynb #9a7cebfe
 def writeup_features(colour:torch.Tensor, # 3×m×n colours in [0, 1] (equation 2 done: RGB/255)
                   lam:float) -> torch.Tensor: # λ of equation 5
-    "N×5 pixel features [r, g, b, λ·i/(m−1), λ·j/(n−1)] (equations 2–3), pixel (i, j) in row n·i + j (equation 4)"
+    "N×5 pixel features [r, g, b, λ·i/(m−1), λ·j/(n−1)] (equations 2–3), pixel (i, j) in row n·i + j (eq. 4)"
     _, m, n = colour.shape
-    ar = lambda k: torch.arange(k, dtype=colour.dtype, device=colour.device) / max(k - 1, 1)      # in the colours' precision
+    ar = lambda k: torch.arange(k, dtype=colour.dtype, device=colour.device) / max(k - 1, 1)  # colours' precision
     l = torch.stack(torch.meshgrid(ar(m), ar(n), indexing='ij'), -1).reshape(-1, 2)
     return torch.cat([colour.reshape(3, -1).T, lam * l], 1)
 
@@ -54,18 +65,20 @@ def writeup_affinities(image, # uint8 3×H×W or H×W×3 (numpy or torch)
     "The write-up's N×N matrices (N = H·W, float64): SrA (equation 5) and SpA (equation 6). Small images only"
     im, lab = _writeup_inputs(image, label_map, lam, channels_last)
     f, M = writeup_features(im / 255, lam), lab.flatten()
-    if len(M) > 2 ** 14: raise StructureInputError(f"{len(M)} pixels make two {len(M)}² float64 matrices ({len(M) ** 2 * 8 / 2 ** 30:.0f} GiB each): "
-                                                   "use writeup_structure_distance, which never builds them")
+    if len(M) > 2 ** 14:
+        raise StructureInputError(f"{len(M)} pixels make two {len(M)}² float64 matrices "
+                                  f"({len(M) ** 2 * 8 / 2 ** 30:.0f} GiB each): "
+                                  "use writeup_structure_distance, which never builds them")
     return torch.exp(-torch.cdist(f, f, p=1)), (M[:, None] == M[None, :]).double()
 
 # %% ../nbs/03b_structure.ipynb #589832c5
 def _writeup_sums(f_b, f, q_b, q):
-    "⟨SrA, SpA⟩, ‖SrA‖², ‖SpA‖² over one block of rows: SrA = exp(−‖f_p − f_q‖₁), SpA = q_p·q_q (one-hot labels or probabilities)"
+    "⟨SrA, SpA⟩, ‖SrA‖², ‖SpA‖² over a block of rows: SrA = exp(−‖f_p − f_q‖₁), SpA = q_p·q_q (one-hot or soft labels)"
     a, s = torch.exp(-torch.cdist(f_b, f, p=1)), q_b @ q.T
     return torch.stack([(a * s).sum(), (a * a).sum(), (s * s).sum()])
 
 def _writeup_cos(f, q, block:int, ckpt:bool=False):
-    "cos(SrA, SpA) from sums added block by block; with `ckpt` each block is recomputed in the backward pass, not stored"
+    "cos(SrA, SpA) from sums added block by block; with `ckpt` each block is recomputed in backward, not stored"
     run = (lambda *a: checkpoint(_writeup_sums, *a, use_reentrant=False)) if ckpt else _writeup_sums
     s = sum(run(f[i:i + block], f, q[i:i + block], q) for i in range(0, len(f), block))
     return s[0] / (s[1].sqrt() * s[2].sqrt())
@@ -74,7 +87,7 @@ def _writeup_cos(f, q, block:int, ckpt:bool=False):
 def writeup_structure_distance(image, # uint8 3×H×W or H×W×3 (numpy or torch)
                             label_map, # integer H×W: a prediction or the truth (equation 6 has no ignore label)
                             lam:float, # λ of equation 5 (the write-up gives no value)
-                            full:bool=False, # build the N×N matrices (N = H·W), as the write-up writes them: small images only
+                            full:bool=False, # build the N×N matrices (N = H·W) as the write-up does: small images only
                             block:int|None=None, # rows per block (default: about 4M pairs a block)
                             channels_last:bool|None=None) -> float: # image layout; None: read it from the shapes
     "Write-up 003's L = 1 − cos(SrA, SpA) (equations 2–7) in float64: exact, block by block unless `full`"
@@ -82,7 +95,7 @@ def writeup_structure_distance(image, # uint8 3×H×W or H×W×3 (numpy or torch
         sra, spa = writeup_affinities(image, label_map, lam, channels_last)
         return float(1 - F.cosine_similarity(sra.flatten(), spa.flatten(), dim=0))
     im, lab = _writeup_inputs(image, label_map, lam, channels_last)
-    q = F.one_hot(lab.flatten().unique(return_inverse=True)[1]).double()       # labels 0, 3, 255 → three one-hot columns
+    q = F.one_hot(lab.flatten().unique(return_inverse=True)[1]).double()  # labels 0, 3, 255 → three one-hot columns
     return float(1 - _writeup_cos(writeup_features(im / 255, lam), q, block or max(1, 2 ** 22 // len(q))))
 
 # %% ../nbs/03b_structure.ipynb #477683df
@@ -91,24 +104,28 @@ def writeup_structure_similarity(logits:torch.Tensor, # N×C×H×W
                               lam:float=1., # λ of equation 5
                               stride:int=4, # use every stride-th row and column (1: all pixels)
                               block:int|None=None) -> torch.Tensor: # rows per block (default: about 4M pairs a block)
-    "cos(SrA, soft SpA) per image (N,), differentiable: SrA from the image (equation 5), SpAᵢⱼ = pᵢ·pⱼ from the softmax"
-    if not (math.isfinite(lam) and lam >= 0): raise StructureInputError(f"lam={lam} must be a finite number ≥ 0 (it weighs position against colour)")
-    if logits.shape[-2:] != image.shape[-2:]: raise StructureInputError(f"logits {tuple(logits.shape)} and images {tuple(image.shape)} differ in size")
+    "cos(SrA, soft SpA) per image (N,), differentiable: SrA from the image (eq. 5), SpAᵢⱼ = pᵢ·pⱼ from the softmax"
+    if not (math.isfinite(lam) and lam >= 0):
+        raise StructureInputError(f"lam={lam} must be a finite number ≥ 0 (it weighs position against colour)")
+    if logits.shape[-2:] != image.shape[-2:]:
+        raise StructureInputError(f"logits {tuple(logits.shape)} and images {tuple(image.shape)} differ in size")
     img, p = image[..., ::stride, ::stride].float(), logits.float().softmax(1)[..., ::stride, ::stride]
     block = block or max(1, 2 ** 22 // (img.shape[-2] * img.shape[-1]))
-    return torch.stack([_writeup_cos(writeup_features(im, lam), q.flatten(1).T, block, ckpt=True) for im, q in zip(img, p)])
+    return torch.stack([_writeup_cos(writeup_features(im, lam), q.flatten(1).T, block, ckpt=True)
+                        for im, q in zip(img, p)])
 
 # %% ../nbs/03b_structure.ipynb #bb09ba73
 class WriteupStructureLoss(StructureLoss):
-    "Write-up 003's loss γ·CE + (1 − γ)·(1 − cos(SrA, P·Pᵀ)) with γ = 0.85; the structure term needs no labels"
+    "Write-up 003's loss γ·CE + (1 − γ)·(1 − cos(SrA, P·Pᵀ)), γ = 0.85; the structure term needs no labels"
     def __init__(self, gamma:float=0.85, # weight of cross-entropy (1: plain CE)
                  lam:float=1., # λ of equation 5 (the write-up gives no value)
-                 stride:int=4, block:int|None=None, # pixel subsampling and rows per block, as in `writeup_structure_similarity`
+                 stride:int=4, block:int|None=None, # subsampling, rows per block: see `writeup_structure_similarity`
                  ignore_index:int=255, # for the cross-entropy only
-                 mean=IMAGENET_MEAN, std=IMAGENET_STD): # the images' normalisation, undone to get RGB/255; None: already in [0, 1]
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD): # images' normalisation, undone to get RGB/255; None: in [0, 1]
         super().__init__(gamma, ignore_index=ignore_index)
         self.kw, self.mean, self.std = dict(lam=lam, stride=stride, block=block), mean, std
     def similarity(self, logits, target, image) -> torch.Tensor:
         "cos(SrA, P·Pᵀ) per image, from the un-normalised image"
-        if self.mean is not None: image = image * image.new_tensor(self.std)[:, None, None] + image.new_tensor(self.mean)[:, None, None]
+        if self.mean is not None:
+            image = image * image.new_tensor(self.std)[:, None, None] + image.new_tensor(self.mean)[:, None, None]
         return writeup_structure_similarity(logits, image, **self.kw)

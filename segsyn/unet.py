@@ -1,4 +1,4 @@
-"""U-Net, U-Net trained with CE + Dice, Res-UNet (ResNet-50 encoder), and SSFPN with its structure (pixel-affinity) loss; write-up 003's own SSFPN and Res-UNet as variants, and its reported numbers.
+"""U-Net (also with CE + Dice), Res-UNet, SSFPN with its structure loss; write-up 003's SSFPN, Res-UNet and numbers.
 
 Docs: https://segsyn.github.io/segsyn/unet.html.md"""
 
@@ -30,7 +30,8 @@ class Up(nn.Module):
                  cskip:int, # channels of the skip connection
                  cout:int, bilinear:bool=False):
         super().__init__()
-        self.up = (nn.Sequential(nn.Upsample(scale_factor=2, mode='bilinear', align_corners=False), nn.Conv2d(cin, cin // 2, 1))
+        self.up = (nn.Sequential(nn.Upsample(scale_factor=2, mode='bilinear', align_corners=False),
+                                 nn.Conv2d(cin, cin // 2, 1))
                    if bilinear else nn.ConvTranspose2d(cin, cin // 2, 2, stride=2))
         self.conv = DoubleConv(cin // 2 + cskip, cout)
     def forward(self, x, skip):
@@ -63,26 +64,33 @@ class UNet(nn.Module):
 
 def unet(num_classes:int=19, pretrained:bool=False, **kw) -> UNet:
     "U-Net (Ronneberger et al. 2015) with BN; there are no pretrained weights (use `res_unet` for an ImageNet encoder)"
-    if pretrained: raise SegsynError("U-Net has no pretrained weights; use res_unet(pretrained=True) for an ImageNet-pretrained encoder")
+    if pretrained:
+        raise SegsynError("U-Net has no pretrained weights; "
+                          "use res_unet(pretrained=True) for an ImageNet-pretrained encoder")
     return UNet(num_classes, **kw)
 
 # %% ../nbs/03_unet.ipynb #d8200f71
 class ResUNet(nn.Module):
     "U-Net decoder on ResNet-50 stages (stride 2 stem … stride 32 layer4)"
     stride = 32
-    def __init__(self, num_classes:int=19, pretrained:bool=False, arch:str='resnet50', dec:tuple=(256, 128, 64, 64, 32)):
+    def __init__(self, num_classes:int=19, pretrained:bool=False, arch:str='resnet50',
+                 dec:tuple=(256, 128, 64, 64, 32)):
         super().__init__()
         t = resnet_trunk(arch, pretrained)                  # conv1, bn1, relu, maxpool, layer1..4
         self.stem, self.pool, self.layers = t[:3], t[3], nn.ModuleList(t[4:])
         chs = [64, 256, 512, 1024, 2048] if arch in ('resnet50', 'resnet101') else [64, 64, 128, 256, 512]
-        self.ups = nn.ModuleList([Up(chs[4], chs[3], dec[0]), Up(dec[0], chs[2], dec[1]), Up(dec[1], chs[1], dec[2]), Up(dec[2], chs[0], dec[3])])
-        self.final = Up(dec[3], 3, dec[4])                   # back to full resolution, with the image itself as the skip
+        self.ups = nn.ModuleList([Up(chs[4], chs[3], dec[0]), Up(dec[0], chs[2], dec[1]),
+                                  Up(dec[1], chs[1], dec[2]), Up(dec[2], chs[0], dec[3])])
+        self.final = Up(dec[3], 3, dec[4])  # back to full resolution, with the image itself as the skip
         self.head = nn.Conv2d(dec[4], num_classes, 1)
     def forward(self, x):
         check_input(x, self.stride, name='ResUNet')
         img = x
-        s = [self.stem(x)]; y = self.pool(s[0])
-        for l in self.layers: y = l(y); s.append(y)
+        s = [self.stem(x)]
+        y = self.pool(s[0])
+        for l in self.layers:
+            y = l(y)
+            s.append(y)
         y = s.pop()
         for up in self.ups: y = up(y, s.pop())
         return self.head(self.final(y, img))
@@ -90,22 +98,26 @@ class ResUNet(nn.Module):
 
 # %% ../nbs/03_unet.ipynb #9c64f693
 class WriteupResUNet(nn.Module):
-    "Write-up 003's Res-UNet (its Table 4): a small decoder fed by three ResNet-50 stages only (conv1, conv3_x, conv5_x)"
+    "Write-up 003's Res-UNet (its Table 4): a small decoder on three ResNet-50 stages only (conv1, conv3_x, conv5_x)"
     stride = 32
     def __init__(self, num_classes:int=21, pretrained:bool=False):
         super().__init__()
         t = resnet_trunk('resnet50', pretrained)
-        self.stem, self.mid, self.deep = t[:3], t[3:6], t[6:]     # conv1_relu (s2, 64) · conv3_block4_out (s8, 512) · conv5_block3_out (s32, 2048)
+        # conv1_relu (s2, 64) · conv3_block4_out (s8, 512) · conv5_block3_out (s32, 2048)
+        self.stem, self.mid, self.deep = t[:3], t[3:6], t[6:]
+        # ×2 learned, then ×2 nearest
         up = lambda a, b: nn.Sequential(nn.ConvTranspose2d(a, b, 3, 2, padding=1, output_padding=1), nn.BatchNorm2d(b),
-                                        nn.ReLU(inplace=True), nn.Upsample(scale_factor=2))          # ×2 learned, then ×2 nearest
+                                        nn.ReLU(inplace=True), nn.Upsample(scale_factor=2))
         self.up5, self.up3 = up(2048, 256), up(256, 64)
         self.fuse3 = nn.Sequential(nn.Conv2d(256 + 512, 256, 3, padding=1), nn.ReLU(inplace=True))
-        self.head = nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(64 + 64, 64, 3, padding=1), nn.ReLU(inplace=True),
-                                  nn.Conv2d(64, num_classes, 1))
+        self.head = nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(64 + 64, 64, 3, padding=1),
+                                  nn.ReLU(inplace=True), nn.Conv2d(64, num_classes, 1))
     def forward(self, x):
         check_input(x, self.stride, name='Res-UNet (write-up 003)')
         x, (H, W) = pad_to(x, self.stride)
-        c1 = self.stem(x); c3 = self.mid(c1); c5 = self.deep(c3)
+        c1 = self.stem(x)
+        c3 = self.mid(c1)
+        c5 = self.deep(c3)
         y = self.fuse3(torch.cat([self.up5(c5), c3], 1))
         return self.head(torch.cat([self.up3(y), c1], 1))[..., :H, :W]
 
@@ -116,7 +128,7 @@ def _variant(what:str, variants:dict, v:str):
     return variants[v]
 
 def res_unet(num_classes:int=19, pretrained:bool=False,
-             variant:str='segsyn', # 'segsyn': U-Net decoder over all five stages (`ResUNet`); 'writeup003': write-up 003's Table 4 (`WriteupResUNet`)
+             variant:str='segsyn', # 'segsyn': `ResUNet` (all five stages); 'writeup003': Table 4's `WriteupResUNet`
              **kw) -> nn.Module:
     "Res-UNet: ResNet-50 encoder (ImageNet weights when `pretrained`), U-Net decoder"
     return _variant('res_unet', dict(segsyn=ResUNet, writeup003=WriteupResUNet), variant)(num_classes, pretrained, **kw)
@@ -127,7 +139,8 @@ class FPNFuse(nn.Module):
     def __init__(self, cin:int, d:int):
         super().__init__()
         self.lateral = nn.Conv2d(cin, d, 1)
-        self.fuse = nn.Sequential(nn.Conv2d(2 * d, d, 3, padding=1, bias=False), nn.BatchNorm2d(d), nn.ReLU(inplace=True))
+        self.fuse = nn.Sequential(nn.Conv2d(2 * d, d, 3, padding=1, bias=False), nn.BatchNorm2d(d),
+                                  nn.ReLU(inplace=True))
     def forward(self, top, c):
         top = F.interpolate(top, size=c.shape[-2:], mode='bilinear', align_corners=False)
         return self.fuse(torch.cat([top, self.lateral(c)], 1))
@@ -137,53 +150,61 @@ class SSFPN(nn.Module):
     "VGG19 encoder + FPN decoder whose fusions concatenate top-down and lateral features"
     stride = 32
     def __init__(self, num_classes:int=19, pretrained:bool=False, d:int=128,
-                 bn:bool=True): # VGG19 with batch norm (torchvision's vgg19_bn): trains from scratch; False: plain VGG19
+                 bn:bool=True): # VGG19 with BN (torchvision's vgg19_bn): trains from scratch; False: plain VGG19
         super().__init__()
         arch = 'vgg19_bn' if bn else 'vgg19'
         f = torchvision_model(arch, pretrained).features
-        ends = [i + 1 for i, l in enumerate(f) if isinstance(l, nn.MaxPool2d)]     # after pool2..pool5: strides 4, 8, 16, 32
-        self.stages = nn.ModuleList([f[:ends[1]], f[ends[1]:ends[2]], f[ends[2]:ends[3]], f[ends[3]:ends[4]]])   # 128, 256, 512, 512 ch
+        # the stages end after pool2..pool5: strides 4, 8, 16, 32; 128, 256, 512, 512 channels
+        ends = [i + 1 for i, l in enumerate(f) if isinstance(l, nn.MaxPool2d)]
+        self.stages = nn.ModuleList([f[:ends[1]], f[ends[1]:ends[2]], f[ends[2]:ends[3]], f[ends[3]:ends[4]]])
         self.top = nn.Conv2d(512, d, 1)
         self.fuses = nn.ModuleList([FPNFuse(512, d), FPNFuse(256, d), FPNFuse(128, d)])
-        self.head = nn.Sequential(nn.Conv2d(d, d, 3, padding=1, bias=False), nn.BatchNorm2d(d), nn.ReLU(inplace=True), nn.Conv2d(d, num_classes, 1))
+        self.head = nn.Sequential(nn.Conv2d(d, d, 3, padding=1, bias=False), nn.BatchNorm2d(d), nn.ReLU(inplace=True),
+                                  nn.Conv2d(d, num_classes, 1))
     def forward(self, x):
         check_input(x, self.stride, name='SSFPN')
         x, (H, W) = pad_to(x, self.stride)
         cs = []
-        for s in self.stages: x = s(x); cs.append(x)
+        for s in self.stages:
+            x = s(x)
+            cs.append(x)
         p = self.top(cs[-1])
         for fuse, c in zip(self.fuses, cs[-2::-1]): p = fuse(p, c)
         return F.interpolate(self.head(p), scale_factor=4, mode='bilinear', align_corners=False)[..., :H, :W]
 
 # %% ../nbs/03_unet.ipynb #37aa877a
 class WriteupSSFPN(nn.Module):
-    "Write-up 003's SSFPN (its Table 1): VGG19 C1–C5, concatenate + 1×1 conv (256) per level, nearest ×2, head at full resolution"
+    "Write-up 003's SSFPN (Table 1): VGG19 C1–C5, concatenate + 1×1 conv (256) per level, nearest ×2, full-size head"
     stride = 16
     def __init__(self, num_classes:int=21, pretrained:bool=False,
-                 freeze:bool|None=None, # VGG19 frozen (only the pyramid and head train); None: frozen when `pretrained`, as in the write-up
+                 freeze:bool|None=None, # VGG19 frozen (pyramid, head train); None: if `pretrained`, as in the write-up
                  d:int=256): # channels of every pyramid level
         super().__init__()
         f = torchvision_model('vgg19', pretrained).features
-        cut = [0] + [i for i, l in enumerate(f) if isinstance(l, nn.MaxPool2d)]   # C_k ends before pool k: block1_conv2 … block5_conv4
+        # C_k ends before pool k: block1_conv2 … block5_conv4
+        cut = [0] + [i for i, l in enumerate(f) if isinstance(l, nn.MaxPool2d)]
         self.backbone = nn.ModuleList(f[a:b] for a, b in zip(cut[:-1], cut[1:]))   # strides 1 … 16
         self.backbone.requires_grad_(not (pretrained if freeze is None else freeze))
         self.top = nn.Sequential(nn.Conv2d(512, d, 1), nn.ReLU(inplace=True))                                  # P5
-        self.laterals = nn.ModuleList(nn.Sequential(nn.Conv2d(c + d, d, 1), nn.ReLU(inplace=True)) for c in (512, 256, 128, 64))  # P4 … P1
+        self.laterals = nn.ModuleList(nn.Sequential(nn.Conv2d(c + d, d, 1), nn.ReLU(inplace=True))
+                                      for c in (512, 256, 128, 64))  # P4 … P1
         self.up, self.head = nn.Upsample(scale_factor=2, mode='nearest'), nn.Conv2d(d, num_classes, 1)
     def forward(self, x):
         check_input(x, self.stride, name='SSFPN (write-up 003)')
         x, (H, W) = pad_to(x, self.stride)
         cs = []
-        for b in self.backbone: x = b(x); cs.append(x)
+        for b in self.backbone:
+            x = b(x)
+            cs.append(x)
         p = self.top(cs[-1])
         for lat, c in zip(self.laterals, cs[-2::-1]): p = lat(torch.cat([c, self.up(p)], 1))
         return self.head(p)[..., :H, :W]
 
 # %% ../nbs/03_unet.ipynb #152f2d9f
 def ssfpn(num_classes:int=19, pretrained:bool=False,
-          variant:str='segsyn', # 'segsyn': VGG19-BN, 3×3 fusions, bilinear (`SSFPN`); 'writeup003': write-up 003's Table 1 (`WriteupSSFPN`)
+          variant:str='segsyn', # 'segsyn': `SSFPN` (VGG19-BN, 3×3 fusions, bilinear); 'writeup003': `WriteupSSFPN`
           **kw) -> nn.Module:
-    "SSFPN: VGG19 encoder (ImageNet weights when `pretrained`), FPN decoder; train it with `StructureLoss` (or 03b's `WriteupStructureLoss`)"
+    "SSFPN: VGG19 encoder (ImageNet if `pretrained`), FPN decoder; train with `StructureLoss` or `WriteupStructureLoss`"
     return _variant('ssfpn', dict(segsyn=SSFPN, writeup003=WriteupSSFPN), variant)(num_classes, pretrained, **kw)
 
 # %% ../nbs/03_unet.ipynb #c7e2e147
@@ -191,13 +212,15 @@ def _features(image, stride):
     "Per-pixel colour and position (in [0, 1]) of an N×3×H×W image, subsampled by `stride`: N×HW×3, HW×2"
     img = image[..., ::stride, ::stride].float()
     N, _, h, w = img.shape
-    yy, xx = torch.meshgrid(torch.linspace(0, 1, h, device=img.device), torch.linspace(0, 1, w, device=img.device), indexing='ij')
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h, device=img.device), torch.linspace(0, 1, w, device=img.device),
+                            indexing='ij')
     return img.flatten(2).transpose(1, 2), torch.stack([yy, xx], -1).reshape(-1, 2)
 
 def _block_sums(col_b, pos_b, col, pos, lab_b, lab, prob_b, prob, sc, sp):
     "⟨S_r,S_p⟩, ‖S_r‖², ‖S_p‖² of the rows in one block against all pixels"
     k = torch.exp(-torch.cdist(col_b, col).pow(2) / (2 * sc ** 2) - torch.cdist(pos_b, pos).pow(2) / (2 * sp ** 2))
-    sr = k * (lab_b[:, None] == lab[None, :]); sp_ = k * (prob_b @ prob.T)
+    sr = k * (lab_b[:, None] == lab[None, :])
+    sp_ = k * (prob_b @ prob.T)
     return torch.stack([(sr * sp_).sum(), (sr * sr).sum(), (sp_ * sp_).sum()])
 
 # %% ../nbs/03_unet.ipynb #ba90e6dd
@@ -208,7 +231,7 @@ def structure_similarity(logits:torch.Tensor, # N×C×H×W
                          stride:int=1, # subsample pixels by this (1: all pixels)
                          block:int|None=None, # rows per block (memory ∝ block·HW); None: fit `max_mb`
                          max_mb:float=256, # memory budget of a block's temporaries when `block` is None
-                         ignore_index:int=255, full:bool=False) -> torch.Tensor: # full: build the whole matrix (small inputs only)
+                         ignore_index:int=255, full:bool=False) -> torch.Tensor: # full: the whole matrix (small inputs)
     "cos(S_real, S_pred) per image (N,), computed in row blocks (exactly the full-matrix value)"
     col, pos = _features(image, stride)
     if block is None: block = int(max(1, max_mb * 2 ** 20 // (24 * col.shape[1])))   # ~6 float32 block×HW temporaries
@@ -232,13 +255,19 @@ class StructureLoss(nn.Module):
     def __init__(self, gamma:float=0.5, # weight of cross-entropy (1: plain CE)
                  sigma_c:float=0.5, sigma_p:float=0.1, stride:int=2, block:int|None=None, ignore_index:int=255):
         super().__init__()
-        if not 0 <= gamma <= 1: raise ValueError(f"gamma={gamma} must lie in [0, 1]: it weighs CE against the structure term")
-        self.gamma, self.kw, self.ce = gamma, dict(sigma_c=sigma_c, sigma_p=sigma_p, stride=stride, block=block, ignore_index=ignore_index), CrossEntropy(ignore_index=ignore_index)
+        if not 0 <= gamma <= 1:
+            raise ValueError(f"gamma={gamma} must lie in [0, 1]: it weighs CE against the structure term")
+        self.gamma, self.kw, self.ce = (gamma,
+                                        dict(sigma_c=sigma_c, sigma_p=sigma_p, stride=stride, block=block,
+                                             ignore_index=ignore_index),
+                                        CrossEntropy(ignore_index=ignore_index))
         self.image = None
     def forward(self, logits, target, image=None):
         image = image if image is not None else self.image
-        if image is None: raise ValueError("StructureLoss needs the images: call loss(logits, target, image) or set loss.image")
-        return self.gamma * self.ce(logits, target) + (1 - self.gamma) * (1 - self.similarity(logits, target, image).mean())
+        if image is None:
+            raise ValueError("StructureLoss needs the images: call loss(logits, target, image) or set loss.image")
+        return (self.gamma * self.ce(logits, target)
+                + (1 - self.gamma) * (1 - self.similarity(logits, target, image).mean()))
     def similarity(self, logits, target, image) -> torch.Tensor:
         "cos(S_real, S_pred) per image (03b's `WriteupStructureLoss` puts the write-up's affinities here)"
         return structure_similarity(logits, target, image, **self.kw)
@@ -257,7 +286,9 @@ def _rss_mb(reset_peak=False, peak=False):
 def _bench_body(H, W, C, block, stride, dev):
     "One forward+backward of the structure term, timed by `time_steps`; returns (peak MB above the start, seconds)"
     dev = torch.device(dev)
-    lg = torch.randn(1, C, H, W, device=dev, requires_grad=True); tg = torch.randint(0, C, (1, H, W), device=dev); im = torch.rand(1, 3, H, W, device=dev)
+    lg = torch.randn(1, C, H, W, device=dev, requires_grad=True)
+    tg = torch.randint(0, C, (1, H, W), device=dev)
+    im = torch.rand(1, 3, H, W, device=dev)
     step = lambda: structure_similarity(lg, tg, im, block=block, stride=stride).sum().backward()
     base = torch.cuda.memory_allocated(dev) / 2 ** 20 if dev.type == 'cuda' else _rss_mb(reset_peak=True)
     rate, peak_gib = time_steps(step, n=1, device=dev, warmup=0)
@@ -271,8 +302,10 @@ def structure_loss_benchmark(H:int=512, W:int=1024, C:int=19, # the logits' size
     import subprocess, sys, json
     dev = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     if dev == 'cpu':   # a fresh process, so the peak is this computation's alone
-        code = f"import json; from segsyn.unet import _bench_body; print(json.dumps(_bench_body({H}, {W}, {C}, {block}, {stride}, 'cpu')))"
-        peak, secs = json.loads(subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout)
+        code = ("import json; from segsyn.unet import _bench_body; "
+                f"print(json.dumps(_bench_body({H}, {W}, {C}, {block}, {stride}, 'cpu')))")
+        peak, secs = json.loads(subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                                               check=True).stdout)
     else: peak, secs = _bench_body(H, W, C, block, stride, dev)
-    return dict(size=[H, W], block=block, stride=stride, device=str(dev), peak_mb=round(peak, 1), seconds=round(secs, 2),
-                full_matrix_mb=round((H * W // stride ** 2) ** 2 * 4 / 2 ** 20))
+    return dict(size=[H, W], block=block, stride=stride, device=str(dev), peak_mb=round(peak, 1),
+                seconds=round(secs, 2), full_matrix_mb=round((H * W // stride ** 2) ** 2 * 4 / 2 ** 20))
