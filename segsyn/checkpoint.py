@@ -85,7 +85,7 @@ def load_checkpoint(path:str|Path, # a file written by torch.save
         raise CheckpointError(f"{path}: not a readable {what} ({_one_line(e)}); it may be truncated (a killed download "
                               f"or run) or another kind of file — {redo}") from None
 
-# %% ../nbs/01c_checkpoint.ipynb #22b7a883
+# %% ../nbs/01c_checkpoint.ipynb #e59201d6
 def save_checkpoint(obj, # tensors / plain data (what `load_checkpoint` can read back)
                     path:str|Path) -> Path:
     "`torch.save` via `atomic_write`: the old file stays intact until the new one is done; full disk: `OSError(ENOSPC)`"

@@ -32,7 +32,7 @@ class ASPPPooling(nn.Sequential):
     def forward(self, x):
         return F.interpolate(super().forward(x), size=x.shape[-2:], mode='bilinear', align_corners=False)
 
-# %% ../nbs/04_deeplab.ipynb #b1e62e2a
+# %% ../nbs/04_deeplab.ipynb #05f25e90
 class ASPP(nn.Module):
     "Atrous spatial pyramid pooling: 1×1, three atrous 3×3 and image pooling, concatenated and projected"
     def __init__(self, cin:int, rates:tuple=(6, 12, 18), cout:int=256, dropout:float=0.5):

@@ -130,7 +130,7 @@ def _held_arch(sd:dict) -> str|None:
 # name -> (arch, file in <data root>/checkpoints/denseaspp)
 DENSEASPP_RELEASES = {'cityscapes': ('161', 'denseASPP161.pkl')}
 
-# %% ../nbs/05_denseaspp.ipynb #4627f16d
+# %% ../nbs/05_denseaspp.ipynb #4378ed3a
 def load_official_denseaspp(path:str|Path|dict, # the 'cityscapes' release, a file, or a state dict
                             arch:str|None=None, # '121', '161', …: the DenseNet; default: the release's, '161'
                             num_classes:int=19, # classes of the classifier

@@ -195,7 +195,7 @@ def _naive_sample(ip, mp, size):
     m = T.Resize(size, interpolation=T.InterpolationMode.NEAREST)(torch.from_numpy(out)[None])[0].long()
     return img, m
 
-# %% ../nbs/00d_loaders.ipynb #873cd345
+# %% ../nbs/00d_loaders.ipynb #70043a37
 def loader_benchmark(root:str|Path, # a Cityscapes-layout dataset
                      size:tuple=(256, 512), # output (H, W)
                      n:int=16, # frames to time
