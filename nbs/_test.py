@@ -38,7 +38,7 @@ NOTEBOOKS = sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith('_'))
 # SPADE of 09, 13 the U-Net and SPADE of 09 (a lane that gets there first waits). Measured on a clean clone (2 CPU
 # cores): 13_reproduce alone is ~350 s (its five reproductions train), so lane B holds it with the short notebooks
 # and lane A the other long ones (lanes of ~665 s each).
-LANE_A = ['03_unet', '05_denseaspp', '02_fcn', '06_cgan', '10_performance', '08_evaluation', '11_cli']
+LANE_A = ['03_unet', '05_denseaspp', '02_fcn', '06b_cgan_training', '10_performance', '08_evaluation', '11_cli']
 LANE_B = ['04_deeplab', '09_roundtrip', '03b_structure', '07b_spade_training', '10b_runs']
 def _rank(p): return (0, LANE_A.index(p.stem)) if p.stem in LANE_A else (1, LANE_B.index(p.stem)) if p.stem in LANE_B else (2, p.name)
 RUN_ORDER = sorted(NOTEBOOKS, key=_rank)

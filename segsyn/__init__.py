@@ -23,7 +23,7 @@ EVERYDAY = dict( # chapter module -> its everyday names
     unet='UNet res_unet ssfpn StructureLoss',  # (`unet()` itself: `segsyn.unet` is the module)
     deeplab='deeplabv3_resnet50 deeplabv3plus_resnet50',
     denseaspp='denseaspp121 denseaspp161 load_official_denseaspp',
-    cgan='UNetGenerator PatchDiscriminator Pix2PixTask',
+    cgan='UNetGenerator PatchDiscriminator', cgan_training='Pix2PixTask',
     spade='spade_options SPADEGenerator MultiscaleDiscriminator ConvEncoder preprocess_labels load_official_spade',
     spade_training='SPADETask small_spade synthesize save_generator load_generator',
     evaluation='SEGMENTERS build_segmenter save_segmenter load_segmenter evaluate compare_models fid frechet_distance',

@@ -1,4 +1,4 @@
-"""pix2pix: a U-Net generator and a PatchGAN discriminator, trained both ways: photo → label map, label map → photo.
+"""pix2pix's networks (a U-Net generator, a PatchGAN discriminator), write-up 002's, and the colour pairs they learn.
 
 Docs: https://segsyn.github.io/segsyn/cgan.html.md"""
 
@@ -6,27 +6,15 @@ Docs: https://segsyn.github.io/segsyn/cgan.html.md"""
 
 # %% ../nbs/06_cgan.ipynb #be9a8fbe
 from __future__ import annotations
-import math
-from functools import partial
-from pathlib import Path
-import torch, torch.nn as nn, torch.nn.functional as F
-from fastcore.basics import patch
+import torch, torch.nn as nn
 from torch.utils.data import Dataset
 from .core import SegsynError
 from .labels import CITYSCAPES, LabelTable
-from .losses import gan_loss
 from .layers import ModelInputError, check_input
-from .metrics import ConfusionMatrix
-from .training import Task, adam
-from .unet import unet
-from .writeups import writeup002_recipe
-from .checkpoint import CheckpointError, load_checked, load_checkpoint, save_checkpoint
-from .families import Family, register_family
 
 # %% auto #0
-__all__ = ['PIX2PIX_FAMILY', 'COLOR_REGRESSOR_FAMILY', 'CGANError', 'UNetGenerator', 'PatchDiscriminator', 'Pix2PixTask',
-           'ColorPairs', 'decode_colors', 'EncoderDecoderGenerator', 'ImageDiscriminator', 'ColorRegressionTask',
-           'writeup002_tasks', 'pix2pix_task', 'color_regressor_task', 'load_pix2pix']
+__all__ = ['CGANError', 'UNetGenerator', 'PatchDiscriminator', 'ColorPairs', 'decode_colors', 'EncoderDecoderGenerator',
+           'ImageDiscriminator']
 
 # %% ../nbs/06_cgan.ipynb #5ae87c61
 class CGANError(SegsynError, ValueError):
@@ -94,68 +82,6 @@ class PatchDiscriminator(nn.Module):
             w = w2
         self.model = nn.Sequential(*layers, nn.Conv2d(w, 1, 4, 1, 1))
     def forward(self, cond, img): return self.model(torch.cat([cond, img], 1))
-
-# %% ../nbs/06_cgan.ipynb #0cd5ddc0
-class Pix2PixTask(Task):
-    "pix2pix as a Task: G and D, two Adam optimisers, D step on detached fakes, then G with GAN + λ·L1"
-    def __init__(self, G:nn.Module, D:nn.Module,
-                 gan_mode:str='vanilla', # 'vanilla' (BCE), 'lsgan' or 'hinge'
-                 l1:float=100., # λ of the L1 term; 0: the adversarial loss alone (write-up 002's BCE-only cGAN)
-                 betas:tuple=(0.5, 0.999), decode=None, # decode: output → class ids, for segmentation metrics
-                 num_classes:int=19): # classes of `decode`'s ids (default: Cityscapes' train ids)
-        self.G, self.D, self.gan_mode, self.l1, self.betas, self.decode, self.log = (
-            G, D, gan_mode, l1, betas, decode, [])
-        self.num_classes = num_classes
-    def modules(self): return {'G': self.G, 'D': self.D}
-    def optimizers(self, lr):
-        return {'G': adam(self.G.parameters(), lr, betas=self.betas),
-                'D': adam(self.D.parameters(), lr, betas=self.betas)}
-    def d_loss(self, x, y, fake):
-        "D's loss: real pairs → real, fake pairs (detached) → fake"
-        return 0.5 * (gan_loss(self.D(x, y).float(), True, self.gan_mode)
-                      + gan_loss(self.D(x, fake.detach()).float(), False, self.gan_mode))
-    def g_loss(self, x, y, fake):
-        "G's loss: fool D, stay close to the truth in L1 (unless `l1=0`); returns (total, adversarial, L1)"
-        adv, l1 = gan_loss(self.D(x, fake).float(), True, self.gan_mode, for_d=False), F.l1_loss(fake, y)
-        return (adv + self.l1 * l1 if self.l1 else adv), adv, l1
-
-# %% ../nbs/06_cgan.ipynb #b94802da
-@patch
-def train_step(self:Pix2PixTask, batch, learn):
-    "One D step, then one G step; logs both losses"
-    x, y = batch[0], batch[1]
-    with learn.autocast(): fake = self.G(x).float()
-    # D in the run's precision too; its scores and the losses in fp32
-    with learn.autocast(): d = self.d_loss(x, y, fake)
-    learn.backward_step(d, 'D')
-    with learn.autocast(): g, adv, l1 = self.g_loss(x, y, fake)
-    learn.backward_step(g, 'G')
-    self.log.append(dict(step=learn.step, d=d.item(), g_adv=adv.item(), l1=l1.item()))
-    return {'loss': l1.detach(), 'd': d.detach(), 'g_adv': adv.detach()}
-
-# %% ../nbs/06_cgan.ipynb #a616ac21
-@torch.no_grad()
-def _color_scores(task, G, dl, learn) -> dict:
-    "Mean L1 of G's outputs to the targets; with `task.decode`, decoded outputs' confusion-matrix scores (`last_cm`)"
-    tot, n, cm = 0., 0, None
-    for batch in dl:
-        x, y = learn.to_device(batch)[:2]
-        fake = G(x).float()
-        tot += F.l1_loss(fake, y, reduction='sum').item() / fake[0].numel()
-        n += len(x)
-        if task.decode is not None:
-            cm = cm or ConfusionMatrix(task.num_classes)
-            cm.update(task.decode(fake), batch[2].to(fake.device))
-    out = {'l1': tot / n}
-    if cm is not None:
-        task.last_cm = cm
-        out.update({k: v for k, v in cm.compute().items() if not isinstance(v, list)})
-    return out
-
-@patch
-def validate(self:Pix2PixTask, dl, learn):
-    "Mean L1 of G's outputs to the targets; with `decode`, the confusion-matrix scores of the decoded outputs"
-    return _color_scores(self, self.G, dl, learn)
 
 # %% ../nbs/06_cgan.ipynb #0609ee12
 class ColorPairs(Dataset):
@@ -233,93 +159,3 @@ class ImageDiscriminator(nn.Module):
             raise ModelInputError(f"this ImageDiscriminator was built for {self.size[0]}×{self.size[1]} images; "
                                   f"got {tuple(img.shape[-2:])}: build it with size=")
         return self.model(torch.cat([cond, img], 1))
-
-# %% ../nbs/06_cgan.ipynb #4bd43480
-class ColorRegressionTask(Task):
-    "Segmentation as regression: the model paints the colour label map (L2 or L1), scored decoded by nearest colour"
-    def __init__(self, model:nn.Module, # returns N×3×H×W colours, compared with ColorPairs' targets in [-1, 1]
-                 loss:str='l2', # 'l2' (MSE) or 'l1'
-                 decode=decode_colors, # colours → class ids for the segmentation metrics (None: L1 only)
-                 num_classes:int=19): # classes of `decode`'s ids (default: Cityscapes' train ids)
-        if loss not in ('l1', 'l2'): raise CGANError(f"loss={loss!r}: use 'l2' (MSE) or 'l1'")
-        self.model, self.loss, self.decode, self.num_classes = model, loss, decode, num_classes
-    def modules(self): return {'model': self.model}
-    def optimizers(self, lr): return {'opt': adam(self.model.parameters(), lr)}
-    def train_step(self, batch, learn):
-        "One step: the colour map's L2 (or L1) to the target colours"
-        x, y = batch[0], batch[1]
-        with learn.autocast(): out = self.model(x)
-        loss = (F.mse_loss if self.loss == 'l2' else F.l1_loss)(out.float(), y)
-        learn.backward_step(loss, 'opt')
-        return {'loss': loss.detach()}
-    def validate(self, dl, learn): return _color_scores(self, self.model, dl, learn)
-
-# %% ../nbs/06_cgan.ipynb #23456137
-def writeup002_tasks(r:dict|None=None) -> dict: # a `writeup002_recipe()` (default: the write-up's)
-    "The write-up's two models as tasks: 'cGAN' (no skips, one score per image, BCE only) and 'U-Net' (RGB regression)"
-    r = r or writeup002_recipe()
-    G, D = EncoderDecoderGenerator(3, 3, r['ngf']), ImageDiscriminator(6, r['ndf'], r['size'])
-    return {'cGAN': Pix2PixTask(G, D, r['gan_mode'], r['l1'], r['betas'], decode=decode_colors),
-            'U-Net': ColorRegressionTask(unet(3, base=r['unet_base']), r['unet_loss'])}
-
-# %% ../nbs/06_cgan.ipynb #f5e31e38
-def _n_down(size:tuple) -> int: return min(8, int(math.log2(min(size))))   # pix2pix's U-Net depth at a frame size
-
-def pix2pix_task(c, table, # a run's config (10b's `TrainConfig`); the label table of its data
-                 world:int=1) -> tuple: # processes in the job (pix2pix trains in one)
-    "(task, Learner settings, run info): pix2pix (U-Net G as deep as --size allows, PatchGAN) or write-up 002's cGAN"
-    seg, betas = c.direction == 'image2label', c.betas or (0.5, 0.999)
-    if c.variant == 'writeup002':
-        G, D, loss = (EncoderDecoderGenerator(3, 3, c.ngf), ImageDiscriminator(6, c.ngf, c.size),
-                      dict(gan_mode='vanilla', l1=0.))
-    else:
-        n = _n_down(c.size)
-        if any(s % 2 ** n for s in c.size):
-            raise CGANError(f"--size {c.size[0]}x{c.size[1]}: pix2pix's U-Net halves it {n} times; "
-                            f"give sides that are multiples of {2 ** n}")
-        G, D, loss = UNetGenerator(3, 3, ngf=c.ngf, n_down=n), PatchDiscriminator(6, ndf=min(2 * c.ngf, 64)), {}
-    decode = partial(decode_colors, table=table) if seg else None
-    task = Pix2PixTask(G, D, **loss, betas=betas, decode=decode, num_classes=table.num_classes)
-    return task, dict(lr=c.lr or 2e-4, monitor='miou' if seg else 'l1', mode='max' if seg else 'min'), {}
-
-def color_regressor_task(c, table, world:int=1) -> tuple:
-    "(task, Learner settings, run info): write-up 002's U-Net, painting the colour label map (L2), scored decoded"
-    task = ColorRegressionTask(unet(3, base=c.ngf), 'l2', decode=partial(decode_colors, table=table),
-                               num_classes=table.num_classes)
-    return task, dict(lr=c.lr or 2e-4, monitor='miou', mode='max'), {}
-
-# %% ../nbs/06_cgan.ipynb #bda46255
-def _save_generator_file(kind:str, direction:str, c, G:nn.Module, table, path) -> Path:
-    "A self-describing file of a colour-painting generator: what it is, how it was built, its classes and weights"
-    return save_checkpoint(dict(kind=kind, variant=c.variant, direction=direction, ngf=c.ngf, n_down=_n_down(c.size),
-                                size=list(c.size), names=table.names, colors=table.colors, state_dict=G.state_dict()),
-                           path)
-
-def load_pix2pix(path:str|Path) -> tuple: # a file `segsyn train --model pix2pix` (or `--variant writeup002`) wrote
-    "(generator in eval mode, info: kind, variant, direction, ngf, n_down, size, names, colors)"
-    ck = load_checkpoint(path)
-    if ck.get('kind') not in ('pix2pix generator', 'colour regressor'):
-        raise CheckpointError(f"{path} is not a pix2pix generator (it holds {ck.get('kind') or sorted(ck)[:6]}); "
-                              "give the model.pt of a segsyn train --model pix2pix run")
-    if ck['kind'] == 'colour regressor': G = unet(3, base=ck['ngf'])
-    elif ck['variant'] == 'writeup002': G = EncoderDecoderGenerator(3, 3, ck['ngf'])
-    else: G = UNetGenerator(3, 3, ngf=ck['ngf'], n_down=ck['n_down'])
-    load_checked(G, ck['state_dict'], what=str(path))
-    return G.eval(), {k: v for k, v in ck.items() if k != 'state_dict'}
-
-# %% ../nbs/06_cgan.ipynb #bd2714c7
-def _check_writeup002(c) -> list:
-    if c.variant != 'writeup002' or (min(c.size) >= 64 and not any(s % 16 for s in c.size)): return []
-    return ["--variant writeup002 needs sides that are multiples of 16, at least 64 (write-up 002 worked at 64x64)"]
-
-PIX2PIX_FAMILY = register_family(Family(
-    'pix2pix', {'pix2pix': ('paper', 'writeup002')}, build=pix2pix_task, options=('direction',),
-    check=_check_writeup002,
-    save=lambda c, task, table, info, path: _save_generator_file('pix2pix generator', c.direction, c, task.G,
-                                                                 table, path),
-    pairs=lambda c, ds, table: ColorPairs(ds, c.direction, table)))
-COLOR_REGRESSOR_FAMILY = register_family(Family(
-    "write-up 002's colour regressor", {'unet': ('writeup002',)}, build=color_regressor_task, check=_check_writeup002,
-    save=lambda c, task, table, info, path: _save_generator_file('colour regressor', 'image2label', c, task.model,
-                                                                 table, path),
-    pairs=lambda c, ds, table: ColorPairs(ds, 'image2label', table)))

@@ -21,7 +21,7 @@ from .synthetic import write_layout
 from .training import SegTask, Learner
 from .evaluation import load_segmenter
 from .runs import TrainConfig, train, open_splits, claim_run_dir
-from .cgan import load_pix2pix
+from .cgan_training import load_pix2pix
 from .spade import preprocess_labels
 from .spade_training import load_generator
 

@@ -20,7 +20,7 @@ from .loaders import PreResized, seg_transforms, spade_recipe, make_loader, Devi
 from .training import Learner
 from .families import Family, FamilyError, FAMILIES, family_of, model_names, variant_names
 from .evaluation import SEGMENTER_FAMILY
-from .cgan import PIX2PIX_FAMILY, COLOR_REGRESSOR_FAMILY
+from .cgan_training import PIX2PIX_FAMILY, COLOR_REGRESSOR_FAMILY
 from .spade_training import SPADE_FAMILY
 from .performance import init_distributed, shard_loader
 
