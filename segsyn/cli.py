@@ -1,4 +1,4 @@
-"""The `segsyn` command, sub-command by sub-command — data, train (one process or torchrun), eval, synth, roundtrip, video, bench, demo — with the files each writes and the one-line errors it gives.
+"""The `segsyn` sub-commands (data, train, eval, synth, roundtrip, video, bench, demo): their files, one-line errors
 
 Docs: https://segsyn.github.io/segsyn/cli.html.md"""
 
@@ -26,29 +26,36 @@ __all__ = ['cmd_data', 'cmd_train', 'cmd_eval', 'cmd_synth', 'cmd_roundtrip', 'c
 
 # %% ../nbs/11_cli.ipynb #31ded2a0
 def cmd_data(a):
-    "segsyn data --synthetic N [--dataset LAYOUT]: write the synthetic streets (N train frames, N/4 val) in a dataset's layout"
-    root = Path(a.root) if a.root else data_root()/('synthetic_streets' if a.dataset == 'cityscapes' else f'synthetic_{a.dataset}')
-    t0 = time.time(); write_layout(root, a.dataset, a.synthetic, max(1, a.synthetic // 4), a.size, a.seed, a.overwrite, progress=True)
-    print(f"wrote {a.synthetic} + {max(1, a.synthetic // 4)} frames in the {a.dataset} layout to {root} in {time.time() - t0:.0f}s")
+    "segsyn data --synthetic N [--dataset LAYOUT]: synthetic streets (N train, N/4 val frames) in a dataset's layout"
+    root = (Path(a.root) if a.root
+            else data_root()/('synthetic_streets' if a.dataset == 'cityscapes' else f'synthetic_{a.dataset}'))
+    t0 = time.time()
+    write_layout(root, a.dataset, a.synthetic, max(1, a.synthetic // 4), a.size, a.seed, a.overwrite, progress=True)
+    print(f"wrote {a.synthetic} + {max(1, a.synthetic // 4)} frames in the {a.dataset} layout to {root} "
+          f"in {time.time() - t0:.0f}s")
 
 # %% ../nbs/11_cli.ipynb #3594a1be
-_LOCK = RUN_LOCK      # in every run folder: who holds it (`claim_lock`, 00_core; a killed holder's flock is released by the OS)
+_LOCK = RUN_LOCK   # in every run folder: who holds it (`claim_lock`, 00_core; the OS releases a killed holder's flock)
 
 # %% ../nbs/11_cli.ipynb #09a6c75a
-_out_dir = claim_run_dir   # created, writable, claimed for this command; a non-empty one refused unless --overwrite / --resume (10b_runs)
+# created, writable, claimed for this command; a non-empty one refused unless --overwrite / --resume (10b_runs)
+_out_dir = claim_run_dir
 
 # %% ../nbs/11_cli.ipynb #4108b17b
+# in the text below, \\ is the shell's line continuation; a single \ before a line's end only wraps this source
 _TRAIN_EXAMPLES = """examples:
   segsyn train --model unet --dataset synthetic --root data/streets --epochs 5
   segsyn train --model ssfpn --dataset voc --root data/VOCdevkit/VOC2012 --size 224x224
   segsyn train --model ssfpn --variant writeup003 --pretrained --loss ce --opt sgd --lr 2.5e-4 --weight-decay 5e-4 \\
-               --dataset voc --root data/VOCdevkit/VOC2012 --size 224x224 --epochs 5 --batch-size 5   (write-up 003's: VGG19 frozen)
+               --dataset voc --root data/VOCdevkit/VOC2012 --size 224x224 --epochs 5 --batch-size 5\
+   (write-up 003's: VGG19 frozen)
   segsyn train --model unet --root data/cityscapes --loss ce+dice --opt rmsprop --momentum 0.999 --weight-decay 1e-8 \\
                --sched plateau --clip 1 --early-stop 5 --amp fp16          (write-up 004's recipe)
   segsyn train --model unet --root data/cityscapes --labels cityscapes10.json   (a coarser grouping of the classes)
   segsyn train --model pix2pix --direction image2label --dataset pix2pix --root data/cityscapes_pix2pix --size 256x256
   segsyn train --model spade --dataset coco-stuff --root data/coco_stuff --size 256x256
-  segsyn train --model spade --variant writeup001 --dataset coco-stuff --root data/coco_stuff --size 256x256 --subset 1000 \\
+  segsyn train --model spade --variant writeup001 --dataset coco-stuff --root data/coco_stuff --size 256x256\
+ --subset 1000 \\
                --epochs 2 --batch-size 4 --lr 2e-4 --sched none --ngf 64         (write-up 001's recipe)
   segsyn train --config runs/train/config.json --out runs/again            (replay a run)
   segsyn train --config runs/train/config.json --out runs/train --resume   (continue a killed run)
@@ -56,24 +63,29 @@ _TRAIN_EXAMPLES = """examples:
 """
 
 def cmd_train(a):
-    "segsyn train: `segsyn.runs.train` on the config the options (and --config) describe; writes config.json, model.pt, metrics.json"
+    "segsyn train: `segsyn.runs.train` on the options' config (and --config) → config.json, model.pt, metrics.json"
     r = train(config_from_args(a), a.out, resume=a.resume, overwrite=a.overwrite)
     if r['model'] is not None: print(f"trained for {len(r['history'])} epochs: {r['model']}")
     return r['history']
 
 # %% ../nbs/11_cli.ipynb #e1af06d0
 def cmd_eval(a):
-    "segsyn eval --model FILE --root DIR [--dataset LAYOUT --labels SPACE]: the full report (report.json, confusion.png) on a split"
+    "segsyn eval --model FILE --root DIR [--dataset LAYOUT --labels SPACE]: report.json, confusion.png on a split"
     out = _out_dir(a.out, a.overwrite)
     model, info = load_segmenter(a.model)
     ds = open_dataset(a.dataset, a.root, a.split, labels=a.labels, transform=None if a.size else seg_transforms(False))
     if ds.table.num_classes != info['num_classes']:
-        raise SegsynError(f"{a.model} predicts {info['num_classes']} classes but --dataset {a.dataset} --labels {a.labels} holds {ds.table.num_classes} "
-                          f"({ds.table.name}); evaluate it in the label space it was trained on (see the run's config.json)")
+        raise SegsynError(f"{a.model} predicts {info['num_classes']} classes but --dataset {a.dataset} "
+                          f"--labels {a.labels} holds {ds.table.num_classes} ({ds.table.name}); "
+                          "evaluate it in the label space it was trained on (see the run's config.json)")
     if a.size: ds = PreResized(ds, a.size, transform=seg_transforms(False))
-    rep = evaluate(model, make_loader(ds, a.batch_size, shuffle=False, num_workers=a.workers), info['num_classes'], info.get('names'), name=info['arch'], progress=True)
-    rep.save(out); print(rep.table()); return rep.summary()
+    rep = evaluate(model, make_loader(ds, a.batch_size, shuffle=False, num_workers=a.workers), info['num_classes'],
+                   info.get('names'), name=info['arch'], progress=True)
+    rep.save(out)
+    print(rep.table())
+    return rep.summary()
 
+# %% ../nbs/11_cli.ipynb #969bd942
 def cmd_synth(a):
     "segsyn synth --generator FILE --labels PNG|DIR: photos from label maps (label ids), written as PNGs"
     from PIL import Image
@@ -82,9 +94,11 @@ def cmd_synth(a):
     res, written = synthesize(G, a.labels, n=a.n, seed=a.seed, size=a.size), []
     for src, imgs in res.items():
         for k, im in enumerate(imgs):
-            written.append(Path(src).name.replace('_gtFine_labelIds', '').replace('.png', '') + (f'_{k}' if len(imgs) > 1 else '') + '.png')
+            written.append(Path(src).name.replace('_gtFine_labelIds', '').replace('.png', '')
+                           + (f'_{k}' if len(imgs) > 1 else '') + '.png')
             Image.fromarray(to_uint8_image(im).permute(1, 2, 0).numpy()).save(out/written[-1])
-    print(f"{len(written)} images written to {out}"); return sorted(written)
+    print(f"{len(written)} images written to {out}")
+    return sorted(written)
 
 # %% ../nbs/11_cli.ipynb #5b693ad4
 def cmd_roundtrip(a):
@@ -94,17 +108,23 @@ def cmd_roundtrip(a):
     size = a.size or G.size
     ds = PreResized(Cityscapes(a.root, a.split), size, transform=seg_transforms(False, mean=TANH_MEAN, std=TANH_STD))
     rep = round_trip(seg, G, make_loader(ds, a.batch_size, shuffle=False, num_workers=a.workers))
-    rep.save(out); print(rep.table()); return rep.metrics()
+    rep.save(out)
+    print(rep.table())
+    return rep.metrics()
 
+# %% ../nbs/11_cli.ipynb #d271bcfa
 def cmd_video(a):
-    "segsyn video --segmenter FILE [FILE ...] --frames DIR|VIDEO: the models side by side over the frames, class shares (+ round trip)"
-    if a.names and len(a.names) != len(a.segmenter): raise SegsynError(f"--names gives {len(a.names)} names for {len(a.segmenter)} --segmenter files; give one per file")
+    "segsyn video --segmenter FILE [FILE ...] --frames DIR|VIDEO: the models side by side, class shares (+ round trip)"
+    if a.names and len(a.names) != len(a.segmenter):
+        raise SegsynError(f"--names gives {len(a.names)} names for {len(a.segmenter)} --segmenter files; "
+                          "give one per file")
     out = _out_dir(a.out, a.overwrite)
     segs = [load_segmenter(f) for f in a.segmenter]
     G = load_generator(a.generator, a.dataset) if a.generator else None
-    r = segment_video([m for m, _ in segs], a.frames, out, size=a.size, G=G, fps=a.fps, max_frames=a.max_frames, every=a.every,
-                      names=a.names or [i['arch'] for _, i in segs])
-    print(f"{r['frames']} frames ({r['size'][0]}x{r['size'][1]}, {r['fps']:g} fps), {', '.join(r['models'])} → {', '.join(r['files'])} in {out}")
+    r = segment_video([m for m, _ in segs], a.frames, out, size=a.size, G=G, fps=a.fps, max_frames=a.max_frames,
+                      every=a.every, names=a.names or [i['arch'] for _, i in segs])
+    print(f"{r['frames']} frames ({r['size'][0]}x{r['size'][1]}, {r['fps']:g} fps), "
+          f"{', '.join(r['models'])} → {', '.join(r['files'])} in {out}")
     for n in r['notes']: print(f"note: {n}")
     return r
 
@@ -112,28 +132,39 @@ def cmd_bench(a):
     "segsyn bench [--quick]: data, segmentation step, SPADE step and inference benchmarks in one run; bench.json"
     out = _out_dir(a.out, a.overwrite)
     res = bench(quick=a.quick, root=a.root, out=out)
-    print(bench_table(res)); return res
+    print(bench_table(res))
+    return res
 
 # %% ../nbs/11_cli.ipynb #fe8ff1b1
 def cmd_reproduce(a):
-    "segsyn reproduce N [--data ROOT | --synthetic] [--profile ci|full]: a write-up's experiments with its recipe; results.md and results.json"
+    "segsyn reproduce N [--data ROOT | --synthetic] [--profile ci|full]: a write-up's runs → results.md, results.json"
     r = reproduce(a.writeup, a.out, data=a.data, synthetic=a.synthetic, profile=a.profile, overwrite=a.overwrite)
-    print(r['table']); print(f"\nwritten to {r['out']}: results.md, results.json, one folder per model"); return r
+    print(r['table'])
+    print(f"\nwritten to {r['out']}: results.md, results.json, one folder per model")
+    return r
 
 def _add_reproduce(sub):
     "The `reproduce` sub-command's parser"
     r = sub.add_parser('reproduce', help="rerun a write-up's experiments with its recipe: its numbers beside segsyn's")
-    r.add_argument('writeup', choices=RUNNABLE, help='the write-up (../shared/seeds: 000 label-id FCN for SPADE, 001 SPADE, 002 cGAN vs U-Net, 003 SSFPN/DeepLabV3+/Res-UNet, 004 U-Net/DeepLabV3/DenseASPP)')
-    r.add_argument('--data', help="the write-up's dataset, in the layout it read (cityscapes for 000 and 004, coco-stuff for 001, pix2pix for 002, voc for 003)")
-    r.add_argument('--synthetic', action='store_true', help='no dataset: run on synthetic streets written in that layout')
-    r.add_argument('--profile', choices=['ci', 'full'], help="full: the write-up's recipe; ci: small and short (default: $SEGSYN_PROFILE, else full on a GPU, ci without)")
-    r.add_argument('--out', default='runs/reproduce', help='run folder (default: runs/reproduce)'); r.add_argument('--overwrite', action='store_true')
+    r.add_argument('writeup', choices=RUNNABLE,
+                   help='the write-up (../shared/seeds: 000 label-id FCN for SPADE, 001 SPADE, 002 cGAN vs U-Net, '
+                        '003 SSFPN/DeepLabV3+/Res-UNet, 004 U-Net/DeepLabV3/DenseASPP)')
+    r.add_argument('--data', help="the write-up's dataset, in the layout it read (cityscapes for 000 and 004, "
+                                  "coco-stuff for 001, pix2pix for 002, voc for 003)")
+    r.add_argument('--synthetic', action='store_true',
+                   help='no dataset: run on synthetic streets written in that layout')
+    r.add_argument('--profile', choices=['ci', 'full'],
+                   help="full: the write-up's recipe; ci: small and short "
+                        "(default: $SEGSYN_PROFILE, else full on a GPU, ci without)")
+    r.add_argument('--out', default='runs/reproduce', help='run folder (default: runs/reproduce)')
+    r.add_argument('--overwrite', action='store_true')
     r.set_defaults(func=cmd_reproduce)
 
 # %% ../nbs/11_cli.ipynb #46cc445c
 def cmd_demo(a):
-    "segsyn demo --out DIR: synthetic streets → segmenter + SPADE → evaluation, round trip, video; report.md + metrics.json"
-    import matplotlib; matplotlib.use('Agg')
+    "segsyn demo --out DIR: synthetic streets → segmenter + SPADE → scores, round trip, video; report.md, metrics.json"
+    import matplotlib
+    matplotlib.use('Agg')
     out = _out_dir(a.out, a.overwrite)
     return run_demo(out, a.n_train, a.n_val, tuple(a.size), a.seg_epochs, a.spade_epochs, seed=a.seed)
 
@@ -150,7 +181,8 @@ def _count(least:int): # the smallest value allowed (1: positive, 0: none or mor
     def parse(s:str) -> int:
         try: v = int(s)
         except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not a whole number") from None
-        if v < least: raise argparse.ArgumentTypeError(f"{v} must be {'positive' if least == 1 else f'at least {least}'}")
+        if v < least:
+            raise argparse.ArgumentTypeError(f"{v} must be {'positive' if least == 1 else f'at least {least}'}")
         return v
     return parse
 
@@ -158,55 +190,77 @@ def _rate(s:str) -> float:
     "An argparse type for a learning rate: a finite number > 0"
     try: v = float(s)
     except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
-    if not (math.isfinite(v) and v > 0): raise argparse.ArgumentTypeError(f"{s} must be a positive finite number, e.g. 2e-3")
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"{s} must be a positive finite number, e.g. 2e-3")
     return v
 
-def _common(p, out_default:str, size:tuple|None=None, loader:bool=True): # loader: the command reads batches (--batch-size, --workers)
-    "The options every run-folder command shares: --out, --overwrite, --size, --seed (and --batch-size, --workers where it loads batches)"
-    p.add_argument('--out', default=out_default, help=f'run folder (default {out_default}); must be empty unless --overwrite')
+# %% ../nbs/11_cli.ipynb #2cf691d4
+def _common(p, out_default:str, size:tuple|None=None,
+            loader:bool=True): # the command reads batches (--batch-size, --workers)
+    "The options of every run-folder command: --out, --overwrite, --size, --seed (+ --batch-size, --workers if loading)"
+    p.add_argument('--out', default=out_default,
+                   help=f'run folder (default {out_default}); must be empty unless --overwrite')
     p.add_argument('--overwrite', action='store_true', help='write into an existing run folder')
-    p.add_argument('--size', type=_size, default=size, help=f'work at HxW{f" (default {size[0]}x{size[1]})" if size else ""}')
-    if loader: p.add_argument('--batch-size', type=_count(1), default=8); p.add_argument('--workers', type=_count(0), default=0, help='DataLoader workers')
+    p.add_argument('--size', type=_size, default=size,
+                   help=f'work at HxW{f" (default {size[0]}x{size[1]})" if size else ""}')
+    if loader:
+        p.add_argument('--batch-size', type=_count(1), default=8)
+        p.add_argument('--workers', type=_count(0), default=0, help='DataLoader workers')
     p.add_argument('--seed', type=int, default=0)
 
 # %% ../nbs/11_cli.ipynb #1b0232f3
 def _add_train(sub):
     "The `train` sub-command's parser: the fields of `TrainConfig` (10b_runs), and where the run goes"
     t = sub.add_parser('train', help='train a segmenter, pix2pix or SPADE on any dataset layout, with any recipe',
-                       description='Train a model. Every option is a field of segsyn.runs.TrainConfig; the run folder keeps it as config.json.',
+                       description='Train a model. Every option is a field of segsyn.runs.TrainConfig; '
+                                   'the run folder keeps it as config.json.',
                        epilog=_TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(t)
-    t.add_argument('--out', default='runs/train', help='run folder (default: runs/train); must be empty unless --overwrite or --resume')
+    t.add_argument('--out', default='runs/train',
+                   help='run folder (default: runs/train); must be empty unless --overwrite or --resume')
     t.add_argument('--overwrite', action='store_true', help='write into an existing run folder')
-    t.add_argument('--resume', action='store_true', help="continue the run in --out from its last checkpoint (same options; it names any that differ)")
+    t.add_argument('--resume', action='store_true',
+                   help="continue the run in --out from its last checkpoint (same options; it names any that differ)")
     t.set_defaults(func=cmd_train)
 
 # %% ../nbs/11_cli.ipynb #452ca140
 def _add_model_cmds(sub):
     "The parsers of the sub-commands that read model files: eval, synth, roundtrip, video"
     e = sub.add_parser('eval', help='evaluate a segmenter file on a split: report.json, confusion.png')
-    e.add_argument('--model', required=True, help='segmenter file (segsyn train)'); e.add_argument('--root', required=True)
-    e.add_argument('--dataset', default='cityscapes', choices=LAYOUTS, help="the layout of --root (default: cityscapes)")
-    e.add_argument('--labels', default='train', help="label space the model predicts: train, label (Cityscapes label ids) or a grouping JSON (default: train)")
+    e.add_argument('--model', required=True, help='segmenter file (segsyn train)')
+    e.add_argument('--root', required=True)
+    e.add_argument('--dataset', default='cityscapes', choices=LAYOUTS,
+                   help="the layout of --root (default: cityscapes)")
+    e.add_argument('--labels', default='train', help="label space the model predicts: train, label "
+                   "(Cityscapes label ids) or a grouping JSON (default: train)")
     e.add_argument('--split', default='val'); _common(e, 'runs/eval'); e.set_defaults(func=cmd_eval)
     s = sub.add_parser('synth', help='photos from label maps with a SPADE generator')
-    s.add_argument('--generator', required=True, help='segsyn generator file, an official latest_net_G.pth, or a release name: '
-                                                       'cityscapes, coco or ade20k (./data_setup.sh spade)')
-    s.add_argument('--dataset', default='cityscapes', choices=['cityscapes', 'coco', 'ade20k'], help='options of an official checkpoint')
-    s.add_argument('--labels', required=True, help='label-id PNG or folder (Cityscapes *_labelIds.png, instance maps beside them)')
+    s.add_argument('--generator', required=True, help='segsyn generator file, an official latest_net_G.pth, or a '
+                   'release name: cityscapes, coco or ade20k (./data_setup.sh spade)')
+    s.add_argument('--dataset', default='cityscapes', choices=['cityscapes', 'coco', 'ade20k'],
+                   help='options of an official checkpoint')
+    s.add_argument('--labels', required=True,
+                   help='label-id PNG or folder (Cityscapes *_labelIds.png, instance maps beside them)')
     s.add_argument('--n', type=_count(1), default=1, help='samples per map (VAE generators)')
     _common(s, 'runs/synth', loader=False); s.set_defaults(func=cmd_synth)
     r = sub.add_parser('roundtrip', help='photo → segmenter → SPADE → segmenter on a split, with consistency scores')
-    r.add_argument('--segmenter', required=True); r.add_argument('--generator', required=True); r.add_argument('--root', required=True)
-    r.add_argument('--split', default='val'); r.add_argument('--dataset', default='cityscapes', choices=['cityscapes', 'coco', 'ade20k'])
+    r.add_argument('--segmenter', required=True); r.add_argument('--generator', required=True)
+    r.add_argument('--root', required=True); r.add_argument('--split', default='val')
+    r.add_argument('--dataset', default='cityscapes', choices=['cityscapes', 'coco', 'ade20k'])
     _common(r, 'runs/roundtrip'); r.set_defaults(func=cmd_roundtrip)
-    v = sub.add_parser('video', help='segment a video or frame folder with one or more models side by side: overlay GIF/MP4, class shares')
-    v.add_argument('--segmenter', required=True, nargs='+', action='extend', metavar='FILE', help='segmenter file(s): one panel each')
-    v.add_argument('--names', nargs='+', action='extend', metavar='NAME', help='panel titles, one per --segmenter (default: their architectures)')
-    v.add_argument('--frames', required=True, help='folder of frames, or a video file (needs PyAV: pip install "segsyn[video]")')
-    v.add_argument('--every', type=_count(1), default=1, help='keep every N-th frame'); v.add_argument('--max-frames', type=_count(1))
+    v = sub.add_parser('video', help='segment a video or frame folder with one or more models side by side: '
+                                     'overlay GIF/MP4, class shares')
+    v.add_argument('--segmenter', required=True, nargs='+', action='extend', metavar='FILE',
+                   help='segmenter file(s): one panel each')
+    v.add_argument('--names', nargs='+', action='extend', metavar='NAME',
+                   help='panel titles, one per --segmenter (default: their architectures)')
+    v.add_argument('--frames', required=True,
+                   help='folder of frames, or a video file (needs PyAV: pip install "segsyn[video]")')
+    v.add_argument('--every', type=_count(1), default=1, help='keep every N-th frame')
+    v.add_argument('--max-frames', type=_count(1))
     v.add_argument('--generator', help='also write the round trip of every frame (from the first model)')
-    v.add_argument('--fps', type=_rate, help="of the videos written (default: the video's own / --every; 5 for a frame folder)")
+    v.add_argument('--fps', type=_rate,
+                   help="of the videos written (default: the video's own / --every; 5 for a frame folder)")
     v.add_argument('--dataset', default='cityscapes', choices=['cityscapes', 'coco', 'ade20k'])
     _common(v, 'runs/video', loader=False); v.set_defaults(func=cmd_video)
 
@@ -216,24 +270,37 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='segsyn', description='segsyn: semantic segmentation and semantic image synthesis')
     sub = p.add_subparsers(dest='cmd', required=True, metavar='COMMAND')
     d = sub.add_parser('data', help='prepare datasets (synthetic here; real ones with ./data_setup.sh)')
-    d.add_argument('--synthetic', type=_count(1), metavar='N', required=True, help='number of synthetic training frames (val: N/4)')
-    d.add_argument('--dataset', default='cityscapes', choices=LAYOUTS, help='the layout to write the streets in (default: cityscapes)')
-    d.add_argument('--root', help='output folder (default: $SEGSYN_DATA/synthetic_streets or ./data/synthetic_streets; synthetic_<layout> for others)')
+    d.add_argument('--synthetic', type=_count(1), metavar='N', required=True,
+                   help='number of synthetic training frames (val: N/4)')
+    d.add_argument('--dataset', default='cityscapes', choices=LAYOUTS,
+                   help='the layout to write the streets in (default: cityscapes)')
+    d.add_argument('--root', help='output folder (default: $SEGSYN_DATA/synthetic_streets or ./data/synthetic_streets; '
+                                  'synthetic_<layout> for others)')
     d.add_argument('--size', type=_size, default=(256, 512), help='frame size HxW (default 256x512)')
-    d.add_argument('--seed', type=int, default=0); d.add_argument('--overwrite', action='store_true')
+    d.add_argument('--seed', type=int, default=0)
+    d.add_argument('--overwrite', action='store_true')
     d.set_defaults(func=cmd_data)
-    _add_train(sub); _add_model_cmds(sub); _add_reproduce(sub)
-    b = sub.add_parser('bench', help='speed and memory: data, segmentation step, SPADE step, inference (ratios in one run)')
+    _add_train(sub)
+    _add_model_cmds(sub)
+    _add_reproduce(sub)
+    b = sub.add_parser('bench',
+                       help='speed and memory: data, segmentation step, SPADE step, inference (ratios in one run)')
     b.add_argument('--quick', action='store_true', help='small sizes (about a minute on a CPU)')
     b.add_argument('--root', help='Cityscapes-layout folder for the data benchmark (default: synthetic)')
-    b.add_argument('--out', default='runs/bench'); b.add_argument('--overwrite', action='store_true')
+    b.add_argument('--out', default='runs/bench')
+    b.add_argument('--overwrite', action='store_true')
     b.set_defaults(func=cmd_bench)
-    m = sub.add_parser('demo', help='the main job on the embedded default data (measured: 80 s on 2 idle CPU cores, 2-3 min on busy ones)')
-    m.add_argument('--out', default='runs/demo', help='run folder (default runs/demo); must not exist unless --overwrite')
-    m.add_argument('--n-train', type=_count(1), default=64); m.add_argument('--n-val', type=_count(1), default=16)
+    m = sub.add_parser('demo', help='the main job on the embedded default data '
+                                    '(measured: 80 s on 2 idle CPU cores, 2-3 min on busy ones)')
+    m.add_argument('--out', default='runs/demo',
+                   help='run folder (default runs/demo); must not exist unless --overwrite')
+    m.add_argument('--n-train', type=_count(1), default=64)
+    m.add_argument('--n-val', type=_count(1), default=16)
     m.add_argument('--size', type=_size, default=(64, 128), help='frame size HxW (default 64x128)')
-    m.add_argument('--seg-epochs', type=_count(1), default=10); m.add_argument('--spade-epochs', type=_count(1), default=10)
-    m.add_argument('--seed', type=int, default=0); m.add_argument('--overwrite', action='store_true')
+    m.add_argument('--seg-epochs', type=_count(1), default=10)
+    m.add_argument('--spade-epochs', type=_count(1), default=10)
+    m.add_argument('--seed', type=int, default=0)
+    m.add_argument('--overwrite', action='store_true')
     m.set_defaults(func=cmd_demo)
     return p
 
@@ -245,7 +312,8 @@ def run(argv:list|None=None): # arguments (default: sys.argv[1:])
     except SegsynError as e: _fail(a, e)
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
-        _fail(a, f"the disk is full ({e.filename or 'while writing'}); free some space and run it again (train: add --resume)")
+        _fail(a, f"the disk is full ({e.filename or 'while writing'}); "
+                 "free some space and run it again (train: add --resume)")
     except RuntimeError as e:        # torch.save on a full disk: "... unexpected pos N vs M"
         if 'unexpected pos' not in str(e) and 'PytorchStreamWriter' not in str(e): raise
         _fail(a, "writing a file failed (is the disk full?); free some space and run it again (train: add --resume)")
@@ -253,7 +321,8 @@ def run(argv:list|None=None): # arguments (default: sys.argv[1:])
 
 def _fail(a, msg):
     "One line on stderr, exit status 2"
-    print(f"segsyn {a.cmd}: error: {msg}", file=sys.stderr); sys.exit(2)
+    print(f"segsyn {a.cmd}: error: {msg}", file=sys.stderr)
+    sys.exit(2)
 
 def main(argv:list|None=None): # arguments (default: sys.argv[1:])
     "Entry point of the `segsyn` command (exit status 0 on success, 2 on a clear error)"

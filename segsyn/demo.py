@@ -1,4 +1,4 @@
-"""The main job in one call: synthetic streets, a segmenter and SPADE trained on them, the evaluation, the round trip and a video — with a line for every stage while it runs, and a report whose every figure says what to look for.
+"""The main job in one call: synthetic streets, a segmenter and SPADE, evaluation, round trip, video and a report
 
 Docs: https://segsyn.github.io/segsyn/demo.html.md"""
 
@@ -17,14 +17,16 @@ from .loaders import PreResized, seg_transforms, make_loader, show_batch, TANH_M
 from .training import segmentation_floors
 from .evaluation import evaluate, save_segmenter
 from .spade_training import save_generator
-from .roundtrip import RoundTripReport, round_trip, train_small_segmenter, train_small_spade, segment_video, pan_frames
+from .roundtrip import (
+    RoundTripReport, round_trip, train_small_segmenter, train_small_spade, segment_video, pan_frames)
 
 # %% auto #0
 __all__ = ['STAGES', 'demo_plan', 'idle_threads', 'color_check', 'run_demo']
 
 # %% ../nbs/09b_demo.ipynb #8ea05d63
 STAGES = ('data', 'segmenter', 'SPADE', 'evaluation', 'round trip', 'video')
-# CPU seconds of each stage at the defaults (64 + 16 frames at 64×128, 10 + 10 epochs) on one thread, measured at load 2 (see the prose)
+# CPU seconds of each stage at the defaults (64 + 16 frames at 64×128, 10 + 10 epochs) on one thread,
+# measured at load 2 (see the prose)
 _SECS = {'data': 2, 'segmenter': 23, 'SPADE': 73, 'evaluation': 2.5, 'round trip': 2.5, 'video': 1.5}
 
 def demo_plan(n_train:int=64, n_val:int=16, # synthetic frames for training and validation
@@ -32,8 +34,8 @@ def demo_plan(n_train:int=64, n_val:int=16, # synthetic frames for training and 
               seg_epochs:int=10, spade_epochs:int=10) -> dict: # -> {stage: seconds}
     "Rough seconds of each stage on one free CPU core: the defaults' measured times, scaled by frames × epochs × pixels"
     px = size[0] * size[1] / (64 * 128)
-    work = {'data': (n_train + n_val) / 80, 'segmenter': n_train * seg_epochs / 640, 'SPADE': n_train * spade_epochs / 640,
-            'evaluation': n_val / 16, 'round trip': n_val / 16, 'video': 1.}
+    work = {'data': (n_train + n_val) / 80, 'segmenter': n_train * seg_epochs / 640,
+            'SPADE': n_train * spade_epochs / 640, 'evaluation': n_val / 16, 'round trip': n_val / 16, 'video': 1.}
     return {k: _SECS[k] * work[k] * px for k in STAGES}
 
 def _dur(s:float) -> str: # seconds
@@ -49,7 +51,9 @@ class _Stages:
     "Announce each stage as it starts, in one line: [k/6] name: what it does (~its time on a free CPU core); time them"
     def __init__(self, plan:dict, on:bool=True): self.plan, self.on, self.starts = plan, on, []
     def __call__(self, what:str):
-        self.starts.append((time.time(), time.process_time())); k = len(self.starts); name = STAGES[k - 1]
+        self.starts.append((time.time(), time.process_time()))
+        k = len(self.starts)
+        name = STAGES[k - 1]
         if self.on: print(f"[{k}/{len(STAGES)}] {name}: {what} (~{_dur(self.plan[name])})", flush=True)
     def secs(self, cpu:bool=False) -> dict: # cpu: the process's CPU time (all threads) instead of the wall clock
         "Seconds each stage took (the last one: until now)"
@@ -72,10 +76,13 @@ def _demo_data(root:Path, out:Path) -> dict:
     tf = seg_transforms(False, mean=None)          # images in [0, 1]: the colour baseline's units
     tr, va = Cityscapes(root, 'train', transform=tf), Cityscapes(root, 'val', transform=tf)
     xb, yb = zip(*[tr[i] for i in range(min(4, len(tr)))])
-    fig = show_batch(torch.stack(xb), torch.stack(yb), titles=['label map']); fig.savefig(out/'batch.png', dpi=80); plt.close(fig)
+    fig = show_batch(torch.stack(xb), torch.stack(yb), titles=['label map'])
+    fig.savefig(out/'batch.png', dpi=80)
+    plt.close(fig)
     cnt = torch.bincount(torch.stack([tr.raw(i)[1] for i in range(len(tr))]).flatten(), minlength=256)[:19].double()
     fl = segmentation_floors(tr, va)
-    return dict(n_train=len(tr), n_val=len(va), class_share={CITYSCAPES.names[i]: round(float(c / cnt.sum()), 4) for i, c in enumerate(cnt) if c},
+    return dict(n_train=len(tr), n_val=len(va),
+                class_share={CITYSCAPES.names[i]: round(float(c / cnt.sum()), 4) for i, c in enumerate(cnt) if c},
                 colour_baseline=fl['colour only (nearest mean)'], chance=fl['chance (majority class)'])
 
 # %% ../nbs/09b_demo.ipynb #e0d88631
@@ -84,12 +91,15 @@ def _explained(x:torch.Tensor, lab:torch.Tensor) -> float: # N×3×H×W images, 
     tot = win = 0.
     for xi, l in zip(x, lab):
         tot += float(((xi - xi.mean((1, 2), keepdim=True)) ** 2).sum())
-        for c in l.unique(): k = l == c; win += float(((xi[:, k] - xi[:, k].mean(1, keepdim=True)) ** 2).sum())
+        for c in l.unique():
+            k = l == c
+            win += float(((xi[:, k] - xi[:, k].mean(1, keepdim=True)) ** 2).sum())
     return 1 - win / tot if tot else 0.
 
 def color_check(rt:RoundTripReport) -> dict: # a `round_trip` report: its kept examples are measured
-    "Each class's mean colour in photo′ against the photos' (|Δ| in levels of 255; a uniform image's as the floor), and R² of colour by the label map"
-    lab = torch.stack(rt.examples['label']); n = lab.numel()
+    "Class mean colours, photo′ vs photos (|Δ| in levels of 255; floor: a uniform image), and R² of colour by label map"
+    lab = torch.stack(rt.examples['label'])
+    n = lab.numel()
     ph, ph2 = ((torch.stack(rt.examples[k]).float() + 1) * 127.5 for k in ('photo', 'photo2'))     # N×3×H×W, in levels
     mean = lambda x, c: x.permute(1, 0, 2, 3)[:, lab == c].mean(1)
     cls = {rt.names[c]: c for c in (int(v) for v in lab.unique()) if 0 <= c < len(rt.names)}
@@ -100,10 +110,13 @@ def color_check(rt:RoundTripReport) -> dict: # a `round_trip` report: its kept e
                 explained=_explained(ph2, lab), explained_photo=_explained(ph, lab))
 
 # %% ../nbs/09b_demo.ipynb #4108659c
+# a \ at a line's end only wraps this source: the text runs on
 _REPORT_DATA = """# segsyn demo
 
-Synthetic streets: {m[n_train]} train + {m[n_val]} val frames at {m[size][0]}×{m[size][1]}, seed {m[seed]}; a U-Net and a SPADE
-generator trained on them for {m[seg_epochs]} and {m[spade_epochs]} epochs ({m[secs]:.0f} s in all, {m[profile]} profile).
+Synthetic streets: {m[n_train]} train + {m[n_val]} val frames at {m[size][0]}×{m[size][1]}, seed {m[seed]}; \
+a U-Net and a SPADE
+generator trained on them for {m[seg_epochs]} and {m[spade_epochs]} epochs ({m[secs]:.0f} s in all, \
+{m[profile]} profile).
 
 ![a batch of the training data](batch.png)
 
@@ -130,6 +143,7 @@ small, thin ones (poles, signs, people) are the first to be painted as what surr
 """
 
 # %% ../nbs/09b_demo.ipynb #441aca2a
+# a \ at a line's end only wraps this source: the text runs on
 _REPORT_TRIP = """## Synthesis and the round trip
 
 SPADE draws a photo from a label map. The round trip chains the two models: photo → U-Net → label map → SPADE →
@@ -139,9 +153,11 @@ U-Net (segmentation score): pixel acc {m[spade][val_seg_pixel_acc]:.1%}, mIoU {m
 
 {rt_table}
 
-Colours (`color_check`): each class's mean colour in photo′ is {m[colours][err]:.0f} levels of 255 from its mean colour in
+Colours (`color_check`): each class's mean colour in photo′ is {m[colours][err]:.0f} levels of 255 from its mean \
+colour in
 the photos (a uniform image, the photos' mean colour everywhere: {m[colours][uniform]:.0f}), and the label map explains
-{m[colours][explained]:.0%} of photo′'s colour variation (of the photos' own, which carry texture: {m[colours][explained_photo]:.0%}).
+{m[colours][explained]:.0%} of photo′'s colour variation (of the photos' own, which carry \
+texture: {m[colours][explained_photo]:.0%}).
 
 ![round trip](roundtrip/roundtrip.png)
 
@@ -150,7 +166,8 @@ the U-Net's label map′ of photo′, and where the two maps disagree (red; grey
 photo′ has the photo's layout — road, sidewalk, buildings, trees and sky in the same places, each in its own
 colour — and label map′ repeats label map, so the last column is mostly grey.*
 
-**At this size** ({m[size][0]}×{m[size][1]}, a SPADE {m[spade][ngf]} channels wide trained for {m[spade][steps]} steps on a CPU,
+**At this size** ({m[size][0]}×{m[size][1]}, a SPADE {m[spade][ngf]} channels wide trained for {m[spade][steps]} \
+steps on a CPU,
 without the VGG loss) photo′ is a sketch of the layout: flat regions in each class's typical colour, soft edges,
 little texture, and the smallest objects lost. **A full-size run on a GPU** — 07b_spade_training in the full profile
 (`SEGSYN_PROFILE=full`): 256×512, the paper's widths and losses with VGG, 200 epochs on 2000 frames — is what SPADE
@@ -190,24 +207,30 @@ def _train(root:Path, out:Path, size:tuple, seg_epochs:int, spade_epochs:int, se
     "Stages 2 and 3: the U-Net, then SPADE judged by it; both saved as model files, resume checkpoints removed"
     say(f"a U-Net learns to label every pixel with one of 19 classes ({_n(seg_epochs, 'epoch')})")
     seg, si = train_small_segmenter(root, size, seg_epochs, out/'runs', seed=seed, progress=progress)
-    say(f"SPADE learns to draw a photo from a label map ({_n(spade_epochs, 'epoch')}; the U-Net scores its drawings after each)")
+    say(f"SPADE learns to draw a photo from a label map ({_n(spade_epochs, 'epoch')}; "
+        "the U-Net scores its drawings after each)")
     G, gi = train_small_spade(root, size, seg, spade_epochs, out/'runs', seed=seed, progress=progress)
-    save_segmenter(seg, out/'segmenter.pt', 'unet', base=si['base']); save_generator(G, out/'generator.pt')
-    for ck in (out/'runs').rglob('*.pt'): ck.unlink()   # resume checkpoints (with optimiser states); the model files stay
+    save_segmenter(seg, out/'segmenter.pt', 'unet', base=si['base'])
+    save_generator(G, out/'generator.pt')
+    for ck in (out/'runs').rglob('*.pt'): ck.unlink()   # resume checkpoints (with optimiser states); model files stay
     return seg, G, dict(segmenter=si, spade=gi)
 
+# %% ../nbs/09b_demo.ipynb #13b396ba
 def _reports(root:Path, out:Path, seg, G, size:tuple, seed:int, say) -> tuple:
     "Stages 4 to 6: the U-Net's evaluation, the round trip on val, a pan over a wide frame as video"
     val = lambda **kw: PreResized(Cityscapes(root, 'val'), size, transform=seg_transforms(False, **kw))
     say("the U-Net on the validation frames: scores per class and the confusion matrix")
-    rep = evaluate(seg, make_loader(val(), 8, shuffle=False, num_workers=0), name='U-Net', progress=False); rep.save(out/'eval')
+    rep = evaluate(seg, make_loader(val(), 8, shuffle=False, num_workers=0), name='U-Net', progress=False)
+    rep.save(out/'eval')
     say("photo → U-Net → label map → SPADE → photo′ → U-Net → label map′ on the validation frames")
     vt = val(mean=TANH_MEAN, std=TANH_STD)
-    rt = round_trip(seg, G, make_loader(vt, 8, shuffle=False, num_workers=0), keep=len(vt), progress=False); rt.save(out/'roundtrip')
+    rt = round_trip(seg, G, make_loader(vt, 8, shuffle=False, num_workers=0), keep=len(vt), progress=False)
+    rt.save(out/'roundtrip')
     say("a window pans across a wide street: the U-Net's labels and SPADE's redrawing of every frame, as GIFs")
-    H, W = size; wide = make_synthetic_streets(out/'data_wide', 1, 1, size=(H, 2 * W), seed=seed + 1)
-    vid = segment_video(seg, pan_frames(Cityscapes(wide, 'train').raw(0)[0], W, out/'frames'), out/'video', G=G, names=['U-Net'],
-                        min_width=W * -(-256 // H))              # panels at least 256 pixels high
+    H, W = size
+    wide = make_synthetic_streets(out/'data_wide', 1, 1, size=(H, 2 * W), seed=seed + 1)
+    vid = segment_video(seg, pan_frames(Cityscapes(wide, 'train').raw(0)[0], W, out/'frames'), out/'video', G=G,
+                        names=['U-Net'], min_width=W * -(-256 // H))              # panels at least 256 pixels high
     return rep, rt, vid
 
 # %% ../nbs/09b_demo.ipynb #cccc34d3
@@ -217,30 +240,41 @@ def run_demo(out:str|Path, # the run folder: created when missing; an earlier de
              seg_epochs:int=10, spade_epochs:int=10, seed:int=0,
              progress:bool=True, # a line per stage and a bar per training epoch
              threads:int|None=None) -> dict: # torch threads (default: `idle_threads()`); -> the metrics (metrics.json)
-    "The main job: synthetic streets → U-Net and SPADE → evaluation, round trip and video; report.md, metrics.json and figures in `out`"
-    n = torch.get_num_threads(); k = threads or idle_threads(most=n)
+    "The main job: synthetic streets → U-Net, SPADE → evaluation, round trip, video; report.md, metrics.json, figures"
+    n = torch.get_num_threads()
+    k = threads or idle_threads(most=n)
     if progress and threads is None and k < n:
-        print(f"other work keeps this machine's cores busy: {_n(k, 'thread')} instead of {n}, which a busy machine slows far less", flush=True)
+        print(f"other work keeps this machine's cores busy: {_n(k, 'thread')} instead of {n}, "
+              "which a busy machine slows far less", flush=True)
     torch.set_num_threads(k)
     try: return _run_demo(Path(out), n_train, n_val, tuple(size), seg_epochs, spade_epochs, seed, progress)
     finally: torch.set_num_threads(n)
 
 # %% ../nbs/09b_demo.ipynb #717288ba
-def _run_demo(out:Path, n_train:int, n_val:int, size:tuple, seg_epochs:int, spade_epochs:int, seed:int, progress:bool) -> dict:
+def _run_demo(out:Path, n_train:int, n_val:int, size:tuple, seg_epochs:int, spade_epochs:int, seed:int,
+              progress:bool) -> dict:
     "`run_demo`'s stages, on the threads it chose"
-    t0 = time.time(); out.mkdir(parents=True, exist_ok=True)
-    plan = demo_plan(n_train, n_val, size, seg_epochs, spade_epochs); say = _Stages(plan, progress)
-    if progress: print(f"segsyn demo → {out}: {len(STAGES)} stages, about {_dur(sum(plan.values()))} of one CPU core's time", flush=True)
+    t0 = time.time()
+    out.mkdir(parents=True, exist_ok=True)
+    plan = demo_plan(n_train, n_val, size, seg_epochs, spade_epochs)
+    say = _Stages(plan, progress)
+    if progress:
+        print(f"segsyn demo → {out}: {len(STAGES)} stages, about {_dur(sum(plan.values()))} of one CPU core's time",
+              flush=True)
     seed_everything(seed)
-    say(f"{n_train} + {n_val} synthetic street frames at {size[0]}×{size[1]}, a picture of a batch, the chance and colour-only floors")
-    root = make_synthetic_streets(out/'data', n_train, n_val, size=size, seed=seed, progress=progress); data = _demo_data(root, out)
+    say(f"{n_train} + {n_val} synthetic street frames at {size[0]}×{size[1]}, a picture of a batch, "
+        "the chance and colour-only floors")
+    root = make_synthetic_streets(out/'data', n_train, n_val, size=size, seed=seed, progress=progress)
+    data = _demo_data(root, out)
     seg, G, info = _train(root, out, size, seg_epochs, spade_epochs, seed, say, progress)
     rep, rt, vid = _reports(root, out, seg, G, size, seed, say)
-    m = dict(profile=get_profile(), size=list(size), seed=seed, seg_epochs=seg_epochs, spade_epochs=spade_epochs, **data,
-             segmenter=rep.summary(), spade=info['spade'], roundtrip=rt.metrics(), colours=color_check(rt),
-             video=dict(frames=vid['frames']), threads=torch.get_num_threads(), stage_secs=say.secs(), stage_cpu_secs=say.secs(cpu=True),
-             secs=time.time() - t0)
+    m = dict(profile=get_profile(), size=list(size), seed=seed, seg_epochs=seg_epochs, spade_epochs=spade_epochs,
+             **data, segmenter=rep.summary(), spade=info['spade'], roundtrip=rt.metrics(), colours=color_check(rt),
+             video=dict(frames=vid['frames']), threads=torch.get_num_threads(), stage_secs=say.secs(),
+             stage_cpu_secs=say.secs(cpu=True), secs=time.time() - t0)
     with atomic_write(out/'metrics.json', 'w') as f: json.dump(m, f, indent=1)
     _report(out, m, rep, rt)
-    if progress: print(f"done in {_dur(m['secs'])}: open {out/'report.md'} (figures, captions); metrics.json, eval/, roundtrip/, video/")
+    if progress:
+        print(f"done in {_dur(m['secs'])}: open {out/'report.md'} (figures, captions); "
+              "metrics.json, eval/, roundtrip/, video/")
     return m

@@ -1,4 +1,4 @@
-"""Scale and speed: multi-GPU / multi-node training with torchrun and DistributedDataParallel, the fast paths, and `segsyn bench`.
+"""Scale and speed: multi-GPU / multi-node training (torchrun, DistributedDataParallel), fast paths, `segsyn bench`
 
 Docs: https://segsyn.github.io/segsyn/performance.html.md"""
 
@@ -35,8 +35,9 @@ def init_distributed(backend:str|None=None # None: NCCL on CUDA, gloo otherwise
     if world <= 1 and not dist.is_initialized(): return 0, 1, default_device()
     cuda, local = torch.cuda.is_available(), int(os.environ.get('LOCAL_RANK', '0'))
     if cuda and local >= torch.cuda.device_count():      # before joining: a rank with no GPU would hang the others
-        raise SegsynError(f"LOCAL_RANK {local} but this node has {torch.cuda.device_count()} visible GPU(s): start at most one "
-                          "process per GPU (torchrun --nproc_per_node N), or hide the GPUs (CUDA_VISIBLE_DEVICES=) to run on the CPU")
+        raise SegsynError(f"LOCAL_RANK {local} but this node has {torch.cuda.device_count()} visible GPU(s): "
+                          "start at most one process per GPU (torchrun --nproc_per_node N), "
+                          "or hide the GPUs (CUDA_VISIBLE_DEVICES=) to run on the CPU")
     if not dist.is_initialized():
         if 'MASTER_ADDR' not in os.environ:
             raise SegsynError("WORLD_SIZE > 1 but no MASTER_ADDR: start distributed runs with torchrun "
@@ -48,64 +49,75 @@ def init_distributed(backend:str|None=None # None: NCCL on CUDA, gloo otherwise
 
 # %% ../nbs/10_performance.ipynb #eeb1861c
 class ShardSampler(Sampler):
-    "This process's share of a dataset's indices: shuffled per epoch (same permutation on every rank), evenly cut for training"
+    "This process's share of a dataset's indices: shuffled per epoch (same order on all ranks), evenly cut for training"
     def __init__(self, n:int, # dataset length
                  rank:int, world:int, # this process, of how many
                  shuffle:bool=True, seed:int=0, # a new permutation per epoch, from `seed + epoch`
                  even:bool=True): # drop the tail so every rank has the same number of samples (training)
-        self.n, self.rank, self.world, self.shuffle, self.seed, self.even, self.epoch = n, rank, world, shuffle, seed, even, 0
+        self.n, self.rank, self.world, self.shuffle, self.seed, self.even, self.epoch = (
+            n, rank, world, shuffle, seed, even, 0)
     def _indices(self):
-        idx = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist() if self.shuffle else list(range(self.n))
+        idx = (torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist()
+               if self.shuffle else list(range(self.n)))
         if self.even: idx = idx[:self.n - self.n % self.world]
         return idx[self.rank::self.world]
     def __iter__(self):
-        idx = self._indices(); self.epoch += 1
+        idx = self._indices()
+        self.epoch += 1
         return iter(idx)
     def __len__(self): return len(self._indices())
 
+# %% ../nbs/10_performance.ipynb #7202a027
 def shard_loader(ds, batch_size:int, # per process
                  rank:int, world:int, # this process, of how many
-                 train:bool=True, # shuffled, even shards, incomplete last batch dropped; False: every sample once, in order
+                 train:bool=True, # shuffled even shards, last partial batch dropped; False: every sample once, in order
                  seed:int=0, num_workers:int=0, **kw) -> DataLoader: # **kw: passed to DataLoader
     "A DataLoader over this rank's shard (per-process batch size)"
     s = ShardSampler(len(ds), rank, world, shuffle=train, seed=seed, even=train)
-    return DataLoader(ds, batch_size, sampler=s, num_workers=num_workers, drop_last=train, pin_memory=torch.cuda.is_available(),
-                      persistent_workers=num_workers > 0, **kw)
+    return DataLoader(ds, batch_size, sampler=s, num_workers=num_workers, drop_last=train,
+                      pin_memory=torch.cuda.is_available(), persistent_workers=num_workers > 0, **kw)
 
 # %% ../nbs/10_performance.ipynb #83267f3a
 def ddp_worker(rank:int, # this process's rank (mp.spawn passes it first)
                world:int, # number of processes
                cfg:dict): # data (a .pt of x, y, vx, vy), rendezvous (a file), out (a folder), classes, bs, epochs, seed
-    "One process of a test/demo DDP job (mp.spawn target): trains a small U-Net on tensors and writes its weights and metrics"
+    "One process of a test/demo DDP job (mp.spawn target): trains a small U-Net on tensors; writes weights and metrics"
     torch.set_num_threads(1)
     dist.init_process_group('gloo', init_method=f"file://{cfg['rendezvous']}", rank=rank, world_size=world)
     try:
         d = torch.load(cfg['data'], weights_only=True)
         tr, va = list(zip(d['x'], d['y'])), list(zip(d['vx'], d['vy']))
-        seed_everything(cfg.get('seed', 0) + rank)          # different on purpose: DDP must make the replicas identical anyway
+        seed_everything(cfg.get('seed', 0) + rank)          # different on purpose: DDP must make the replicas identical
         task = SegTask(unet(cfg['classes'], base=4), cfg['classes'])
-        learn = Learner(task, shard_loader(tr, cfg['bs'], rank, world, seed=0), shard_loader(va, cfg['bs'], rank, world, train=False),
-                    lr=1e-2, epochs=cfg['epochs'], sched=None, device='cpu', save=rank == 0, progress=False,
-                    runs_dir=cfg['out'], name='ddp', seed=cfg.get('seed', 0))
+        learn = Learner(task, shard_loader(tr, cfg['bs'], rank, world, seed=0),
+                        shard_loader(va, cfg['bs'], rank, world, train=False),
+                        lr=1e-2, epochs=cfg['epochs'], sched=None, device='cpu', save=rank == 0, progress=False,
+                        runs_dir=cfg['out'], name='ddp', seed=cfg.get('seed', 0))
         h = learn.fit()
         torch.save(dict(state=task.model.state_dict(), val=h[-1]), Path(cfg['out'])/f'rank{rank}.pt')
-        dist.barrier()                                      # leave together, as `segsyn train` does (rank 0 writes checkpoints the others don't)
+        dist.barrier()    # leave together, as `segsyn train` does (rank 0 writes checkpoints the others don't)
     finally: dist.destroy_process_group()
 
 # %% ../nbs/10_performance.ipynb #ea6f88c0
 def _tv_ref_step(x, y):
-    "One training step as torchvision's reference recipe runs it: DeepLabV3-R50 with aux head, fp32, SGD, main + 0.5·aux CE"
+    "One training step of torchvision's reference recipe: DeepLabV3-R50 with aux head, fp32, SGD, main + 0.5·aux CE"
     import torchvision
     torch.manual_seed(0)
-    m = torchvision.models.segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=19, aux_loss=True)
-    m = m.to(x.device).train(); opt = torch.optim.SGD(m.parameters(), 0.02, momentum=0.9, weight_decay=1e-4)
+    m = torchvision.models.segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=19,
+                                                           aux_loss=True)
+    m = m.to(x.device).train()
+    opt = torch.optim.SGD(m.parameters(), 0.02, momentum=0.9, weight_decay=1e-4)
     def step():
-        out = m(x); loss = F.cross_entropy(out['out'], y, ignore_index=255) + 0.5 * F.cross_entropy(out['aux'], y, ignore_index=255)
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        out = m(x)
+        loss = F.cross_entropy(out['out'], y, ignore_index=255) + 0.5 * F.cross_entropy(out['aux'], y, ignore_index=255)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
     return step
 
+# %% ../nbs/10_performance.ipynb #a1a26873
 def _segsyn_step(x, y):
-    "One training step on segsyn's fast path: fused AdamW as the Learner builds it (`training.adam`), bf16 autocast and channels-last on CUDA"
+    "One training step on segsyn's fast path: fused AdamW (`training.adam`), bf16 autocast and channels-last on CUDA"
     cuda = x.device.type == 'cuda'
     torch.manual_seed(0)
     m = deeplabv3_resnet50(19).to(x.device).train()
@@ -113,7 +125,10 @@ def _segsyn_step(x, y):
     opt, ce = adam(m.parameters(), 1e-4, torch.optim.AdamW), CrossEntropy()
     def step():
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cuda): out = model_logits(m, x)
-        loss = ce(out.float(), y); opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        loss = ce(out.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
     return step
 
 # %% ../nbs/10_performance.ipynb #0c6f4774
@@ -121,13 +136,15 @@ def seg_step_benchmark(size:tuple=(512, 1024), # (H, W) of the random batch
                        batch:int=2, # images per step
                        steps:int=5, # timed steps (after one warm-up)
                        device=None) -> dict: # default: `default_device()`
-    "DeepLabV3-ResNet50 train step: segsyn's fast path vs torchvision's reference recipe (fp32), images/s and peak memory"
+    "DeepLabV3-ResNet50 train step, segsyn's fast path vs torchvision's reference recipe (fp32): images/s, peak memory"
     dev = torch.device(device) if device is not None else default_device()
     x, y = torch.randn(batch, 3, *size, device=dev), torch.randint(0, 19, (batch, *size), device=dev)
-    ref = _tv_ref_step(x, y); r_ips, r_mem = time_steps(ref, steps, dev); del ref   # its model is freed before ours is built
+    ref = _tv_ref_step(x, y)
+    r_ips, r_mem = time_steps(ref, steps, dev)
+    del ref   # its model is freed before ours is built
     s_ips, s_mem = time_steps(_segsyn_step(x, y), steps, dev)
-    return dict(size=list(size), batch=batch, device=str(dev), torchvision_ref_img_s=r_ips * batch, segsyn_img_s=s_ips * batch,
-                speedup=s_ips / r_ips, torchvision_ref_peak_gb=r_mem, segsyn_peak_gb=s_mem)
+    return dict(size=list(size), batch=batch, device=str(dev), torchvision_ref_img_s=r_ips * batch,
+                segsyn_img_s=s_ips * batch, speedup=s_ips / r_ips, torchvision_ref_peak_gb=r_mem, segsyn_peak_gb=s_mem)
 
 # %% ../nbs/10_performance.ipynb #2e243fb2
 def _epoch_rate(pre, tf, post, batch, dev, epochs):
@@ -135,7 +152,9 @@ def _epoch_rate(pre, tf, post, batch, dev, epochs):
     pre.transform = tf
     dl = make_loader(pre, batch, shuffle=False, num_workers=0, drop_last=False)
     def one_pass():
-        for x, y in dl: post(x.to(dev, non_blocking=True)); y.to(dev, non_blocking=True)
+        for x, y in dl:
+            post(x.to(dev, non_blocking=True))
+            y.to(dev, non_blocking=True)
     return time_steps(one_pass, epochs, dev)[0] * len(pre)
 
 def device_normalize_benchmark(root:str|Path, # a Cityscapes-layout dataset (train split)
@@ -143,11 +162,13 @@ def device_normalize_benchmark(root:str|Path, # a Cityscapes-layout dataset (tra
                                n:int=32, epochs:int=2, device=None) -> dict: # frames used; timed passes over them
     "Images/s from cached frames to normalised images on the device: float in the loader vs uint8 + `DeviceNormalize`"
     dev = torch.device(device) if device is not None else default_device()
-    ds = Cityscapes(root, 'train'); ds.items = ds.items[:n]
+    ds = Cityscapes(root, 'train')
+    ds.items = ds.items[:n]
     pre = PreResized(ds, size)
     flt = _epoch_rate(pre, seg_transforms(False), lambda x: x, batch, dev, epochs)
     u8 = _epoch_rate(pre, seg_transforms(False, keep_uint8=True), DeviceNormalize(), batch, dev, epochs)
-    return dict(size=list(size), batch=batch, frames=len(pre), device=str(dev), float_loader_img_s=flt, uint8_device_norm_img_s=u8, speedup=u8 / flt)
+    return dict(size=list(size), batch=batch, frames=len(pre), device=str(dev), float_loader_img_s=flt,
+                uint8_device_norm_img_s=u8, speedup=u8 / flt)
 
 # %% ../nbs/10_performance.ipynb #542d1db8
 @torch.no_grad()
@@ -156,14 +177,17 @@ def inference_benchmark(size:tuple=(1024, 2048), # (H, W) of one frame
                         device=None) -> dict:
     "DeepLabV3-ResNet50 inference frames/s at `size`, fp32 vs bf16 + channels-last (on CUDA)"
     dev = torch.device(device) if device is not None else default_device()
-    m = deeplabv3_resnet50(19).to(dev).eval(); x = torch.randn(1, 3, *size, device=dev)
+    m = deeplabv3_resnet50(19).to(dev).eval()
+    x = torch.randn(1, 3, *size, device=dev)
     fp32, mem32 = time_steps(lambda: m(x), frames, dev)
     out = dict(size=list(size), device=str(dev), fp32_fps=fp32, fp32_peak_gb=mem32)
     if dev.type == 'cuda':
-        m = m.to(memory_format=torch.channels_last); xc = x.contiguous(memory_format=torch.channels_last)
+        m = m.to(memory_format=torch.channels_last)
+        xc = x.contiguous(memory_format=torch.channels_last)
         def fast():
             with torch.autocast('cuda', dtype=torch.bfloat16): m(xc)
-        out['bf16_fps'], out['bf16_peak_gb'] = time_steps(fast, frames, dev); out['speedup'] = out['bf16_fps'] / fp32
+        out['bf16_fps'], out['bf16_peak_gb'] = time_steps(fast, frames, dev)
+        out['speedup'] = out['bf16_fps'] / fp32
     return out
 
 # %% ../nbs/10_performance.ipynb #0584eecd
@@ -173,8 +197,10 @@ def _device_name(dev:torch.device) -> str:
     if dev.type == 'cuda': return torch.cuda.get_device_name(dev)
     return f'cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)'
 
+# %% ../nbs/10_performance.ipynb #6dc1286b
 def bench(quick:bool=False, # small sizes (CPU: about a minute)
-          device=None, root:str|Path|None=None, # a Cityscapes-layout folder for the data benchmark (default: synthetic, made in a temp folder)
+          device=None,
+          root:str|Path|None=None, # a Cityscapes-layout folder for the data benchmark (default: synthetic, temporary)
           out:str|Path|None=None) -> dict: # write bench.json here
     "Every benchmark in one run on one device: data, segmentation step, SPADE step, inference"
     import tempfile
@@ -182,11 +208,13 @@ def bench(quick:bool=False, # small sizes (CPU: about a minute)
     res, t0, q = dict(device=_device_name(dev), torch=torch.__version__, quick=quick), time.time(), quick
     with tempfile.TemporaryDirectory() as tmp:
         size = (64, 128) if q else (256, 512)
-        r = Path(root) if root else make_synthetic_streets(Path(tmp)/'syn', 8 if q else 32, 2, size=(size[0] * 2, size[1] * 2))
+        r = (Path(root) if root
+             else make_synthetic_streets(Path(tmp)/'syn', 8 if q else 32, 2, size=(size[0] * 2, size[1] * 2)))
         res['data'] = loader_benchmark(r, size=size, n=8 if q else 32, epochs=2)
         res['device_normalize'] = device_normalize_benchmark(r, size, 4 if q else 8, n=8 if q else 32, device=dev)
     res['seg_step'] = seg_step_benchmark((64, 128) if q else (512, 1024), 2, 2 if q else 10, dev)
-    sopt = spade_options(ngf=16, spade_hidden=32, crop_size=128, num_upsampling_layers='normal', no_vgg_loss=True) if q else spade_options(no_vgg_loss=True)
+    sopt = (spade_options(ngf=16, spade_hidden=32, crop_size=128, num_upsampling_layers='normal', no_vgg_loss=True) if q
+            else spade_options(no_vgg_loss=True))
     sp = spade_step_benchmark(sopt, size=(64, 128) if q else (256, 512), steps=2 if q else 10, device=dev)
     res['spade_step'] = dict(fp32=sp[0], bf16_channels_last=sp[1], speedup=sp[1]['it_s'] / sp[0]['it_s'])
     res['inference'] = inference_benchmark((128, 256) if q else (1024, 2048), 2 if q else 10, dev)
@@ -202,10 +230,18 @@ def bench_table(res:dict) -> str: # what `bench` returned (or bench.json)
     d, s, p, i, n = res['data'], res['seg_step'], res['spade_step'], res['inference'], res['device_normalize']
     return (f"Device: **{res['device']}**, torch {res['torch']}{' (quick)' if res['quick'] else ''}\n\n"
             "| benchmark | baseline | segsyn | ratio |\n|---|---|---|---|\n"
-            f"| data, img/s ({d['size'][0]}×{d['size'][1]}) | naive PIL {d['naive_img_s']:.1f} | cached {d['segsyn_cached_img_s']:.1f} (uncached {d['segsyn_img_s']:.1f}) | {d['speedup_cached']:.1f}× ({d['speedup']:.2f}×) |\n"
-            f"| loader → device, img/s ({n['size'][0]}×{n['size'][1]}, batch {n['batch']}) | float in the loader {n['float_loader_img_s']:.1f} | uint8 + DeviceNormalize {n['uint8_device_norm_img_s']:.1f} | {n['speedup']:.2f}× |\n"
-            f"| DeepLabV3-R50 train step, img/s ({s['size'][0]}×{s['size'][1]}, batch {s['batch']}) | torchvision reference fp32 {s['torchvision_ref_img_s']:.2f} | {s['segsyn_img_s']:.2f} | {s['speedup']:.2f}× |\n"
+            f"| data, img/s ({d['size'][0]}×{d['size'][1]}) | naive PIL {d['naive_img_s']:.1f} "
+            f"| cached {d['segsyn_cached_img_s']:.1f} (uncached {d['segsyn_img_s']:.1f}) "
+            f"| {d['speedup_cached']:.1f}× ({d['speedup']:.2f}×) |\n"
+            f"| loader → device, img/s ({n['size'][0]}×{n['size'][1]}, batch {n['batch']}) "
+            f"| float in the loader {n['float_loader_img_s']:.1f} "
+            f"| uint8 + DeviceNormalize {n['uint8_device_norm_img_s']:.1f} | {n['speedup']:.2f}× |\n"
+            f"| DeepLabV3-R50 train step, img/s ({s['size'][0]}×{s['size'][1]}, batch {s['batch']}) "
+            f"| torchvision reference fp32 {s['torchvision_ref_img_s']:.2f} | {s['segsyn_img_s']:.2f} "
+            f"| {s['speedup']:.2f}× |\n"
             f"| … peak memory GB | {f(s['torchvision_ref_peak_gb'])} | {f(s['segsyn_peak_gb'])} | |\n"
-            f"| SPADE train step, it/s ({p['fp32']['size'][0]}×{p['fp32']['size'][1]}) | fp32 {p['fp32']['it_s']:.2f} | bf16+channels-last {p['bf16_channels_last']['it_s']:.2f} | {p['speedup']:.2f}× |\n"
+            f"| SPADE train step, it/s ({p['fp32']['size'][0]}×{p['fp32']['size'][1]}) | fp32 {p['fp32']['it_s']:.2f} "
+            f"| bf16+channels-last {p['bf16_channels_last']['it_s']:.2f} | {p['speedup']:.2f}× |\n"
             f"| … peak memory GB | {f(p['fp32']['peak_mem_gb'])} | {f(p['bf16_channels_last']['peak_mem_gb'])} | |\n"
-            f"| inference, frames/s ({i['size'][0]}×{i['size'][1]}) | fp32 {i['fp32_fps']:.2f} | {f(i.get('bf16_fps'))} | {f(i.get('speedup'), '×')} |\n")
+            f"| inference, frames/s ({i['size'][0]}×{i['size'][1]}) | fp32 {i['fp32_fps']:.2f} "
+            f"| {f(i.get('bf16_fps'))} | {f(i.get('speedup'), '×')} |\n")

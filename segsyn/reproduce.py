@@ -13,7 +13,8 @@ import torch.nn as nn, torch.nn.functional as F
 from .core import SegsynError, get_profile, seed_everything, atomic_write, held_locks, release_locks
 from .metrics import scores_from_cm, ConfusionMatrix, chance_floor
 from .layers import model_logits, model_device
-from .writeups import WRITEUPS, REPORTED, writeup000_recipe, with_unlabeled, writeup004_scores, single_precision_recall
+from .writeups import (
+    WRITEUPS, REPORTED, writeup000_recipe, with_unlabeled, writeup004_scores, single_precision_recall)
 from .cgan import decode_colors
 from .datasets import Cityscapes, detect_layout
 from .loaders import PreResized, seg_transforms, make_loader
@@ -31,7 +32,9 @@ __all__ = ['RUNNABLE', 'CI_EPOCHS', 'writeup_table', 'experiment', 'segmenter_ma
            'checks_table', 'per_class_table', 'writeup000_transforms', 'writeup000_data']
 
 # %% ../nbs/13_reproduce.ipynb #1d35cc5b
-def _fmt(v) -> str: return '' if v is None else v if isinstance(v, str) else f'{v:.4f}'.lstrip('0') if abs(v) < 1 else f'{v:.2f}'
+def _fmt(v) -> str:
+    return ('' if v is None else v if isinstance(v, str)
+            else f'{v:.4f}'.lstrip('0') if abs(v) < 1 else f'{v:.2f}')
 
 def writeup_table(wid:str, # '000' … '004'
                   ci:dict|None=None, # (model, metric) -> segsyn's value on synthetic data at CI size
@@ -41,9 +44,11 @@ def writeup_table(wid:str, # '000' … '004'
     "A write-up's reported values beside segsyn's, one row per (model, metric)"
     if wid not in WRITEUPS: raise KeyError(f"no write-up {wid!r}; the write-ups are {sorted(WRITEUPS)}")
     ci, ours, notes = ci or {}, ours or {}, notes or {}
-    rows = [f"| {m} | {k} | {v} | {_fmt(ours.get((m, k)))} | {_fmt(ci.get((m, k)))} | {'; '.join(x for x in (n, notes.get((m, k), '')) if x)} |"
+    rows = [f"| {m} | {k} | {v} | {_fmt(ours.get((m, k)))} | {_fmt(ci.get((m, k)))} | "
+            f"{'; '.join(x for x in (n, notes.get((m, k), '')) if x)} |"
             for w, m, k, v, n in REPORTED if w == wid]
-    return (f"**{wid}** ({WRITEUPS[wid]['file']}): {WRITEUPS[wid]['did']}\n\n| model | metric | write-up | segsyn, same data "
+    return (f"**{wid}** ({WRITEUPS[wid]['file']}): {WRITEUPS[wid]['did']}\n\n"
+            "| model | metric | write-up | segsyn, same data "
             f"| segsyn, synthetic (CI) | notes |\n|---|---|---|---|---|---|\n" + '\n'.join(rows))
 
 # %% ../nbs/13_reproduce.ipynb #85da8cb9
@@ -51,15 +56,16 @@ def _ci(full:bool, runs:dict, ci:dict) -> dict: # model -> TrainConfig options; 
     "The write-up's runs, each with its CI changes in the ci profile"
     return runs if full else {k: {**v, **ci.get('*', {}), **ci.get(k, {})} for k, v in runs.items()}
 
+# %% ../nbs/13_reproduce.ipynb #e6c9e3c8
 def experiment(wid:str, # '000' … '004'
-               profile:str|None=None) -> dict: # 'full': the write-up's recipe; 'ci': the same at a size a CPU trains in minutes (default: the profile)
-    "Write-up `wid`'s runs as `TrainConfig` options, the layout they read, the size and frames of synthetic data in that layout, and how to score them"
+               profile:str|None=None) -> dict: # 'full': the write-up's recipe, 'ci': CPU-sized (default: the profile)
+    "Write-up `wid`'s runs as `TrainConfig` options, their layout, the synthetic data's size and frames, how to score"
     full = (profile or get_profile()) == 'full'
     if wid == '000':
         r = writeup000_recipe('full' if full else 'ci')
-        run = dict(model=r['arch'], labels='label', opt=r['opt'], lr=r['lr'], weight_decay=r['weight_decay'], batch_size=r['batch_size'], epochs=r['epochs'],
-                   sched='none', flip=r['flip'], jitter=r['jitter'], pretrained=r['pretrained'])
-        side = r['short_side']                           # 224 (000's); CI: 64, and the frames are the course's streets (`synthetic_streets`)
+        run = dict(model=r['arch'], labels='label', opt=r['opt'], lr=r['lr'], weight_decay=r['weight_decay'], batch_size=r['batch_size'],
+                   epochs=r['epochs'], sched='none', flip=r['flip'], jitter=r['jitter'], pretrained=r['pretrained'])
+        side = r['short_side']    # 224 (000's); CI: 64, and the frames are the course's streets (`synthetic_streets`)
         return dict(layout='cityscapes', size=(side, 2 * side), frames=(2975, 500) if full else (64, 16),
                     runs={'FCN-32s / ResNet-34': run}, score='writeup000')
     if wid == '001':
@@ -69,47 +75,64 @@ def experiment(wid:str, # '000' … '004'
     if wid == '002':
         runs = {'cGAN': dict(model='pix2pix', variant='writeup002', direction='image2label', ngf=64, epochs=100, lr=2e-4, batch_size=16),
                 'U-Net': dict(model='unet', variant='writeup002', ngf=64, epochs=100, lr=2e-4, batch_size=16)}
-        return dict(layout='pix2pix', size=(64, 64), frames=(2975, 500) if full else (64, 16), score='colour', train_scores=True,
-                    runs=_ci(full, runs, {'*': dict(ngf=16, epochs=4 * CI_EPOCHS, batch_size=4, lr=1e-3)}))
+        return dict(layout='pix2pix', size=(64, 64), frames=(2975, 500) if full else (64, 16), score='colour',
+                    train_scores=True, runs=_ci(full, runs, {'*': dict(ngf=16, epochs=4 * CI_EPOCHS, batch_size=4, lr=1e-3)}))
     if wid == '003':
-        runs = {'SSFPN': dict(model='ssfpn', variant='writeup003', loss='ce', opt='sgd', lr=2.5e-4, momentum=0.9, weight_decay=5e-4, batch_size=5, epochs=5, pretrained=True),
+        runs = {'SSFPN': dict(model='ssfpn', variant='writeup003', loss='ce', opt='sgd', lr=2.5e-4, momentum=0.9,
+                              weight_decay=5e-4, batch_size=5, epochs=5, pretrained=True),
                 'DeepLabV3+': dict(model='deeplabv3plus_resnet50', opt='adam', lr=1e-4, weight_decay=0., batch_size=4, epochs=5, pretrained=True),
-                'Res-UNet': dict(model='res_unet', variant='writeup003', opt='adam', lr=1e-4, weight_decay=0., batch_size=4, epochs=5, pretrained=True)}
-        return dict(layout='voc', size=(224, 224) if full else (32, 32), frames=(480, 120) if full else (64, 16), score='writeup003',
-                    runs=_ci(full, runs, {'*': dict(epochs=CI_EPOCHS, batch_size=4, pretrained=False), 'SSFPN': dict(freeze='on', lr=0.1, epochs=6 * CI_EPOCHS), 'DeepLabV3+': dict(lr=1e-3), 'Res-UNet': dict(lr=1e-3)}))
+                'Res-UNet': dict(model='res_unet', variant='writeup003', opt='adam', lr=1e-4, weight_decay=0.,
+                                 batch_size=4, epochs=5, pretrained=True)}
+        return dict(layout='voc', size=(224, 224) if full else (32, 32), frames=(480, 120) if full else (64, 16),
+                    score='writeup003', runs=_ci(full, runs, {'*': dict(epochs=CI_EPOCHS, batch_size=4, pretrained=False),
+                                                              'SSFPN': dict(freeze='on', lr=0.1, epochs=6 * CI_EPOCHS),
+                                                              'DeepLabV3+': dict(lr=1e-3), 'Res-UNet': dict(lr=1e-3)}))
     if wid == '004':
-        runs = {'U-Net': dict(model='unet', labels='cityscapes10', loss='ce+dice', opt='rmsprop', momentum=0.999, weight_decay=1e-8, lr=1e-5, sched='plateau',
-                              clip=1.0, amp='fp16', early_stop=5, batch_size=1, epochs=50, ngf=64),
-                'DeepLabV3': dict(model='deeplabv3_resnet50', epochs=50, batch_size=4), 'DenseASPP': dict(model='denseaspp161', epochs=50, batch_size=4)}
-        return dict(layout='cityscapes', size=(256, 512) if full else (32, 64), frames=(2975, 500) if full else (64, 16), score='writeup004',
-                    runs=_ci(full, runs, {'*': dict(epochs=CI_EPOCHS, batch_size=4), 'U-Net': dict(amp='auto', ngf=16, lr=1e-4), 'DenseASPP': dict(model='denseaspp121')}))
+        runs = {'U-Net': dict(model='unet', labels='cityscapes10', loss='ce+dice', opt='rmsprop', momentum=0.999,
+                              weight_decay=1e-8, lr=1e-5, sched='plateau', clip=1.0, amp='fp16', early_stop=5,
+                              batch_size=1, epochs=50, ngf=64), 'DeepLabV3': dict(model='deeplabv3_resnet50', epochs=50, batch_size=4),
+                'DenseASPP': dict(model='denseaspp161', epochs=50, batch_size=4)}
+        return dict(layout='cityscapes', size=(256, 512) if full else (32, 64), frames=(2975, 500) if full else (64, 16),
+                    score='writeup004', runs=_ci(full, runs, {'*': dict(epochs=CI_EPOCHS, batch_size=4),
+                                                              'U-Net': dict(amp='auto', ngf=16, lr=1e-4), 'DenseASPP': dict(model='denseaspp121')}))
     raise SegsynError(f"no experiment for write-up {wid!r}; `segsyn reproduce` runs {', '.join(RUNNABLE)}")
 
+# %% ../nbs/13_reproduce.ipynb #86050b28
 RUNNABLE, CI_EPOCHS = ('000', '001', '002', '003', '004'), 2
 
 # %% ../nbs/13_reproduce.ipynb #5b5b7235
 @torch.no_grad()
 def segmenter_matrices(model:nn.Module, dl, # a segmenter; a loader of (normalised images, train ids)
-                       num_classes:int) -> tuple: # -> (confusion matrix, matrix with unlabeled as a class, single precision/recall)
+                       num_classes:int) -> tuple: # -> (cm, cm with unlabeled as a class, single precision/recall)
     "The matrices the write-ups' metrics need, from one pass over `dl`"
-    ign, unl, probs, ys = ConfusionMatrix(num_classes), torch.zeros(num_classes + 1, num_classes + 1, dtype=torch.long), [], []
+    ign, unl, probs, ys = (ConfusionMatrix(num_classes),
+                           torch.zeros(num_classes + 1, num_classes + 1, dtype=torch.long), [], [])
     for x, y in dl:
         logits = model_logits(model, x.to(model_device(model))).float().cpu()
-        if logits.shape[-2:] != y.shape[-2:]: logits = F.interpolate(logits, size=y.shape[-2:], mode='bilinear', align_corners=False)
-        p = logits.argmax(1); ign.update(p, y); unl += with_unlabeled(p, y, num_classes); probs.append(logits.softmax(1)); ys.append(y)
+        if logits.shape[-2:] != y.shape[-2:]:
+            logits = F.interpolate(logits, size=y.shape[-2:], mode='bilinear', align_corners=False)
+        p = logits.argmax(1)
+        ign.update(p, y)
+        unl += with_unlabeled(p, y, num_classes)
+        probs.append(logits.softmax(1))
+        ys.append(y)
     return ign.cm, unl, single_precision_recall(torch.cat(probs), torch.cat(ys))
 
+# %% ../nbs/13_reproduce.ipynb #05fe65a6
 @torch.no_grad()
 def color_scores(G:nn.Module, dl, table) -> dict: # a colour-painting model; a `ColorPairs` loader; the classes
-    "The scores (pixel accuracy, mIoU, …) of a model that paints colour label maps, its colours decoded by nearest palette colour"
+    "The scores (pixel accuracy, mIoU, …) of a model painting colour label maps, decoded by nearest palette colour"
     cm = ConfusionMatrix(table.num_classes)
     for x, _, m in dl: cm.update(decode_colors(G(x).float(), table), m)
     return scores_from_cm(cm.cm)
 
-def writeup003_six(cm:torch.Tensor, single:tuple) -> dict: # a confusion matrix; (precision, recall) as `single_precision_recall` gives
+def writeup003_six(cm:torch.Tensor, # a confusion matrix
+                   single:tuple # (precision, recall) as `single_precision_recall` gives
+                  ) -> dict:
     "003's six numbers: pixel and mean accuracy, mIoU, FWIoU, and its single (Keras-style) precision and recall"
     s = scores_from_cm(cm)
-    return dict(pixel_acc=s['pixel_acc'], mean_acc=s['mean_acc'], miou=s['miou'], fwiou=s['fwiou'], precision=single[0], recall=single[1])
+    return dict(pixel_acc=s['pixel_acc'], mean_acc=s['mean_acc'], miou=s['miou'], fwiou=s['fwiou'],
+                precision=single[0], recall=single[1])
 
 # %% ../nbs/13_reproduce.ipynb #700cd29f
 def loader_share(dl, # a training loader
@@ -119,112 +142,157 @@ def loader_share(dl, # a training loader
     it, t0 = iter(dl), time.perf_counter()
     batches = [next(it) for _ in range(n)]
     load = (time.perf_counter() - t0) / n
-    step(batches[0]); t0 = time.perf_counter()
+    step(batches[0])
+    t0 = time.perf_counter()
     for b in batches: step(b)
     train = (time.perf_counter() - t0) / n
     return dict(load_s=load, step_s=train, share=load / (load + train))
 
 # %% ../nbs/13_reproduce.ipynb #e46bf980
-def majority_floor(ds, num_classes:int, i:int=1) -> dict: # a dataset; its classes; where the label map is in its items (`ColorPairs`: 2)
-    "The chance floor of a segmenter on `ds`: pixel accuracy and mIoU of always answering its most common class (255: not scored)"
+def majority_floor(ds, # a dataset
+                   num_classes:int, # its classes
+                   i:int=1 # where the label map is in its items (`ColorPairs`: 2)
+                  ) -> dict:
+    "A segmenter's chance floor on `ds`: pixel accuracy and mIoU of always answering its commonest class (255 ignored)"
     y = torch.cat([ds[k][i].flatten() for k in range(len(ds))]).long()
     return chance_floor(y[y < num_classes].bincount(minlength=num_classes))
 
+# %% ../nbs/13_reproduce.ipynb #19dbd712
 @torch.no_grad()
-def layout_l1(G:nn.Module, dl) -> tuple: # a SPADE generator; a loader of (photos in [-1, 1], label ids[, instance ids]), batches of 2 or more
-    "(L1 of G's drawing of each label map to its own photo, to another frame's photo): the second is the floor of a generator blind to the layout"
+def layout_l1(G:nn.Module, # a SPADE generator
+              dl # a loader of (photos in [-1, 1], label ids[, instance ids]), batches of 2 or more
+             ) -> tuple:
+    "(L1 of G's drawing of each label map to its photo, to another frame's): the second, a layout-blind G's floor"
     own = other = n = 0.
     for real, lab, *inst in dl:
         fake = G(preprocess_labels(lab, inst[0] if inst else None, G.opt)).float()
-        own += float((fake - real).abs().mean((1, 2, 3)).sum()); other += float((fake - real.roll(1, 0)).abs().mean((1, 2, 3)).sum()); n += len(real)
+        own += float((fake - real).abs().mean((1, 2, 3)).sum())
+        other += float((fake - real.roll(1, 0)).abs().mean((1, 2, 3)).sum())
+        n += len(real)
     return own / n, other / n
 
-def train_share(model:nn.Module, ds, cfg:TrainConfig, num_classes:int) -> float: # a segmenter (copied, not changed); its training split; its run's config
+def train_share(model:nn.Module, # a segmenter (copied, not changed)
+                ds, # its training split
+                cfg:TrainConfig, # its run's config
+                num_classes:int) -> float:
     "The share of a training step spent loading the batch (`loader_share`), for a segmenter trained as `cfg` says"
     probe = SegTask(copy.deepcopy(model).train(), num_classes, opt=cfg.opt, weight_decay=cfg.weight_decay)
-    pl = Learner(probe, [None], lr=cfg.lr or 1e-4, save=False, progress=False); pl.setup()
-    return loader_share(make_loader(ds, cfg.batch_size, num_workers=cfg.workers), lambda b: probe.train_step(pl.to_device(b), pl))['share']
+    pl = Learner(probe, [None], lr=cfg.lr or 1e-4, save=False, progress=False)
+    pl.setup()
+    return loader_share(make_loader(ds, cfg.batch_size, num_workers=cfg.workers),
+                        lambda b: probe.train_step(pl.to_device(b), pl))['share']
 
 # %% ../nbs/13_reproduce.ipynb #43cada93
 def _seg_check(s:dict, floor:dict) -> dict: # a model's scores, the majority answer's
-    return dict(metric='mIoU', value=s['miou'], floor=floor['miou'], floor_is=f"majority class; its pixel acc {_fmt(floor['pixel_acc'])}", also=f" (pixel acc {_fmt(s['pixel_acc'])})")
+    return dict(metric='mIoU', value=s['miou'], floor=floor['miou'],
+                floor_is=f"majority class; its pixel acc {_fmt(floor['pixel_acc'])}",
+                also=f" (pixel acc {_fmt(s['pixel_acc'])})")
 
-def score_run(ex:dict, name:str, run:dict, cfg:TrainConfig) -> tuple: # -> ({(model, metric): value}, {(model, metric): note}, held-out check)
+# %% ../nbs/13_reproduce.ipynb #7b5ae779
+def score_run(ex:dict, name:str, run:dict, cfg:TrainConfig) -> tuple: # -> ({(model, metric): value}, notes, check)
     "Score one trained run the way its write-up did, and check it against its chance floor on the held-out frames"
-    tr, va, table = open_splits(TrainConfig.from_dict({**cfg.to_dict(), 'flip': False, 'scale': None, 'jitter': 0., 'subset': None}))
+    tr, va, table = open_splits(TrainConfig.from_dict({**cfg.to_dict(), 'flip': False, 'scale': None, 'jitter': 0.,
+                                                       'subset': None}))
     keys, dl = [r[2] for r in REPORTED if r[0] == ex['wid']], lambda d: make_loader(d, 8, shuffle=False)
     if ex['score'] == 'writeup001':
         lg, (own, other) = run['losses'], layout_l1(load_generator(run['model']).eval(), dl(va))
         mean = lambda k: sum(x[k] for x in lg) / len(lg)
-        return ({(name, keys[0]): f"{lg[0]['kld']:.3g} → {lg[-1]['kld']:.3g}", (name, keys[1]): f"real {mean('d_real'):.2f}, fake {mean('d_fake'):.2f}"},
-                {(name, keys[0]): f"ours: λ·KL, the term in G's loss, logged every {lg[1]['step'] - lg[0]['step']} steps", (name, keys[1]): 'ours: mean over the logged steps'},
-                dict(metric="L1 of its drawing to the frame's photo", value=own, floor=other, floor_is="to another frame's photo", better='lower'))
+        return ({(name, keys[0]): f"{lg[0]['kld']:.3g} → {lg[-1]['kld']:.3g}",
+                 (name, keys[1]): f"real {mean('d_real'):.2f}, fake {mean('d_fake'):.2f}"},
+                {(name, keys[0]): f"ours: λ·KL, the term in G's loss, "
+                                  f"logged every {lg[1]['step'] - lg[0]['step']} steps",
+                 (name, keys[1]): 'ours: mean over the logged steps'},
+                dict(metric="L1 of its drawing to the frame's photo", value=own, floor=other,
+                     floor_is="to another frame's photo", better='lower'))
     if ex['score'] == 'colour':
         G = load_pix2pix(run['model'])[0]
         sc = {s: color_scores(G, dl(d), table) for s, d in (('train', tr), ('val', va))}
         return ({(name, f'{s} pixel accuracy (%)'): 100 * v['pixel_acc'] for s, v in sc.items()}, {},
                 _seg_check(sc['val'], majority_floor(va, table.num_classes, 2)))
     m = load_segmenter(run['model'])[0]
-    cm, unl, single = segmenter_matrices(m, dl(va), table.num_classes); s = scores_from_cm(cm)
+    cm, unl, single = segmenter_matrices(m, dl(va), table.num_classes)
+    s = scores_from_cm(cm)
     check = _seg_check(s, majority_floor(va, table.num_classes))
     if ex['score'] == 'writeup000':
         secs, share = sum(h['time'] for h in run['history']), train_share(m, tr, cfg, table.num_classes)
-        return ({(name, keys[0]): f"{secs:.0f} s for {len(run['history'])} epochs ({model_device(m).type}, {cfg.size[0]}×{cfg.size[1]}, {len(tr)} frames)",
+        return ({(name, keys[0]): f"{secs:.0f} s for {len(run['history'])} epochs "
+                                  f"({model_device(m).type}, {cfg.size[0]}×{cfg.size[1]}, {len(tr)} frames)",
                  (name, keys[1]): f"{share:.1%}"},
-                {(name, keys[0]): f"ours: val pixel acc {_fmt(s['pixel_acc'])}, mIoU {_fmt(s['miou'])} on {table.num_classes} label ids",
+                {(name, keys[0]): f"ours: val pixel acc {_fmt(s['pixel_acc'])}, mIoU {_fmt(s['miou'])} "
+                                  f"on {table.num_classes} label ids",
                  (name, keys[1]): 'ours: frames decoded once (`PreResized`)'}, check)
     if ex['score'] == 'writeup003':
         return ({(name, k): v for k, v in writeup003_six(cm, single).items()},
-                {(name, k): f"per-class mean: {_fmt(float(torch.tensor(s[k]).nanmean()))}" for k in ('precision', 'recall')}, check)
+                {(name, k): f"per-class mean: {_fmt(float(torch.tensor(s[k]).nanmean()))}"
+                 for k in ('precision', 'recall')}, check)
     return ({(name, k): v for k, v in writeup004_scores(cm).items()},
             {(name, k): f"unlabeled counted: {_fmt(v)}" for k, v in writeup004_scores(unl).items()}, dict(check, cm=cm))
 
 # %% ../nbs/13_reproduce.ipynb #63359115
-def experiment_data(wid:str, ex:dict, out:Path, data:str|Path|None, synthetic:bool, seed:int=0) -> tuple: # -> (root, 'same data' | 'synthetic')
-    "The data a reproduction reads: the write-up's dataset at `data` in its layout, or (asked for) synthetic streets written in that layout"
+def experiment_data(wid:str, ex:dict, out:Path, data:str|Path|None, synthetic:bool,
+                    seed:int=0) -> tuple: # -> (root, 'same data' | 'synthetic')
+    "A reproduction's data: the write-up's dataset at `data` in its layout, or (asked for) synthetic streets in it"
     if data is not None and Path(data).exists():
         found = detect_layout(data)
-        if found != ex['layout']: raise SegsynError(f"write-up {wid} reads the {ex['layout']} layout, but {data} holds {found or 'no dataset segsyn knows'}; "
-                                                    f"give --data a {ex['layout']} folder (./data_setup.sh names them)")
+        if found != ex['layout']:
+            raise SegsynError(f"write-up {wid} reads the {ex['layout']} layout, but {data} holds "
+                              f"{found or 'no dataset segsyn knows'}; "
+                              f"give --data a {ex['layout']} folder (./data_setup.sh names them)")
         return Path(data), 'same data'
     if not synthetic:
         where = f"{data} does not exist" if data is not None else "no --data was given"
-        raise SegsynError(f"write-up {wid} reads {ex['layout']} data and {where}; get it with ./data_setup.sh and pass --data, "
+        raise SegsynError(f"write-up {wid} reads {ex['layout']} data and {where}; "
+                          "get it with ./data_setup.sh and pass --data, "
                           f"or pass --synthetic to run on synthetic streets written in the {ex['layout']} layout")
     root = out/'data'
-    if detect_layout(root) != ex['layout']: write_layout(root, ex['layout'], *ex['frames'], size=ex['size'], seed=seed, overwrite=True)
+    if detect_layout(root) != ex['layout']:
+        write_layout(root, ex['layout'], *ex['frames'], size=ex['size'], seed=seed, overwrite=True)
     return root, 'synthetic'
-
 
 # %% ../nbs/13_reproduce.ipynb #ccd38690
 def reproduce(wid:str, # '000' … '004'
-              out:str|Path='runs/reproduce', # one folder per model, the data (when synthetic), results.json and results.md
+              out:str|Path='runs/reproduce', # a folder per model, the data (if synthetic), results.json and results.md
               data:str|Path|None=None, # the write-up's dataset in its layout
               synthetic:bool=False, # no dataset: write synthetic streets in the write-up's layout (never silently)
               profile:str|None=None, # 'ci' or 'full' (the write-up's recipe); default: the profile
               overwrite:bool=False, progress:bool=True) -> dict:
-    "Rerun write-up `wid`'s experiments with its recipe; its reported numbers beside segsyn's, and each model against its chance floor"
+    "Rerun write-up `wid`'s experiments by its recipe: its numbers beside segsyn's, each model against its chance floor"
     n = held_locks()
-    try: return _reproduce(wid, {**experiment(wid, profile), 'wid': wid}, claim_run_dir(out, overwrite), data, synthetic, profile, progress)
+    try:
+        return _reproduce(wid, {**experiment(wid, profile), 'wid': wid}, claim_run_dir(out, overwrite), data, synthetic,
+                          profile, progress)
     finally: release_locks(n)
 
 def checks_table(checks:dict) -> str: # model -> a `score_run` check
     "Each model against its chance floor on the held-out frames"
     return ('| model | held out: | segsyn | chance floor | above it |\n|---|---|---|---|---|\n' + '\n'.join(
-        f"| {m} | {c['metric']} | {_fmt(c['value'])}{c.get('also', '')} | {_fmt(c['floor'])} ({c['floor_is']}) | {'yes' if c['above'] else '**no**'} |" for m, c in checks.items()))
+        f"| {m} | {c['metric']} | {_fmt(c['value'])}{c.get('also', '')} | {_fmt(c['floor'])} ({c['floor_is']}) | "
+        f"{'yes' if c['above'] else '**no**'} |" for m, c in checks.items()))
 
+# %% ../nbs/13_reproduce.ipynb #2c3e2619
 def _reproduce(wid, ex, out, data, synthetic, profile, progress) -> dict:
-    root, kind = experiment_data(wid, ex, out, data, synthetic); ours, notes, checks, cms = {}, {}, {}, {}
+    root, kind = experiment_data(wid, ex, out, data, synthetic)
+    ours, notes, checks, cms = {}, {}, {}, {}
     for name, kw in ex['runs'].items():
         cfg = TrainConfig(dataset=ex['layout'], root=str(root), size=ex['size'], **kw).check()
-        if progress: print(f"write-up {wid}: {name} ({cfg.model}{', ' + cfg.variant if cfg.variant != 'paper' else ''}), {cfg.epochs} epochs at {cfg.size[0]}x{cfg.size[1]}")
+        if progress:
+            print(f"write-up {wid}: {name} ({cfg.model}{', ' + cfg.variant if cfg.variant != 'paper' else ''}), "
+                  f"{cfg.epochs} epochs at {cfg.size[0]}x{cfg.size[1]}")
         run = train(cfg, out/name.replace('+', 'plus').replace(' / ', '_'), overwrite=True, progress=progress)
-        seed_everything(0); s, nt, c = score_run(ex, name, run, cfg); ours.update(s); notes.update(nt); cms[name] = c.pop('cm', None)
-        checks[name] = {**c, 'above': c['value'] < c['floor'] if c.get('better') == 'lower' else c['value'] > c['floor']}
-    md = writeup_table(wid, **(dict(ours=ours) if kind == 'same data' else dict(ci=ours)), notes=notes) + '\n\n' + checks_table(checks)
+        seed_everything(0)
+        s, nt, c = score_run(ex, name, run, cfg)
+        ours.update(s)
+        notes.update(nt)
+        cms[name] = c.pop('cm', None)
+        checks[name] = {**c, 'above': (c['value'] < c['floor'] if c.get('better') == 'lower'
+                                       else c['value'] > c['floor'])}
+    md = (writeup_table(wid, **(dict(ours=ours) if kind == 'same data' else dict(ci=ours)), notes=notes) + '\n\n'
+          + checks_table(checks))
     (out/'results.md').write_text(md + '\n')
-    rows = [dict(model=m, metric=k, reported=v, segsyn=ours.get((m, k)), note=notes.get((m, k), '')) for w, m, k, v, _ in REPORTED if w == wid]
-    with atomic_write(out/'results.json', 'w') as f: json.dump(dict(writeup=wid, data=kind, profile=profile or get_profile(), rows=rows, checks=checks), f, indent=1)
+    rows = [dict(model=m, metric=k, reported=v, segsyn=ours.get((m, k)), note=notes.get((m, k), ''))
+            for w, m, k, v, _ in REPORTED if w == wid]
+    with atomic_write(out/'results.json', 'w') as f:
+        json.dump(dict(writeup=wid, data=kind, profile=profile or get_profile(), rows=rows, checks=checks), f, indent=1)
     return dict(table=md, rows=rows, checks=checks, cms=cms, data=kind, out=out)
 
 # %% ../nbs/13_reproduce.ipynb #e6600624
@@ -233,19 +301,24 @@ def per_class_table(reported:dict, # model -> per-class values as printed, in `c
                     classes:list, names:list) -> str: # the reported column names; the label table's names
     "Per-class IoU: the write-up's value | segsyn's, one row per class"
     idx = [names.index(c.lower()) for c in classes]
-    head = '| class | ' + ' | '.join(f'{m} (write-up) | {m} (segsyn)' for m in reported) + ' |\n|---|' + '---|---|' * len(reported)
-    rows = [f"| {c} | " + ' | '.join(f"{reported[m][j]} | {_fmt(ours[m][i]) if ours[m][i] == ours[m][i] else ''}" for m in reported) + ' |'
+    head = ('| class | ' + ' | '.join(f'{m} (write-up) | {m} (segsyn)' for m in reported) + ' |\n|---|'
+            + '---|---|' * len(reported))
+    rows = [f"| {c} | "
+            + ' | '.join(f"{reported[m][j]} | {_fmt(ours[m][i]) if ours[m][i] == ours[m][i] else ''}" for m in reported)
+            + ' |'
             for j, (c, i) in enumerate(zip(classes, idx))]
     return head + '\n' + '\n'.join(rows)
 
 # %% ../nbs/13_reproduce.ipynb #3dbb3f1b
 def writeup000_transforms(rec:dict, train:bool): # a `writeup000_recipe`; the training or the evaluation pipeline
-    "000's joint transform: short side `short_side` (aspect kept), ImageNet normalisation, colour jitter for training only"
-    return seg_transforms(train, short_side=rec['short_side'], scale=None, flip=rec['flip'], jitter=rec['jitter'] if train else 0.)
+    "000's joint transform: short side `short_side` (aspect kept), ImageNet normalisation, colour jitter if training"
+    return seg_transforms(train, short_side=rec['short_side'], scale=None, flip=rec['flip'],
+                          jitter=rec['jitter'] if train else 0.)
 
 def writeup000_data(root:str|Path, # a Cityscapes-layout folder (train and val splits)
                  rec:dict) -> tuple: # -> (train, val) datasets of (image, label ids)
     "000's data: label-id masks at short side `short_side`, decoded once (`PreResized`)"
     h, w = Cityscapes(root, 'val').raw(0)[0].shape[-2:]
     size = (rec['short_side'], round(rec['short_side'] * w / h))
-    return tuple(PreResized(Cityscapes(root, s, target=rec['target']), size, transform=writeup000_transforms(rec, s == 'train')) for s in ('train', 'val'))
+    return tuple(PreResized(Cityscapes(root, s, target=rec['target']), size,
+                            transform=writeup000_transforms(rec, s == 'train')) for s in ('train', 'val'))
