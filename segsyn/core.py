@@ -42,13 +42,16 @@ def default_device() -> torch.device:
 
 def seed_everything(seed:int=0): # the seed for `random`, NumPy and torch (all devices)
     "Seed every random number generator a run touches"
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 # %% ../nbs/00_core.ipynb #41ff6866
 def get_rng_state() -> dict:
     "Every RNG's state, in a form `torch.load(weights_only=True)` accepts"
     k, st, pos, hg, cg = np.random.get_state()
-    d = dict(python=random.getstate(), numpy=dict(key=k, state=torch.from_numpy(st.astype(np.int64)), pos=pos, has_gauss=hg, cached=cg),
+    d = dict(python=random.getstate(),
+             numpy=dict(key=k, state=torch.from_numpy(st.astype(np.int64)), pos=pos, has_gauss=hg, cached=cg),
              torch=torch.get_rng_state())
     if torch.cuda.is_available(): d['cuda'] = torch.cuda.get_rng_state_all()
     return d
@@ -56,7 +59,8 @@ def get_rng_state() -> dict:
 def set_rng_state(d:dict):
     "Restore the states saved by `get_rng_state`"
     random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in d['python']))
-    n = d['numpy']; np.random.set_state((n['key'], n['state'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['cached']))
+    n = d['numpy']
+    np.random.set_state((n['key'], n['state'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['cached']))
     torch.set_rng_state(d['torch'])
     if 'cuda' in d and torch.cuda.is_available(): torch.cuda.set_rng_state_all(d['cuda'])
 
@@ -97,14 +101,16 @@ def sample_data(name:str='', # a sub-folder such as 'cityscapes_sample'; '' for 
 # %% ../nbs/00_core.ipynb #ca984c47
 def user_mode(bits:int=0o666) -> int: # 0o666 for files, 0o777 for folders
     "`bits` under the user's umask: the mode `open()` or `mkdir()` would give (mkstemp/mkdtemp make private ones)"
-    umask = os.umask(0); os.umask(umask)
+    umask = os.umask(0)
+    os.umask(umask)
     return bits & ~umask
 
 @contextmanager
 def atomic_write(path:str|Path, # the file to (re)write
                  mode:str='wb'): # 'wb' for bytes, 'w' for text
-    "Context manager giving a temporary file that replaces `path` only if the block succeeds; a full disk is `OSError(ENOSPC)`"
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    "A temporary file that replaces `path` only if the block succeeds (a context manager); full disk: `OSError(ENOSPC)`"
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, mode) as f: yield f
@@ -112,9 +118,11 @@ def atomic_write(path:str|Path, # the file to (re)write
         os.replace(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, RuntimeError) and ('unexpected pos' in str(e) or 'PytorchStreamWriter' in str(e)):   # torch.save's writer on a full disk
-            raise OSError(errno.ENOSPC, f"no space left on the device while writing ({str(e).strip().splitlines()[0]}); free some "
-                                        f"space and write it again: the previous {path.name}, if any, is intact", str(path)) from None
+        # torch.save's writer on a full disk
+        if isinstance(e, RuntimeError) and ('unexpected pos' in str(e) or 'PytorchStreamWriter' in str(e)):
+            raise OSError(errno.ENOSPC,
+                          f"no space left on the device while writing ({str(e).strip().splitlines()[0]}); free some "
+                          f"space and write it again: the previous {path.name}, if any, is intact", str(path)) from None
         raise
 
 # %% ../nbs/00_core.ipynb #94747c66
@@ -122,26 +130,40 @@ _HELD = []                  # this process's open lock files, until `release_loc
 
 def claim_lock(lock:Path, # the lock file (beside or inside what it guards)
                what:str): # what it guards, for the messages
-    "Hold `lock` until `release_locks`: refused while a live process holds it; one left by a killed run is reported and taken over"
+    "Hold `lock` until `release_locks`: refused if a live process has it; one a killed run left is noted and taken over"
     try: import fcntl
     except ImportError: return                       # no flock (Windows): folders are not locked
     f = open(lock, 'a+')
     try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        f.seek(0); owner = f.read().strip() or 'another process'; f.close()
-        raise SegsynError(f"{what} is in use by another segsyn run ({owner}); wait for it to finish or choose another folder")
-    f.seek(0); prev = f.read().strip()
-    if prev: print(f"segsyn: {what} was left by a run that stopped without finishing ({prev}); taking it over", file=sys.stderr)
-    f.seek(0); f.truncate()
-    f.write(f"segsyn {' '.join(sys.argv[1:2]) or 'run'}, pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
-    f.flush(); _HELD.append(f)
+        f.seek(0)
+        owner = f.read().strip() or 'another process'
+        f.close()
+        raise SegsynError(f"{what} is in use by another segsyn run ({owner}); "
+                          "wait for it to finish or choose another folder")
+    f.seek(0)
+    prev = f.read().strip()
+    if prev:
+        print(f"segsyn: {what} was left by a run that stopped without finishing ({prev}); taking it over",
+              file=sys.stderr)
+    f.seek(0)
+    f.truncate()
+    f.write(f"segsyn {' '.join(sys.argv[1:2]) or 'run'}, pid {os.getpid()} on {socket.gethostname()} "
+            f"since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    f.flush()
+    _HELD.append(f)
 
-def held_locks() -> int: return len(_HELD)   # how many locks this process holds: pass it to `release_locks` to give back only later ones
 
-def release_locks(keep:int=0): # locks to keep: those claimed first (a library call that claims and releases its own passes `held_locks()` from before)
+# %% ../nbs/00_core.ipynb #049d4847
+def held_locks() -> int: return len(_HELD)   # locks this process holds: `release_locks(n)` gives back only later ones
+
+def release_locks(keep:int=0): # locks to keep, the first claimed (a library call: `held_locks()` from before its claim)
     "Give back the locks this process holds, but the first `keep` (each lock file is left empty: it ended cleanly)"
     while len(_HELD) > keep:
-        f = _HELD.pop(); f.seek(0); f.truncate(); f.close()
+        f = _HELD.pop()
+        f.seek(0)
+        f.truncate()
+        f.close()
 
 # %% ../nbs/00_core.ipynb #9837cd41
 def time_steps(step, # one unit of work: a batch, a frame, a training step
@@ -166,7 +188,9 @@ def time_steps(step, # one unit of work: a batch, a frame, a training step
 def _build_lock(path:Path):
     "An exclusive lock on `path` while the block runs (POSIX `flock`; released by the OS if the process dies)"
     try: import fcntl
-    except ImportError: yield; return                # Windows: no waiting, a duplicate build at worst
+    except ImportError:                              # Windows: no waiting, a duplicate build at worst
+        yield
+        return
     with open(path, 'a') as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try: yield
@@ -182,6 +206,8 @@ def cache_key(key) -> str:
     "A short, stable hash of a JSON-able configuration"
     return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
+
+# %% ../nbs/00_core.ipynb #10e50551
 def cached(key, # the configuration that determines the content (JSON-able)
            build, # `build(folder)` writes the content into an empty folder
            name:str='item' # a readable prefix for the folder's name
@@ -189,7 +215,9 @@ def cached(key, # the configuration that determines the content (JSON-able)
     "A folder built by `build` once per `key` (shared under `$SEGSYN_CACHE`, else a fresh temporary folder)"
     root = cache_root()
     if root is None:
-        d = Path(tempfile.mkdtemp(prefix=f'{name}-')); build(d); return d
+        d = Path(tempfile.mkdtemp(prefix=f'{name}-'))
+        build(d)
+        return d
     final = root/f'{name}-{cache_key(key)}'
     if (final/'.complete').exists(): return final
     (root/'.locks').mkdir(parents=True, exist_ok=True)
@@ -197,7 +225,8 @@ def cached(key, # the configuration that determines the content (JSON-able)
         if (final/'.complete').exists(): return final
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=f'.{final.name}.'))
         try:
-            build(tmp); (tmp/'.complete').write_text(json.dumps(key, sort_keys=True, default=str))
+            build(tmp)
+            (tmp/'.complete').write_text(json.dumps(key, sort_keys=True, default=str))
             os.replace(tmp, final)
         except OSError:
             if not (final/'.complete').exists(): raise
@@ -217,11 +246,13 @@ def _rounded(v):
     if isinstance(v, (list, tuple)): return [_rounded(x) for x in v]
     return v
 
+
+# %% ../nbs/00_core.ipynb #4f5d0a48
 def record_results(chapter:str, # the notebook's name, e.g. '02_fcn': the file is <chapter>.json
                    table:str, # which of the chapter's tables (a chapter may record several)
-                   rows:list, # dicts with at least 'model', 'pixel_acc', 'miou' (fractions); 'kind': 'floor' for baselines
+                   rows:list, # dicts: at least 'model', 'pixel_acc', 'miou' (fractions); 'kind': 'floor' for baselines
                    caption:str='', # what was measured, on what data
-                   section:str='segmentation' # the index groups tables by section: 'segmentation', 'synthesis', 'round trip'
+                   section:str='segmentation' # the index's grouping: 'segmentation', 'synthesis', 'round trip'
                   ) -> Path|None: # the file written, or None when `$SEGSYN_RESULTS` is unset
     "Record a table of results in `$SEGSYN_RESULTS/<chapter>.json` (merged with the chapter's other tables)"
     folder = results_dir()
@@ -232,7 +263,9 @@ def record_results(chapter:str, # the notebook's name, e.g. '02_fcn': the file i
     f = folder/f'{chapter}.json'
     data = json.loads(f.read_text()) if f.exists() else {}
     data[table] = dict(section=section, caption=caption, profile=get_profile(), rows=_rounded([dict(r) for r in rows]))
-    with atomic_write(f, 'w') as o: json.dump(dict(sorted(data.items())), o, indent=1, ensure_ascii=False); o.write('\n')
+    with atomic_write(f, 'w') as o:
+        json.dump(dict(sorted(data.items())), o, indent=1, ensure_ascii=False)
+        o.write('\n')
     return f
 
 # %% ../nbs/00_core.ipynb #2a1e8e3a
@@ -246,9 +279,11 @@ def results_markdown(folder:str|Path # the recorded results: nbs/results
                 key = (r['model'], r['pixel_acc'], r['miou'])
                 if key in seen: continue
                 seen.add(key)
-                sections.setdefault(t['section'], []).append(f"| {r['model']} | {r['pixel_acc']:.1%} | {r['miou']:.1%} | [{f.stem}]({f.stem}.ipynb) |")
+                sections.setdefault(t['section'], []).append(
+                    f"| {r['model']} | {r['pixel_acc']:.1%} | {r['miou']:.1%} | [{f.stem}]({f.stem}.ipynb) |")
     head = {'segmentation': 'model (val)', 'synthesis': 'a segmenter labels… (against the input label maps)',
             'round trip': 'the round trip'}
     order = lambda s: list(head).index(s[0]) if s[0] in head else len(head)
-    return '\n\n'.join(f"**{s.capitalize()}**\n\n| {head.get(s, 'model')} | pixel acc | mIoU | chapter |\n|---|---|---|---|\n" + '\n'.join(rows)
-                        for s, rows in sorted(sections.items(), key=order))
+    return '\n\n'.join(f"**{s.capitalize()}**\n\n| {head.get(s, 'model')} | pixel acc | mIoU | chapter |\n"
+                       "|---|---|---|---|\n" + '\n'.join(rows)
+                       for s, rows in sorted(sections.items(), key=order))

@@ -1,4 +1,4 @@
-"""What a kind of model needs from `segsyn train`, declared once by the chapter that defines it: its names and variants, its task, its data, its file.
+"""What each kind of model needs from `segsyn train`, declared by its chapter: names and variants, task, data, file.
 
 Docs: https://segsyn.github.io/segsyn/families.html.md"""
 
@@ -18,7 +18,7 @@ class FamilyError(SegsynError, ValueError): "A model or variant that no family t
 
 @dataclass(frozen=True)
 class Family:
-    "A kind of model `segsyn train` trains: the `--model`/`--variant` pairs it covers, how it builds, feeds and saves them"
+    "A kind of model `segsyn train` trains: its `--model`/`--variant` pairs, how it builds, feeds and saves them"
     name:str # in messages: 'segmenter', 'pix2pix', …
     models:dict # --model name -> the --variant values it takes ('paper': the paper's model)
     build:Callable # build(config, table, world) -> (task, Learner settings, run info: recorded, and given to `save`)
@@ -39,13 +39,15 @@ def register_family(f:Family) -> Family:
     return f
 
 def model_names() -> tuple: return tuple(sorted({m for f in FAMILIES.values() for m in f.models}))
-def variant_names() -> tuple: return tuple(sorted({v for f in FAMILIES.values() for vs in f.models.values() for v in vs}))
+def variant_names() -> tuple:
+    return tuple(sorted({v for f in FAMILIES.values() for vs in f.models.values() for v in vs}))
 
 def family_of(model:str, # a `--model` value
               variant:str='paper') -> Family: # a `--variant` value
     "The family that trains `model` as `variant`; a `FamilyError` that names what exists otherwise"
     for f in FAMILIES.values():
         if variant in f.models.get(model, ()): return f
-    if model not in model_names(): raise FamilyError(f"unknown model {model!r}; choose one of {', '.join(model_names())}")
+    if model not in model_names():
+        raise FamilyError(f"unknown model {model!r}; choose one of {', '.join(model_names())}")
     have = sorted(m for f in FAMILIES.values() for m, vs in f.models.items() if variant in vs)
     raise FamilyError(f"--variant {variant} exists for {' and '.join(have) or 'no model'}, not {model}")

@@ -1,4 +1,4 @@
-"""Photo → segmenter → label map → SPADE → photo′ → segmenter → label map′: how much of a scene survives the trip, measured and shown — on a split and on video, with several models side by side.
+"""Photo → segmenter → SPADE → segmenter again: how much of a scene survives, on a split or on video, model by model.
 
 Docs: https://segsyn.github.io/segsyn/roundtrip.html.md"""
 
@@ -36,9 +36,10 @@ class RoundTripReport:
     "Consistency of a round trip, scores against ground truth, FID, and example images"
     def __init__(self, cm_consistency, # confusion matrix of label′ (columns) against label (rows)
                  cm_first=None, cm_second=None, # label and label′ against the ground truth, when there is one
-                 fid=None, examples=None, names=None, images=0, # FID(photo′, photo); {'photo', 'label', 'photo2', 'label2'} lists
+                 fid=None, examples=None, names=None, images=0, # FID(photo′, photo); photo/label/photo2/label2 lists
                  fid_features:str|None=None): # the FID's feature extractor, by name
-        self.cm_consistency, self.cm_first, self.cm_second, self.fid, self.fid_features = cm_consistency, cm_first, cm_second, fid, fid_features
+        self.cm_consistency, self.cm_first, self.cm_second, self.fid, self.fid_features = (
+            cm_consistency, cm_first, cm_second, fid, fid_features)
         self.examples, self.names, self.images = examples or {}, names or CITYSCAPES.names, images
 
     def metrics(self) -> dict:
@@ -57,13 +58,16 @@ def table(self:RoundTripReport) -> str:
     "The consistency and ground-truth scores (and FID) as a Markdown table"
     m = self.metrics()
     rows = [('label′ vs label (consistency)', m['consistency_pixel_acc'], m['consistency_miou'])]
-    if 'first_miou' in m: rows += [('label vs ground truth', m['first_pixel_acc'], m['first_miou']), ('label′ vs ground truth', m['second_pixel_acc'], m['second_miou'])]
+    if 'first_miou' in m: rows += [('label vs ground truth', m['first_pixel_acc'], m['first_miou']),
+                                   ('label′ vs ground truth', m['second_pixel_acc'], m['second_miou'])]
     md = '| comparison | pixel acc | mIoU |\n|---|---|---|\n' + '\n'.join(f'| {a} | {b:.1%} | {c:.1%} |' for a, b, c in rows)
-    return md + (f"\n\nFID(photo′, photo) = {m['fid']:.3g} over {m['images']} images (features: {m['fid_features']})" if 'fid' in m else '')
+    return md + (f"\n\nFID(photo′, photo) = {m['fid']:.3g} over {m['images']} images (features: {m['fid_features']})"
+                 if 'fid' in m else '')
 
 # %% ../nbs/09_roundtrip.ipynb #f77c34f6
 _AGREE, _DISAGREE = (235, 235, 235), (200, 30, 30)   # the disagreement panel's two colours (the legend names them)
-_share = lambda m: f'{m.float().mean():.0%}' if not m.any() or m.float().mean() >= .01 else '<1%'   # of a boolean map: never '0%' with pixels in it
+# of a boolean map: never '0%' with pixels in it
+_share = lambda m: f'{m.float().mean():.0%}' if not m.any() or m.float().mean() >= .01 else '<1%'
 _HEADS = ('photo', 'label map\n(segmenter on the photo)', 'photo′\n(SPADE, drawn from the label map)',
           'label map′\n(segmenter on photo′)', 'disagreement')
 
@@ -72,21 +76,23 @@ def _legend(fig, labels:list, table:LabelTable):
     from matplotlib.patches import Patch
     present = sorted({int(v) for l in labels for v in l.unique() if 0 <= v < table.num_classes})
     hs = [Patch(color=(table.colors[c] / 255).tolist(), label=table.names[c]) for c in present]
-    hs += [Patch(fc=[v / 255 for v in c], ec='0.5', label=t) for c, t in ((_DISAGREE, 'disagreement: label map′ ≠ label map'), (_AGREE, 'agreement'))]
+    hs += [Patch(fc=[v / 255 for v in c], ec='0.5', label=t)
+           for c, t in ((_DISAGREE, 'disagreement: label map′ ≠ label map'), (_AGREE, 'agreement'))]
     fig.legend(handles=hs, loc='lower center', ncol=min(len(hs), 7), fontsize=9, frameon=False)
 
 @patch
 def grid(self:RoundTripReport, n:int=4, # rows (examples) to show
          path:str|Path|None=None, # also save the figure here
          table:LabelTable=CITYSCAPES): # the classes' names and colours, for the legend
-    "photo | label map | photo′ | label map′ | disagreement, one row per example, under column titles, over a class legend"
+    "photo | label map | photo′ | label map′ | disagreement: a row per example, column titles, a class legend below"
     e = self.examples; n = min(n, len(e.get('photo', [])))
     if n == 0: raise SegsynError("the report holds no example images")
     fig, axs = plt.subplots(n, 5, figsize=(15, 1.8 * n + 1.1), squeeze=False)
     for i in range(n):
         dis = e['label'][i] != e['label2'][i]
         col = torch.where(dis[None], torch.tensor(_DISAGREE)[:, None, None], torch.tensor(_AGREE)[:, None, None]).byte()
-        ims = (to_uint8_image(e['photo'][i]), table.colorize(e['label'][i]), to_uint8_image(e['photo2'][i]), table.colorize(e['label2'][i]), col)
+        ims = (to_uint8_image(e['photo'][i]), table.colorize(e['label'][i]), to_uint8_image(e['photo2'][i]),
+               table.colorize(e['label2'][i]), col)
         for j, im in enumerate(ims):
             axs[i, j].imshow(im.permute(1, 2, 0)); axs[i, j].axis('off')
             t = ([_HEADS[j]] if i == 0 else []) + ([f'{_share(dis)} of the pixels'] if j == 4 else [])
@@ -144,46 +150,56 @@ def round_trip(segmenter:nn.Module, # trained on real photos (ImageNet-normalise
     cms, ex, feats, n = [ConfusionMatrix(num_classes) for _ in range(3)], {}, ([], []), 0
     for b in tq.tqdm(dl, desc='round trip', disable=not progress, leave=False):
         photo, gt = (b[0].to(dev), b[1]) if isinstance(b, (list, tuple)) else (b.to(dev), None)
-        if photo.min() < -1.01 or photo.max() > 1.01: raise SegsynError("round_trip takes photos in [-1, 1] (spade_recipe); these look ImageNet-normalised")
+        if photo.min() < -1.01 or photo.max() > 1.01:
+            raise SegsynError("round_trip takes photos in [-1, 1] (spade_recipe); these look ImageNet-normalised")
         if tuple(photo.shape[-2:]) != tuple(G.size) and n == 0:
-            warnings.warn(f"photos are {tuple(photo.shape[-2:])} but the generator draws {G.size}: label maps are resized (nearest) to it and photo′ back", stacklevel=2)
+            warnings.warn(f"photos are {tuple(photo.shape[-2:])} but the generator draws {G.size}: "
+                          "label maps are resized (nearest) to it and photo′ back", stacklevel=2)
         label, photo2, label2 = _trip(segmenter, G, photo, table)
         cms[0].update(label2, label)
         if gt is not None: gt = gt.to(dev); cms[1].update(label, gt); cms[2].update(label2, gt)
         if fid_features is not None: feats[0].append(fid_features.to(dev)(photo).cpu()); feats[1].append(fid_features(photo2).cpu())
         _keep(ex, keep, photo=photo, label=label, photo2=photo2, label2=label2); n += len(photo)
     if n == 0: raise SegsynError("the round trip got no images (empty loader or frame folder?)")
-    fd = frechet_distance(*gaussian_stats(torch.cat(feats[0])), *gaussian_stats(torch.cat(feats[1]))) if fid_features is not None else None
+    fd = (frechet_distance(*gaussian_stats(torch.cat(feats[0])), *gaussian_stats(torch.cat(feats[1])))
+          if fid_features is not None else None)
     gt_cms = (cms[1].cm.clone(), cms[2].cm.clone()) if cms[1].cm.sum() > 0 else (None, None)
     return RoundTripReport(cms[0].cm.clone(), *gt_cms, fd, {k: v[:keep] for k, v in ex.items()}, list(table.names[:num_classes]), n,
                            getattr(fid_features, 'name', type(fid_features).__name__) if fid_features is not None else None)
 
 # %% ../nbs/09_roundtrip.ipynb #cc60e94f
 def train_small_segmenter(root:str|Path, # a Cityscapes-layout folder (train and val splits)
-                          size:tuple=(64, 128), epochs:int=10, runs_dir:str|Path='runs', seed:int=0,
-                          base:int=16, num_workers:int=0, progress:bool=False) -> tuple: # base: U-Net width; -> (U-Net, info)
+                          size:tuple=(64, 128), epochs:int=10, runs_dir:str|Path='runs', seed:int=0, base:int=16,
+                          num_workers:int=0, progress:bool=False) -> tuple: # base: U-Net width; -> (U-Net, info)
     "A small U-Net trained on the folder's photos: the fit `train_segmenters` makes (01e), so `fit_cached` shares it"
     seed_everything(seed)
     tr, va = (PreResized(Cityscapes(root, s), size, transform=seg_transforms(s == 'train')) for s in ('train', 'val'))
-    learn = Learner(SegTask(unet(19, base=base), 19), make_loader(tr, 8, num_workers=num_workers, seed=seed), make_loader(va, 8, shuffle=False, num_workers=num_workers),
-                    lr=2e-3, epochs=epochs, name='unet', runs_dir=runs_dir, progress=progress, seed=seed)
+    learn = Learner(SegTask(unet(19, base=base), 19), make_loader(tr, 8, num_workers=num_workers, seed=seed),
+                    make_loader(va, 8, shuffle=False, num_workers=num_workers), lr=2e-3, epochs=epochs, name='unet',
+                    runs_dir=runs_dir, progress=progress, seed=seed)
     h, secs = fit_cached(learn, loss=repr(None), num_classes=19)
     return learn.task.model.eval(), dict(arch='unet', base=base, secs=secs, **{k: h[-1][k] for k in ('val_miou', 'val_pixel_acc')})
 
-def train_small_spade(root:str|Path, size:tuple, segmenter:nn.Module, # the judge: it scores the drawings after each epoch
+def train_small_spade(root:str|Path, size:tuple, segmenter:nn.Module, # the judge: it scores the drawings each epoch
                       epochs:int|None=None, runs_dir:str|Path='runs', seed:int=0, ngf:int|None=None, # default: `small_spade`'s (07b)
                       num_workers:int=0, progress:bool=False) -> tuple: # -> (G, info)
     "A small SPADE generator (`small_spade`, no VGG loss) trained on the same folder's label maps"
     seed_everything(seed)
     rec = small_spade(size, ngf=ngf, epochs=epochs, no_vgg_loss=True)     # the course's SPADE recipe (07b)
-    task, ds = rec.task(segmenter=segmenter), [Cityscapes(root, s, target='labelIds', transform=spade_recipe(size, train=s == 'train'), instance=True) for s in ('train', 'val')]
-    learn = Learner(task, make_loader(ds[0], rec.batch_size, num_workers=num_workers, seed=seed), make_loader(ds[1], 8, shuffle=False, num_workers=num_workers),
-                    **rec.learner_kw, name='spade', runs_dir=runs_dir, monitor='seg_miou', progress=progress, seed=seed)
-    h, secs = fit_cached(learn, opt=vars(rec.opt), judge=fingerprint(segmenter), l1=rec.lambda_l1)   # once per configuration (01e): 07b's fit
-    return task.G.eval(), dict(ngf=rec.opt.ngf, secs=secs, steps=len(learn.train_dl) * rec.epochs, **{k: h[-1][k] for k in ('val_seg_miou', 'val_seg_pixel_acc')})
+    task, ds = (rec.task(segmenter=segmenter),
+                [Cityscapes(root, s, target='labelIds', transform=spade_recipe(size, train=s == 'train'), instance=True)
+                 for s in ('train', 'val')])
+    learn = Learner(task, make_loader(ds[0], rec.batch_size, num_workers=num_workers, seed=seed),
+                    make_loader(ds[1], 8, shuffle=False, num_workers=num_workers), **rec.learner_kw, name='spade',
+                    runs_dir=runs_dir, monitor='seg_miou', progress=progress, seed=seed)
+    # once per configuration (01e): 07b's fit
+    h, secs = fit_cached(learn, opt=vars(rec.opt), judge=fingerprint(segmenter), l1=rec.lambda_l1)
+    return task.G.eval(), dict(ngf=rec.opt.ngf, secs=secs, steps=len(learn.train_dl) * rec.epochs,
+                               **{k: h[-1][k] for k in ('val_seg_miou', 'val_seg_pixel_acc')})
 
-def train_small_pair(root:str|Path, size:tuple=(64, 128), seg_epochs:int=10, spade_epochs:int|None=None, runs_dir:str|Path='runs', seed:int=0,
-                     base:int=16, ngf:int|None=None, num_workers:int=0, progress:bool=False) -> tuple: # -> (segmenter, G, info dict)
+def train_small_pair(root:str|Path, size:tuple=(64, 128), seg_epochs:int=10, spade_epochs:int|None=None,
+                     runs_dir:str|Path='runs', seed:int=0, base:int=16, ngf:int|None=None, num_workers:int=0,
+                     progress:bool=False) -> tuple: # -> (segmenter, G, info dict)
     "Train a small U-Net segmenter and a small SPADE generator on the same data (for demos and tests)"
     seg, si = train_small_segmenter(root, size, seg_epochs, runs_dir, seed, base, num_workers, progress)
     G, gi = train_small_spade(root, size, seg, spade_epochs, runs_dir, seed, ngf, num_workers, progress)
@@ -216,9 +232,10 @@ def _folder_frames(src:Path, every:int, max_frames:int|None, size:tuple|None) ->
 
 # %% ../nbs/09_roundtrip.ipynb #f8ac4a23
 def _video_frames(src:Path, every:int, max_frames:int|None, size:tuple|None) -> list:
-    "Every `every`-th frame of a video file, at most `max_frames`, scaled by FFmpeg to `size`; decoding stops when enough are kept"
+    "Every `every`-th frame of a video file, at most `max_frames`, scaled by FFmpeg to `size`; decodes only as needed"
     av = _av()
-    if av is None: raise VideoError(f"{src}: reading a video file needs PyAV: {_NO_AV} (or extract its frames: ffmpeg -i {src} frames/%05d.png, and pass the folder)")
+    if av is None: raise VideoError(f"{src}: reading a video file needs PyAV: {_NO_AV} "
+                                    f"(or extract its frames: ffmpeg -i {src} frames/%05d.png, and pass the folder)")
     kw, out = (dict(width=size[1], height=size[0], interpolation='AREA') if size else {}), []
     try:
         with av.open(str(src)) as c:
@@ -229,7 +246,8 @@ def _video_frames(src:Path, every:int, max_frames:int|None, size:tuple|None) -> 
                 out.append(torch.from_numpy(fr.to_ndarray(format='rgb24', **kw)).permute(2, 0, 1).contiguous())
                 if max_frames is not None and len(out) >= max_frames: break
     except av.FFmpegError as e:
-        raise VideoError(f"{src}: cannot decode it as a video ({getattr(e, 'strerror', None) or e}); give a video file (MP4, MKV, AVI, …) or a folder of frames") from None
+        raise VideoError(f"{src}: cannot decode it as a video ({getattr(e, 'strerror', None) or e}); "
+                         "give a video file (MP4, MKV, AVI, …) or a folder of frames") from None
     return out
 
 # %% ../nbs/09_roundtrip.ipynb #25101c97
@@ -240,11 +258,13 @@ def read_frames(src:str|Path, # a folder of images or a video file (PyAV)
                ) -> torch.Tensor: # T×3×H×W uint8
     "Frames from a folder of images (sorted by name) or a video file (needs PyAV: the `video` extra)"
     src = Path(src)
-    if every < 1 or (max_frames is not None and max_frames < 1): raise VideoError(f"every={every}, max_frames={max_frames}: both must be positive")
+    if every < 1 or (max_frames is not None and max_frames < 1):
+        raise VideoError(f"every={every}, max_frames={max_frames}: both must be positive")
     if not src.exists(): raise VideoError(f"{src}: no such frame folder or video file")
     frames = _folder_frames(src, every, max_frames, size) if src.is_dir() else _video_frames(src, every, max_frames, size)
     if not frames: raise VideoError(f"{src}: the video has no frames")
-    if len({f.shape for f in frames}) > 1: raise VideoError(f"{src}: frames have different sizes {sorted({tuple(f.shape) for f in frames})}; pass a size to resize them")
+    if len({f.shape for f in frames}) > 1: raise VideoError(
+        f"{src}: frames have different sizes {sorted({tuple(f.shape) for f in frames})}; pass a size to resize them")
     return torch.stack(frames)
 
 def _source_fps(src:Path) -> float|None:
@@ -257,7 +277,8 @@ def _source_fps(src:Path) -> float|None:
 # %% ../nbs/09_roundtrip.ipynb #1e1bd7b5
 def _save_gif(frames:list, path:Path, fps:float):
     "An animated GIF of uint8 3×H×W frames (Pillow; 256 colours a frame by the fast octree), written atomically"
-    ims = [Image.fromarray(f.permute(1, 2, 0).numpy()).quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE) for f in frames]
+    ims = [Image.fromarray(f.permute(1, 2, 0).numpy()).quantize(256, method=Image.Quantize.FASTOCTREE,
+                                                                 dither=Image.Dither.NONE) for f in frames]
     with atomic_write(path) as f: ims[0].save(f, format='GIF', save_all=True, append_images=ims[1:], duration=round(1000 / fps), loop=0)
 
 def _save_mp4(frames:list, path:Path, fps:float) -> str|None:
@@ -297,7 +318,7 @@ def _title_bar(titles:tuple, W:int, bar:int) -> torch.Tensor:
     from PIL import ImageDraw, ImageFont
     from matplotlib import font_manager
     im = Image.new('RGB', (W * len(titles), bar), 'white'); draw = ImageDraw.Draw(im)
-    try: font = ImageFont.truetype(font_manager.findfont('DejaVu Sans'), int(bar * 0.7))   # matplotlib's font: it has ′, Greek, …
+    try: font = ImageFont.truetype(font_manager.findfont('DejaVu Sans'), int(bar * 0.7))  # matplotlib's: has ′, Greek…
     except OSError: font = ImageFont.load_default()
     for k, t in enumerate(titles):
         x0, y0, x1, y1 = draw.textbbox((0, 0), t, font=font)
@@ -306,7 +327,7 @@ def _title_bar(titles:tuple, W:int, bar:int) -> torch.Tensor:
 
 def titled_row(images:list, # uint8 3×H×W images of one size (or any form `to_uint8_image` takes)
                titles:list, # the title above each image
-               min_width:int=256) -> torch.Tensor: # each panel enlarged (whole factors) to at least this width; -> uint8 3×H′×W′
+               min_width:int=256) -> torch.Tensor: # panels enlarged by whole factors to ≥ this width; -> uint8 3×H′×W′
     "Images side by side, each under its title: one frame of a side-by-side video"
     H, W = images[0].shape[-2:]; s = max(1, -(-min_width // W))
     row = torch.cat([to_uint8_image(im) for im in images], -1).repeat_interleave(s, -2).repeat_interleave(s, -1)
@@ -314,11 +335,12 @@ def titled_row(images:list, # uint8 3×H×W images of one size (or any form `to_
 
 # %% ../nbs/09_roundtrip.ipynb #8033532b
 def _named_models(segmenter, names:list|None=None) -> dict:
-    "{title: model} from one model, a list of them (titled by `names`, else their class names) or a dict; repeated titles are numbered"
+    "{title: model} from a model, a list (titled by `names`, else by class) or a dict; repeated titles are numbered"
     if isinstance(segmenter, dict): segmenter, names = list(segmenter.values()), list(segmenter)
     ms = list(segmenter) if isinstance(segmenter, (list, tuple)) else [segmenter]
     if not ms: raise SegsynError("segment_video needs at least one segmenter")
-    if names is not None and len(names) != len(ms): raise SegsynError(f"{len(names)} names for {len(ms)} segmenters; give one name per segmenter")
+    if names is not None and len(names) != len(ms):
+        raise SegsynError(f"{len(names)} names for {len(ms)} segmenters; give one name per segmenter")
     names, out = [str(n) for n in (names or [type(m).__name__ for m in ms])], {}
     for n, m in zip(names, ms): out[n if n not in out else f"{n} #{sum(k.split(' #')[0] == n for k in out) + 1}"] = m
     return out
@@ -335,7 +357,7 @@ def _shares(lab:torch.Tensor, table:LabelTable) -> dict:
     return {n: float(v) for n, v in zip(table.names, c) if v > 0}
 
 def _plot_shares(shares:dict, table:LabelTable, path:Path, top:int=6):
-    "shares.png: the `top` classes' pixel shares over time, one panel per model (the same classes in the classes' colours)"
+    "shares.png: the `top` classes' pixel shares over time, a panel per model (the same classes, in their colours)"
     tot = {}
     for per in shares.values():
         for s in per:
@@ -350,25 +372,28 @@ def _plot_shares(shares:dict, table:LabelTable, path:Path, top:int=6):
 
 # %% ../nbs/09_roundtrip.ipynb #bd06f997
 @torch.no_grad()
-def segment_video(segmenter:nn.Module|list|dict, # one model, a list of them, or {name: model}; ImageNet-normalised input, train ids out
+def segment_video(segmenter:nn.Module|list|dict, # model, list or {name: model} (ImageNet-normalised in, train ids out)
                   src:str|Path, # folder of frames or a video file (PyAV)
                   out:str|Path, # folder for overlay.gif (+ .mp4), shares.json, shares.png (+ roundtrip.gif)
                   size:tuple|None=None, # (H, W) to work at (default: the frames' size)
-                  G:SPADEGenerator|None=None, # with a generator: also the round trip of every frame (from the first model's labels)
+                  G:SPADEGenerator|None=None, # with one: also every frame's round trip (from the first model's labels)
                   fps:float|None=None, # of the videos written (default: the video's own rate / `every`; 5 for a folder)
-                  table:LabelTable=CITYSCAPES, max_frames:int|None=None, every:int=1, # frames to read (see `read_frames`)
+                  table:LabelTable=CITYSCAPES, max_frames:int|None=None, every:int=1, # frames to read (`read_frames`)
                   names:list|None=None, # a title per model (default: dict keys or class names)
                   min_width:int=256) -> dict: # panels are enlarged to at least this width
-    "Segment a sequence with one model or several side by side: overlay video, class shares over time (+ the round trip with G)"
+    "Segment frames with one model or several side by side: overlay video, class shares over time (+ round trip with G)"
     models, out = _named_models(segmenter, names), Path(out)
     frames = read_frames(src, max_frames, every, size); out.mkdir(parents=True, exist_ok=True)
     fps = fps or ((_source_fps(Path(src)) or 5 * every) / every)
     labs, res, notes = {}, {}, []
-    if G is not None:                                   # the trip segments each frame too: its labels are the first model's
+    if G is not None:                   # the trip segments each frame too: its labels are the first model's
         first = next(iter(models))
-        rt = round_trip(models[first], G, [frames[i:i + 8].float() / 127.5 - 1 for i in range(0, len(frames), 8)], keep=len(frames), progress=False)
-        labs[first] = torch.stack(rt.examples['label']).cpu(); res['roundtrip'] = {k: rt.metrics()[k] for k in ('consistency_miou', 'consistency_pixel_acc')}
-        write_video([titled_row([f, table.colorize(l), p], ['photo', f"{first}'s label map", 'photo′ (SPADE, from the label map)'], min_width)
+        rt = round_trip(models[first], G, [frames[i:i + 8].float() / 127.5 - 1 for i in range(0, len(frames), 8)],
+                        keep=len(frames), progress=False)
+        labs[first] = torch.stack(rt.examples['label']).cpu()
+        res['roundtrip'] = {k: rt.metrics()[k] for k in ('consistency_miou', 'consistency_pixel_acc')}
+        write_video([titled_row([f, table.colorize(l), p],
+                                ['photo', f"{first}'s label map", 'photo′ (SPADE, from the label map)'], min_width)
                      for f, l, p in zip(frames, rt.examples['label'], rt.examples['photo2'])], out/'roundtrip.gif', fps)
     for n, m in models.items():
         if n not in labs: labs[n] = _labels(m, frames)

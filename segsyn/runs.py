@@ -1,4 +1,4 @@
-"""One configuration for a training run — any model, any dataset layout, any recipe — that the command, the notebooks and the reproductions all call.
+"""One training-run config (any model, layout, recipe) that the command, the notebooks and the reproductions all call.
 
 Docs: https://segsyn.github.io/segsyn/runs.html.md"""
 
@@ -34,7 +34,7 @@ def _opt(default, help:str, choices:tuple|None=None): # the field's default, its
     "A `TrainConfig` field: its default, and the help and choices its command-line option shows"
     return field(default=default, metadata=dict(help=help, choices=choices))
 
-TRAINED = (SEGMENTER_FAMILY, PIX2PIX_FAMILY, COLOR_REGRESSOR_FAMILY, SPADE_FAMILY)   # importing a family registers it (01g)
+TRAINED = (SEGMENTER_FAMILY, PIX2PIX_FAMILY, COLOR_REGRESSOR_FAMILY, SPADE_FAMILY)   # importing one registers it (01g)
 MODELS, VARIANTS = model_names(), variant_names()
 GROUPINGS = {'cityscapes10': CITYSCAPES_10}   # label spaces by name (00a_labels); others come as JSON files
 LOSSES, OPTIMIZERS = ('auto', 'ce', 'dice', 'ce+dice', 'structure'), ('adamw', 'adam', 'sgd', 'rmsprop')
@@ -43,7 +43,7 @@ SCHEDULES = ('poly', 'cosine', 'plateau', 'none')
 # %% ../nbs/10b_runs.ipynb #eaf121b6
 @dataclass
 class TrainConfig:
-    "Everything a training run depends on: the options of `segsyn train`, saved as the run's config.json (`--config` replays it)"
+    "Everything a run depends on: the options of `segsyn train`, saved as the run's config.json (`--config` replays it)"
     model:str = _opt('', 'what to train: a segmenter, pix2pix or spade', MODELS)
     dataset:str = _opt('cityscapes', "the dataset's layout (synthetic: cityscapes + --synthetic)", LAYOUTS + ('synthetic',))
     root:str = _opt('', 'the dataset folder')
@@ -85,23 +85,34 @@ class TrainConfig:
 def _flag(name:str) -> str: return '--' + name.replace('_', '-')
 def _shown(v) -> str: return 'none' if v is None else 'x'.join(map(str, v)) if isinstance(v, tuple) else str(v)
 
+
+# %% ../nbs/10b_runs.ipynb #bf5e43ae
 def _bad_values(c:TrainConfig) -> list:
     "What is wrong with `c`'s values, one phrase each"
     errs = [f"{_flag(f.name)} {getattr(c, f.name)!r}: choose one of {', '.join(f.metadata['choices'])}"
             for f in fields(c) if f.metadata['choices'] and getattr(c, f.name) not in f.metadata['choices']]
     pos = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
-    for k, least in (('epochs', 1), ('batch_size', 1), ('ngf', 1), ('plateau_patience', 1), ('warmup', 0), ('workers', 0)):
+    for k, least in (('epochs', 1), ('batch_size', 1), ('ngf', 1), ('plateau_patience', 1), ('warmup', 0),
+                     ('workers', 0)):
         v = getattr(c, k)
-        if not isinstance(v, int) or isinstance(v, bool) or v < least: errs.append(f"{_flag(k)} {v!r}: give a whole number >= {least}")
-    if c.subset is not None and (not isinstance(c.subset, int) or isinstance(c.subset, bool) or c.subset < 1): errs.append(f"--subset {c.subset!r}: give a whole number >= 1")
+        if not isinstance(v, int) or isinstance(v, bool) or v < least:
+            errs.append(f"{_flag(k)} {v!r}: give a whole number >= {least}")
+    if c.subset is not None and (not isinstance(c.subset, int) or isinstance(c.subset, bool) or c.subset < 1):
+        errs.append(f"--subset {c.subset!r}: give a whole number >= 1")
     for k in ('lr', 'clip', 'early_stop'):
-        if getattr(c, k) is not None and not pos(getattr(c, k)): errs.append(f"{_flag(k)} {getattr(c, k)!r}: give a positive finite number")
-    if not (isinstance(c.momentum, (int, float)) and 0 <= c.momentum < 1): errs.append(f"--momentum {c.momentum!r}: give a number in [0, 1)")
+        if getattr(c, k) is not None and not pos(getattr(c, k)):
+            errs.append(f"{_flag(k)} {getattr(c, k)!r}: give a positive finite number")
+    if not (isinstance(c.momentum, (int, float)) and 0 <= c.momentum < 1):
+        errs.append(f"--momentum {c.momentum!r}: give a number in [0, 1)")
     for k in ('weight_decay', 'jitter'):
-        if not (isinstance(getattr(c, k), (int, float)) and 0 <= getattr(c, k) < math.inf): errs.append(f"{_flag(k)} {getattr(c, k)!r}: give a finite number >= 0")
-    if not (len(c.size) == 2 and all(isinstance(v, int) and v >= 32 for v in c.size)): errs.append(f"--size {_shown(tuple(c.size))}: give HxW, both at least 32")
-    if c.scale is not None and not (len(c.scale) == 2 and all(map(pos, c.scale)) and c.scale[0] <= c.scale[1]): errs.append(f"--scale {c.scale!r}: give LO,HI with 0 < LO <= HI")
-    if c.betas is not None and not (len(c.betas) == 2 and all(isinstance(b, float) and 0 <= b < 1 for b in c.betas)): errs.append(f"--betas {c.betas!r}: give B1,B2, each in [0, 1)")
+        if not (isinstance(getattr(c, k), (int, float)) and 0 <= getattr(c, k) < math.inf):
+            errs.append(f"{_flag(k)} {getattr(c, k)!r}: give a finite number >= 0")
+    if not (len(c.size) == 2 and all(isinstance(v, int) and v >= 32 for v in c.size)):
+        errs.append(f"--size {_shown(tuple(c.size))}: give HxW, both at least 32")
+    if c.scale is not None and not (len(c.scale) == 2 and all(map(pos, c.scale)) and c.scale[0] <= c.scale[1]):
+        errs.append(f"--scale {c.scale!r}: give LO,HI with 0 < LO <= HI")
+    if c.betas is not None and not (len(c.betas) == 2 and all(isinstance(b, float) and 0 <= b < 1 for b in c.betas)):
+        errs.append(f"--betas {c.betas!r}: give B1,B2, each in [0, 1)")
     return errs
 
 # %% ../nbs/10b_runs.ipynb #de69b394
@@ -117,7 +128,8 @@ def _family_problems(c:TrainConfig) -> list:
     if c.model not in MODELS or c.variant not in VARIANTS: return []   # `_bad_values` names those
     try: fam = family_of(c.model, c.variant)
     except FamilyError as e: return [str(e)]
-    errs = [f"{_flag(k)} applies to {' and '.join(f.name for f in users)}, not {c.model}" for k, users in _family_options().items()
+    errs = [f"{_flag(k)} applies to {' and '.join(f.name for f in users)}, not {c.model}"
+            for k, users in _family_options().items()
             if fam not in users and getattr(c, k) != TrainConfig.__dataclass_fields__[k].default]
     return errs + (fam.check(c) if fam.check else [])
 
@@ -125,7 +137,8 @@ def _bad_combinations(c:TrainConfig) -> list:
     "Options that do nothing for this model, or contradict each other"
     errs = [] if c.model else [f"--model is required: one of {', '.join(MODELS)}"]
     if not c.root: errs.append("--root is required: the dataset folder (with --synthetic it is written there)")
-    if c.sched == 'plateau' and c.warmup: errs.append("--sched plateau has no warm-up: drop --warmup or use poly/cosine")
+    if c.sched == 'plateau' and c.warmup:
+        errs.append("--sched plateau has no warm-up: drop --warmup or use poly/cosine")
     if c.labels not in ('auto', 'train', 'label', *GROUPINGS) and not Path(c.labels).is_file():
         errs.append(f"--labels {c.labels}: not train, label, {', '.join(GROUPINGS)}, or an existing grouping JSON file")
     return errs + _family_problems(c)
@@ -143,6 +156,8 @@ def to_dict(self:TrainConfig) -> dict:
     "The JSON form: {'kind': 'segsyn train', field: value, ...} (tuples as lists)"
     return {'kind': 'segsyn train', **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}}
 
+
+# %% ../nbs/10b_runs.ipynb #46c2e3e5
 _TUPLES = ('size', 'betas', 'scale')
 
 @patch(cls_method=True)
@@ -151,7 +166,8 @@ def from_dict(cls:TrainConfig, d:dict, # a `to_dict()` (its 'kind' optional), or
     "A config from its JSON form; unknown keys are an error that names them"
     d = {k: v for k, v in d.items() if k != 'kind'}
     names = [f.name for f in fields(cls)]
-    if unknown := sorted(set(d) - set(names)): raise SegsynError(f"{where} has unknown option(s) {unknown}; the options are {names}")
+    if unknown := sorted(set(d) - set(names)):
+        raise SegsynError(f"{where} has unknown option(s) {unknown}; the options are {names}")
     return cls(**{k: tuple(v) if k in _TUPLES and v is not None else v for k, v in d.items()})
 
 @patch(cls_method=True)
@@ -159,11 +175,14 @@ def load(cls:TrainConfig, path:str|Path): # a run's config.json (written by `tra
     "Read a run's config.json"
     path = Path(path)
     try: d = json.loads(path.read_text())
-    except FileNotFoundError: raise SegsynError(f"no config file {path}; give the config.json of a segsyn train run folder") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise SegsynError(f"{path} is not JSON ({e}); give the config.json of a segsyn train run folder") from None
+    except FileNotFoundError:
+        raise SegsynError(f"no config file {path}; give the config.json of a segsyn train run folder") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SegsynError(f"{path} is not JSON ({e}); give the config.json of a segsyn train run folder") from None
     if not isinstance(d, dict) or d.get('kind') != 'segsyn train':
-        raise SegsynError(f"{path} is not a segsyn train config (the run folder's config.json has \"kind\": \"segsyn train\"); "
-                          "run/config.json inside it is the training loop's record, not a config to replay")
+        raise SegsynError(f"{path} is not a segsyn train config (the run folder's config.json has "
+                          "\"kind\": \"segsyn train\"); run/config.json inside it is the training loop's record, "
+                          "not a config to replay")
     return cls.from_dict(d, where=str(path))
 
 # %% ../nbs/10b_runs.ipynb #5ba79cbe
@@ -183,7 +202,7 @@ def label_space(self:TrainConfig) -> str:
 
 def prepare_data(c:TrainConfig, # the run's config
                  rank:int=0) -> Path: # only rank 0 writes
-    "The dataset folder; with `synthetic` (or dataset 'synthetic') the streets are written there first, when it holds none"
+    "The dataset folder, where `synthetic` (or dataset 'synthetic') writes the streets first if it holds none"
     root = Path(c.root)
     if (c.synthetic or c.dataset == 'synthetic') and rank == 0 and detect_layout(root) is None:
         n, m = SYNTHETIC_FRAMES
@@ -202,18 +221,22 @@ def _subset(c:TrainConfig, ds): # the training split
     "`c.subset` frames of `ds` drawn with `c.seed` (all of them without --subset)"
     if c.subset is None: return ds
     if c.subset > len(ds):
-        raise SegsynError(f"--subset {c.subset}: the training split of {c.root} holds {len(ds)} frames; give at most {len(ds)}")
-    return Subset(ds, sorted(torch.randperm(len(ds), generator=torch.Generator().manual_seed(c.seed))[:c.subset].tolist()))
+        raise SegsynError(f"--subset {c.subset}: the training split of {c.root} holds {len(ds)} frames; "
+                          f"give at most {len(ds)}")
+    return Subset(ds, sorted(
+        torch.randperm(len(ds), generator=torch.Generator().manual_seed(c.seed))[:c.subset].tolist()))
 
 def _no_data(c:TrainConfig) -> SegsynError:
     lay = c.layout
-    return SegsynError(f"{c.root}: no dataset there. Write synthetic streets in the {lay} layout with `segsyn data --synthetic 200 "
-                       f"--dataset {lay} --root {c.root}` (or add --synthetic to segsyn train), or get the real dataset with "
-                       "./data_setup.sh (./data_setup.sh --help)")
+    return SegsynError(f"{c.root}: no dataset there. Write synthetic streets in the {lay} layout with "
+                       f"`segsyn data --synthetic 200 --dataset {lay} --root {c.root}` (or add --synthetic to segsyn "
+                       "train), or get the real dataset with ./data_setup.sh (./data_setup.sh --help)")
 
+
+# %% ../nbs/10b_runs.ipynb #e96d701a
 def open_splits(c:TrainConfig, # the run's config
                 keep_uint8:bool=False): # segmenters: leave images uint8 for `DeviceNormalize`
-    "(train, val, table): the run's two splits as its family's loaders want them, and the table of the classes they hold"
+    "(train, val, table): the run's splits as its family's loaders want them, and the table of the classes they hold"
     root, fam, splits = Path(c.root), c.family, ('train', 'val')
     if not root.exists() or root.is_dir() and not any(root.iterdir()): raise _no_data(c)
     check_manifest(c.root)
@@ -229,30 +252,38 @@ def open_splits(c:TrainConfig, # the run's config
     return _subset(c, ds[0]), ds[1], raw[0].table
 
 # %% ../nbs/10b_runs.ipynb #d803c72e
-RUN_LOCK = '.segsyn.lock'      # in every run folder: who holds it (`claim_lock`, 00_core; a killed holder's flock is released by the OS)
+RUN_LOCK = '.segsyn.lock'   # in each run folder: its holder (`claim_lock`, 00_core; the OS frees a dead holder's flock)
 
 def claim_run_dir(out:str|Path, # the run folder (--out)
                   overwrite:bool=False, # write into it even when it holds files
                   resume:bool=False) -> Path: # it holds the run to continue
-    "The run folder: created, writable, claimed for this process; an existing non-empty one is refused unless `overwrite`/`resume`"
+    "The run folder, created, writable and claimed; a non-empty one is refused unless `overwrite`/`resume`"
     out = Path(out)
     if out.exists() and not out.is_dir(): raise SegsynError(f"--out {out} is a file, not a folder; give a folder path")
     try: out.mkdir(parents=True, exist_ok=True)
-    except PermissionError: raise SegsynError(f"cannot create --out {out}: permission denied; choose a folder you can write to") from None
-    if not os.access(out, os.W_OK | os.X_OK): raise SegsynError(f"--out {out} is not writable; choose a folder you can write to")
+    except PermissionError:
+        raise SegsynError(f"cannot create --out {out}: permission denied; choose a folder you can write to") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise SegsynError(f"--out {out} is not writable; choose a folder you can write to")
     claim_lock(out/RUN_LOCK, str(out))
-    for t in out.rglob('.*.tmp'): t.unlink(missing_ok=True)      # half-written files of an interrupted run (atomic_write's temps)
+    for t in out.rglob('.*.tmp'): t.unlink(missing_ok=True)   # half-written temps of an interrupted run (atomic_write)
     if not (overwrite or resume) and any(p.name != RUN_LOCK for p in out.iterdir()):
-        raise SegsynError(f"{out} already exists and is not empty; choose another --out, pass --overwrite, or --resume a training run")
+        raise SegsynError(f"{out} already exists and is not empty; choose another --out, pass --overwrite, "
+                          "or --resume a training run")
     return out
 
+
+# %% ../nbs/10b_runs.ipynb #6a4f91e4
 def check_resumable(c:TrainConfig, out:Path):
     "--resume: the folder holds a checkpoint of a run with this very config (the worker count may differ)"
     if not (out/'run'/'last.pt').exists():
-        raise SegsynError(f"nothing to resume in {out}: no run/last.pt (the run stopped before its first epoch ended); start it again without --resume")
+        raise SegsynError(f"nothing to resume in {out}: no run/last.pt (the run stopped before its first epoch ended); "
+                          "start it again without --resume")
     old, new = TrainConfig.load(out/'config.json').to_dict(), c.to_dict()
     diff = [f"{k}: {old.get(k)} -> {new.get(k)}" for k in new if k != 'workers' and old.get(k) != new.get(k)]
-    if diff: raise SegsynError(f"--resume with other options than the run in {out} ({'; '.join(diff)}); resume with its own: segsyn train --config {out/'config.json'} --out {out} --resume")
+    if diff:
+        raise SegsynError(f"--resume with other options than the run in {out} ({'; '.join(diff)}); "
+                          f"resume with its own: segsyn train --config {out/'config.json'} --out {out} --resume")
 
 # %% ../nbs/10b_runs.ipynb #7d4632fc
 def train(c:TrainConfig, # what to train, on what, how
@@ -273,9 +304,10 @@ def _loaders(c:TrainConfig, tr, va, rank:int, world:int) -> tuple:
 def _learner(c:TrainConfig, task, dls, settings:dict, out:Path, rank:int, dev, on_dev:bool, progress:bool, record:dict):
     "The `Learner` of a run: the family's settings (lr, what to monitor) and the config's schedule, AMP and clipping"
     return Learner(task, *dls, **settings, epochs=c.epochs, sched=None if c.sched == 'none' else c.sched,
-                   warmup=c.warmup * len(dls[0]), plateau_patience=c.plateau_patience, early_stop=c.early_stop, clip=c.clip,
-                   amp=False if c.amp == 'off' else c.amp, runs_dir=out, name='run', seed=c.seed, device=dev, save=rank == 0,
-                   progress=progress and rank == 0, batch_tfm=DeviceNormalize() if on_dev else None, config=record)
+                   warmup=c.warmup * len(dls[0]), plateau_patience=c.plateau_patience, early_stop=c.early_stop,
+                   clip=c.clip, amp=False if c.amp == 'off' else c.amp, runs_dir=out, name='run', seed=c.seed,
+                   device=dev, save=rank == 0, progress=progress and rank == 0,
+                   batch_tfm=DeviceNormalize() if on_dev else None, config=record)
 
 def _write_json(path:Path, obj, indent:int|None=1):
     with atomic_write(path, 'w') as f: json.dump(obj, f, indent=indent)
@@ -322,14 +354,15 @@ def _pair(kind, sep:str, what:str): # element type, separator, an example
         return v
     return parse
 
-_TYPES = {'size': _pair(int, 'x', '256x512 (height x width)'), 'betas': _pair(float, ',', '0.9,0.999'), 'scale': _pair(float, ',', '0.5,2.0'),
-          'lr': float, 'clip': float, 'early_stop': int, 'subset': int}     # the others parse as the type of their default
-
+_TYPES = {'size': _pair(int, 'x', '256x512 (height x width)'), 'betas': _pair(float, ',', '0.9,0.999'),
+          'scale': _pair(float, ',', '0.5,2.0'),
+          'lr': float, 'clip': float, 'early_stop': int, 'subset': int}     # the others parse as their default's type
 
 def add_config_args(p:argparse.ArgumentParser): # the `segsyn train` parser
-    "One option per `TrainConfig` field, with its default in the help; only given options land in the namespace (so `--config` values stay)"
+    "One option per `TrainConfig` field, default in its help; only given options are set, so `--config` values stay"
     for f in fields(TrainConfig):
-        kw = dict(default=argparse.SUPPRESS, help=f"{f.metadata['help']}" + ('' if f.default == '' else f" (default: {_shown(f.default)})"))
+        kw = dict(default=argparse.SUPPRESS,
+                  help=f"{f.metadata['help']}" + ('' if f.default == '' else f" (default: {_shown(f.default)})"))
         if isinstance(f.default, bool): kw['action'] = argparse.BooleanOptionalAction
         else: kw['type'] = _TYPES.get(f.name) or type(f.default)
         if f.metadata['choices']: kw['choices'] = f.metadata['choices']

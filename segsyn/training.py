@@ -1,4 +1,4 @@
-"""The one training loop every notebook uses: tasks, progress, AMP, schedules, clipping, atomic checkpoints, exact resume, NaN stops.
+"""The one training loop: tasks, progress, AMP, schedules, clipping, atomic checkpoints, exact resume, NaN stops.
 
 Docs: https://segsyn.github.io/segsyn/training.html.md"""
 
@@ -11,8 +11,8 @@ from contextlib import nullcontext
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
-from .core import (SegsynError, atomic_write, default_device, native_bf16, seed_everything, cache_root, cached, by_profile,
-                         get_rng_state, set_rng_state)
+from .core import (SegsynError, atomic_write, default_device, native_bf16, seed_everything, cache_root, cached,
+                         by_profile, get_rng_state, set_rng_state)
 from .metrics import ConfusionMatrix, scores_from_cm, chance_floor
 from .loaders import color_baseline, make_loader
 from .losses import CrossEntropy
@@ -50,7 +50,6 @@ class Task:
     def train_step(self, batch, learner) -> dict: raise NotImplementedError   # -> {'loss': tensor, ...}
     def validate(self, dl, learner) -> dict: return {}          # -> {'miou': ..., ...}
 
-
 # %% ../nbs/01e_training.ipynb #1660ad6e
 _TORCH_VERSION = tuple(int(v) for v in torch.__version__.split('+')[0].split('.')[:2])
 
@@ -73,9 +72,9 @@ class SegTask(Task):
                  ignore_index:int=255, names:list|None=None, # class names for tables
                  opt:str='adamw', # 'adamw', 'adam', 'sgd' or 'rmsprop'
                  weight_decay:float=1e-4,
-                 momentum:float=0.9, # SGD / RMSprop momentum (FCN's paper recipe: SGD 0.99; write-up 004's U-Net: RMSprop 0.999)
+                 momentum:float=0.9, # SGD / RMSprop momentum (FCN's paper: SGD 0.99; 004's U-Net: RMSprop 0.999)
                  betas:tuple=(0.9, 0.999), # Adam(W)'s betas
-                 compile:bool|str=False, # torch.compile the forward (True, or a backend name); checkpoints keep the plain model
+                 compile:bool|str=False, # torch.compile the forward (True or a backend); checkpoints: the plain model
                  sync_bn:bool=False): # under torchrun: SyncBatchNorm, batch statistics over all processes (CUDA)
         if sync_bn: model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model, self.num_classes, self.ignore_index, self.names = model, num_classes, ignore_index, names
@@ -149,17 +148,17 @@ class Learner:
     "The training loop for any `Task`: progress, AMP, schedule, clipping, atomic checkpoints, exact resume"
     def __init__(self, task:Task, train_dl, val_dl=None, *,
                  lr:float=1e-3, epochs:int=10, # base learning rate; planned epochs (the schedule spans them)
-                 sched:str|None='poly', warmup:int=0, # 'poly', 'cosine', 'plateau' (ReduceLROnPlateau on `monitor`) or None; warm-up steps
+                 sched:str|None='poly', warmup:int=0, # 'poly', 'cosine', 'plateau' (on `monitor`), None; warm-up steps
                  plateau_patience:int=5, # 'plateau': epochs without a better `monitor` before the rate drops ×0.1
                  early_stop:int|None=None, # stop after this many epochs without a better `monitor` (None: never)
                  name:str='run', runs_dir:str|Path='runs', # checkpoints and logs go to runs_dir/name
-                 amp:str|bool='auto', # 'auto': bf16 where the hardware computes it natively (`native_bf16`), else off; 'fp16', 'bf16' or False
+                 amp:str|bool='auto', # 'fp16', 'bf16', False, or 'auto': bf16 where native (`native_bf16`), else off
                  channels_last:str|bool='auto', # 'auto': on CUDA
                  clip:float|None=None, # max gradient norm (None: no clipping)
                  seed:int=0, device=None, config:dict|None=None, # recorded in config.json
                  monitor:str='miou', # validation score that picks best.pt, and that 'plateau' and `early_stop` follow
-                 mode:str='max', # 'max': a higher `monitor` is better (scores); 'min': lower is better (losses such as l1)
-                 batch_tfm=None, # applied on the device to each batch's images, e.g. `DeviceNormalize()` for uint8 loaders
+                 mode:str='max', # 'max': a higher `monitor` is better (scores); 'min': a lower one (losses, e.g. l1)
+                 batch_tfm=None, # run on the device on each batch's images, e.g. `DeviceNormalize()` for uint8 loaders
                  progress:bool=True, save:bool=True):
         self.task, self.train_dl, self.val_dl, self.lr, self.epochs, self.batch_tfm = task, train_dl, val_dl, lr, epochs, batch_tfm
         self.sched, self.warmup, self.clip, self.seed, self.monitor, self.progress, self.save = sched, warmup, clip, seed, monitor, progress, save
@@ -283,10 +282,12 @@ def _train_epoch(self:Learner) -> dict:
 
 @patch
 def stalled(self:Learner) -> bool:
-    "Early stopping: `early_stop` epochs have passed since the best `monitor` score (from the history, so a resume agrees)"
+    "Early stopping: `early_stop` epochs passed since the best `monitor` score (from the history, so a resume agrees)"
     k = f'val_{self.monitor}'
     if not self.early_stop or not self.history: return False
-    if k not in self.history[-1]: raise TrainingError(f"early_stop follows {k!r}, which validation does not report ({[c for c in self.history[-1] if c.startswith('val_')]}); set monitor=")
+    if k not in self.history[-1]:
+        raise TrainingError(f"early_stop follows {k!r}, which validation does not report "
+                            f"({[c for c in self.history[-1] if c.startswith('val_')]}); set monitor=")
     sign = 1 if self.mode == 'max' else -1
     best = max(range(len(self.history)), key=lambda i: (sign * self.history[i][k], -i))
     return len(self.history) - 1 - best >= self.early_stop
@@ -308,7 +309,7 @@ def fit(self:Learner, epochs:int|None=None, # train until this epoch (default: t
     end = epochs or self.epochs
     ebar = tq.tqdm(total=end, initial=self.epoch, desc=self.run_dir.name, disable=not self.progress or self.stalled())
     for self.epoch in range(self.epoch, end):
-        if self.stalled(): break                       # (checked first, so a resumed run that had stopped stays stopped)
+        if self.stalled(): break                       # (checked first: a resumed run that had stopped stays stopped)
         t0 = time.time(); logs = self._train_epoch()
         row = dict(epoch=self.epoch + 1, step=self.step, lr=[o.param_groups[0]['lr'] for o in self.opts.values()][0], **logs, time=time.time() - t0)
         if self.val_dl is not None: row.update({f'val_{k}': v for k, v in self.task.validate(self.val_dl, self).items()})
@@ -323,7 +324,7 @@ def fit(self:Learner, epochs:int|None=None, # train until this epoch (default: t
 @patch
 def _save_epoch(self:Learner, row):
     "metrics.json, last.pt, and best.pt when the monitored score improved"
-    self.save_checkpoint()            # the checkpoint first: metrics.json never describes an epoch that has no checkpoint
+    self.save_checkpoint()            # the checkpoint first: metrics.json never describes an epoch without one
     with atomic_write(self.run_dir/'metrics.json', 'w') as f: json.dump(self.history, f, indent=1)
     k = f'val_{self.monitor}'
     sign = 1 if self.mode == 'max' else -1
@@ -372,7 +373,7 @@ def fingerprint(x) -> str:
 def fit_cached(learn:Learner, # a learner ready to `fit`
                **extra # task settings the modules do not show (e.g. the loss, SPADE's options, a judge's fingerprint)
               ) -> tuple: # (history, seconds the training took)
-    "`learn.fit()`, or the result of the same fit from `$SEGSYN_CACHE`: weights loaded, history and last validation restored"
+    "`learn.fit()`, or the same fit from `$SEGSYN_CACHE`: weights loaded, history and last validation restored"
     if cache_root() is None:
         t0 = time.time(); return learn.fit(), time.time() - t0
     dl, vl = learn.train_dl, learn.val_dl
@@ -393,7 +394,7 @@ def fit_cached(learn:Learner, # a learner ready to `fit`
     return learn.history, ck['secs']
 
 # %% ../nbs/01e_training.ipynb #f5fe71e9
-def train_segmenters(models:dict, # name -> model or builder, or name -> dict(model=..., loss=..., task=SegTask subclass, lr=..., epochs=...)
+def train_segmenters(models:dict, # name -> model, builder, or dict(model=, loss=, task=SegTask subclass, lr=, epochs=)
                      train_ds, val_ds, epochs:int, lr:float=2e-3, bs:int=8, num_classes:int=19, names:list|None=None,
                      runs_dir:str|Path='runs', num_workers:int=0, seed:int=0) -> list:
     "Train each model with the same data, schedule and seed; returns one dict per model (hist, learner, params, secs)"
@@ -401,7 +402,7 @@ def train_segmenters(models:dict, # name -> model or builder, or name -> dict(mo
     for name, spec in models.items():
         spec = dict(spec) if isinstance(spec, dict) else dict(model=spec)
         seed_everything(seed)
-        if not isinstance(spec['model'], nn.Module): spec['model'] = spec['model']()   # a builder: weights drawn from `seed`
+        if not isinstance(spec['model'], nn.Module): spec['model'] = spec['model']()   # a builder: weights from `seed`
         task = spec.get('task', SegTask)(spec['model'], num_classes, loss_fn=spec.get('loss'), names=names)
         learn = Learner(task, make_loader(train_ds, bs, num_workers=num_workers, seed=seed), make_loader(val_ds, bs, shuffle=False, num_workers=num_workers),
                         lr=spec.get('lr', lr), epochs=spec.get('epochs', epochs), name=name.replace(' ', '_'), runs_dir=runs_dir, progress=False, seed=seed)
@@ -410,8 +411,8 @@ def train_segmenters(models:dict, # name -> model or builder, or name -> dict(mo
     return out
 
 # %% ../nbs/01e_training.ipynb #28d83845
-CI_EPOCHS = dict(fcn32_resnet34=10, fcn8s_vgg16=6, unet=10, res_unet=5, ssfpn=5, deeplabv3_resnet50=7, deeplabv3plus_resnet50=5,
-                 denseaspp121=5, denseaspp161=3)
+CI_EPOCHS = dict(fcn32_resnet34=10, fcn8s_vgg16=6, unet=10, res_unet=5, ssfpn=5, deeplabv3_resnet50=7,
+                 deeplabv3plus_resnet50=5, denseaspp121=5, denseaspp161=3)
 
 def course_epochs(arch:str) -> int: # a name of `segsyn.evaluation.SEGMENTERS`
     "Epochs a course segmenter trains for in the active profile"

@@ -1,4 +1,4 @@
-"""The five write-ups segsyn is built from, as data: what each did, its recipe, the numbers it reported, and how it scored them.
+"""The five write-ups behind segsyn, as data: what each did, its recipe, the numbers it reported, how it scored them.
 
 Docs: https://segsyn.github.io/segsyn/writeups.html.md"""
 
@@ -21,23 +21,26 @@ class WriteupError(SegsynError, ValueError): "A write-up, recipe or option that 
 # %% ../nbs/01f_writeups.ipynb #3c15859b
 WRITEUPS = {   # the files are in ../shared/seeds/ (the course's sources; not part of this repository)
     '000': dict(file='000_93b83d22113da38d.txt', data='Cityscapes, label ids (34 classes)',
-                did='FCN-32s on an ImageNet ResNet-34 → NVIDIA\'s pretrained SPADE (Cityscapes) → the photos segmented again'),
+                did='FCN-32s on an ImageNet ResNet-34 → NVIDIA\'s pretrained SPADE (Cityscapes) '
+                    '→ the photos segmented again'),
     '001': dict(file='001_977499567d4cf636.txt', data='a COCO-Stuff subset (1,000 images)',
                 did='SPADE re-implemented (SPADE norm, ResBlks, VAE style encoder, PatchGAN D, hinge + KL, TTUR)'),
     '002': dict(file='002_1d58028a5df4781d.txt', data='Cityscapes in the pix2pix side-by-side format',
                 did='a cGAN mapping photo → colour label map, against a U-Net baseline'),
     '003': dict(file='003_77a926345d57f338.txt', data='a PASCAL VOC 2012 subset (and CIHP)',
-                did='SSFPN (VGG19 FPN) with the spatial-structure loss, DeepLabV3+, FCN-8s and a small Res-UNet; six metrics'),
+                did='SSFPN (VGG19 FPN) with the spatial-structure loss, DeepLabV3+, FCN-8s and a small Res-UNet; '
+                    'six metrics'),
     '004': dict(file='004_100b1a7c9c2d9475.txt', data='Cityscapes, train ids (U-Net: a coarser 10-class grouping)',
                 did='U-Net, torchvision DeepLabV3 and DenseASPP; Jaccard micro/macro/weighted, per-class IoU; video'),
 }
 
 # %% ../nbs/01f_writeups.ipynb #ecac2542
-WRITEUP000 = dict(arch='fcn32_resnet34', pretrained=True, num_classes=34, target='labelIds', opt='adam', lr=1e-4, weight_decay=0.,
-               batch_size=32, epochs=25, sched=None, short_side=224, flip=False, jitter=0.3, generator='cityscapes')
+WRITEUP000 = dict(arch='fcn32_resnet34', pretrained=True, num_classes=34, target='labelIds', opt='adam', lr=1e-4,
+               weight_decay=0., batch_size=32, epochs=25, sched=None, short_side=224, flip=False, jitter=0.3,
+               generator='cityscapes')
 
 def writeup000_recipe(profile:str|None=None) -> dict: # 'ci' or 'full' (default: the active profile)
-    "Write-up 000's segmenter: FCN-32s on ImageNet ResNet-34, 34 label ids, Adam 1e-4, batch 32, 25 epochs, short side 224, jitter on train only"
+    "000's FCN-32s on ImageNet ResNet-34, 34 label ids: Adam 1e-4, batch 32, 25 epochs, short side 224, train jitter"
     profile = profile or get_profile()
     if profile not in ('ci', 'full'): raise WriteupError(f"profile={profile!r}: use 'ci' or 'full'")
     if profile == 'full': return dict(WRITEUP000)
@@ -50,25 +53,29 @@ WRITEUP002_REPORTED = {'cGAN': dict(train=46.41, val=37.26),   # Tables 1-3: pix
 
 # %% ../nbs/01f_writeups.ipynb #dbad1b54
 WRITEUP002_ASSUMED = dict(   # what write-up 002 does not state, and what segsyn chose
-    data="pix2pix's JPEGs as the write-up read them; segsyn's target is the colour map redrawn from the decoded train ids "
-         "(void in black), not the JPEG's own colours",
-    size="not stated; 64×64 is the size at which its G's bottleneck and its D's score are 1×1 (four stride-2 4×4 convs, "
-         "then a 4×4 valid conv); pix2pix's JPEG halves are 256×256, so they are resized",
-    ngf="not stated (its Generator takes ngf; its Discriminator reads a global ndf): 64 for both, as in DCGAN", ndf="as ngf",
+    data="pix2pix's JPEGs as the write-up read them; segsyn's target is the colour map redrawn from the decoded "
+         "train ids (void in black), not the JPEG's own colours",
+    size="not stated; 64×64 is the size at which its G's bottleneck and its D's score are 1×1 "
+         "(four stride-2 4×4 convs, then a 4×4 valid conv); pix2pix's JPEG halves are 256×256, so they are resized",
+    ngf="not stated (its Generator takes ngf; its Discriminator reads a global ndf): 64 for both, as in DCGAN",
+    ndf="as ngf",
     epochs="the text says training stopped at 100 epochs; its listing sets 200",
     lr="its optimisers are not shown: Adam 2e-4, betas (0.5, 0.999), as DCGAN and pix2pix; the same lr for the U-Net",
     bs="not stated: 16",
-    unet_loss="not shown; its U-Net outputs 3 channels compared with the colour image, so a regression: L2 (MSE); L1 is the option",
+    unet_loss="not shown; its U-Net outputs 3 channels compared with the colour image, so a regression: "
+              "L2 (MSE); L1 is the option",
     unet_epochs="not stated: the cGAN's 100",
-    metric="how colours became classes is not stated: nearest palette colour (decode_colors), 19 train ids, void pixels ignored; "
-           "colour maps scaled to [-1, 1] (its transforms are not shown)")
+    metric="how colours became classes is not stated: nearest palette colour (decode_colors), 19 train ids, "
+           "void pixels ignored; colour maps scaled to [-1, 1] (its transforms are not shown)")
 
 def writeup002_recipe(**overrides) -> dict:
-    "Write-up 002's experiment as segsyn reruns it (photo → colour label map; cGAN and U-Net); `assumed` says what it had to choose"
-    r = dict(data='pix2pix Cityscapes: side-by-side JPEGs, photo | colour label map (Pix2PixCityscapes)', direction='image2label',
-             size=(64, 64), ngf=64, ndf=64, gan_mode='vanilla', l1=0., epochs=100, lr=2e-4, betas=(0.5, 0.999), bs=16,
-             unet_base=64, unet_loss='l2', unet_epochs=100, unet_lr=2e-4, metric='pixel accuracy (%)', source=WRITEUP002_FILE)
-    if bad := sorted(set(overrides) - set(r)): raise WriteupError(f"writeup002_recipe has no option {bad}; its options: {sorted(r)}")
+    "Write-up 002 as segsyn reruns it (photo → colour label map; cGAN and U-Net); `assumed`: what it had to choose"
+    r = dict(data='pix2pix Cityscapes: side-by-side JPEGs, photo | colour label map (Pix2PixCityscapes)',
+             direction='image2label', size=(64, 64), ngf=64, ndf=64, gan_mode='vanilla', l1=0., epochs=100, lr=2e-4,
+             betas=(0.5, 0.999), bs=16, unet_base=64, unet_loss='l2', unet_epochs=100, unet_lr=2e-4,
+             metric='pixel accuracy (%)', source=WRITEUP002_FILE)
+    if bad := sorted(set(overrides) - set(r)):
+        raise WriteupError(f"writeup002_recipe has no option {bad}; its options: {sorted(r)}")
     return {**r, **overrides, 'assumed': WRITEUP002_ASSUMED, 'reported': WRITEUP002_REPORTED}
 
 # %% ../nbs/01f_writeups.ipynb #28991cdd
@@ -80,7 +87,8 @@ WRITEUP003_REPORTED = dict(
             'Res-UNet': dict(pixel_acc=.7136, fwiou=.7213, precision=.9394, recall=.8762)},
     single=('precision', 'recall'),   # single numbers (`single_precision_recall`), not per-class ones
     recipes={'SSFPN': "VGG19 frozen (Table 1); SGD lr 2.5e-4, momentum 0.9, Keras decay=5e-4 (a learning-rate decay, "
-                      "lr/(1 + decay·step), not weight decay); batch 5, 5 epochs; cross-entropy (its structure loss did not fit)",
+                      "lr/(1 + decay·step), not weight decay); batch 5, 5 epochs; cross-entropy "
+                      "(its structure loss did not fit)",
              'DeepLabV3+': "after the Keras tutorial (ResNet-50, ASPP); Adam lr 1e-4, batch 4, 5 epochs; cross-entropy",
              'Res-UNet': "Table 4; Adam lr 1e-4; cross-entropy"})
 
@@ -89,7 +97,7 @@ def single_precision_recall(probs:torch.Tensor, # N×C×H×W class probabilities
                             target:torch.Tensor, # N×H×W true class ids
                             threshold:float=0.5, # Keras' default
                             ignore_index:int=255) -> tuple:
-    "Write-up 003's precision and recall: Keras' `Precision()`/`Recall()` on one-hot maps, over every (pixel, class) entry"
+    "003's precision and recall: Keras' `Precision()`/`Recall()` on one-hot maps, over every (pixel, class) entry"
     check_target(target, probs.shape[1], ignore_index)
     keep = target != ignore_index
     hit = probs.movedim(1, -1)[keep] > threshold                        # P×C: the entries predicted positive
@@ -102,7 +110,8 @@ def with_unlabeled(pred:torch.Tensor, # predicted train ids, N×H×W (never the 
                    target:torch.Tensor, # true train ids with `ignore_index` for unlabeled pixels
                    num_classes:int=19, ignore_index:int=255) -> torch.Tensor: # (C+1)×(C+1) confusion matrix
     "A confusion matrix in which unlabeled pixels are a class of their own (the last), as 004 counted them"
-    return confusion_matrix(pred, torch.where(target == ignore_index, num_classes, target), num_classes + 1, ignore_index)
+    return confusion_matrix(pred, torch.where(target == ignore_index, num_classes, target), num_classes + 1,
+                            ignore_index)
 
 def writeup004_scores(cm:torch.Tensor) -> dict: # a confusion matrix (rows: truth, columns: prediction)
     "004's four numbers — PerPixel, Micro, Macro, Weighted (scikit-learn's Jaccard averages) — from a confusion matrix"
@@ -112,19 +121,22 @@ def writeup004_scores(cm:torch.Tensor) -> dict: # a confusion matrix (rows: trut
 # %% ../nbs/01f_writeups.ipynb #122a87da
 REPORTED = [  # (write-up, model, metric, value as printed, note)
     ('000', 'FCN-32s / ResNet-34', 'training time, 25 epochs on a Colab GPU', '≈ 2.5 h', ''),
-    ('000', 'FCN-32s / ResNet-34', 'share of that time spent reading and loading data', '~70%', 'compare: the loader share `segsyn bench` measures'),
+    ('000', 'FCN-32s / ResNet-34', 'share of that time spent reading and loading data', '~70%',
+     'compare: the loader share `segsyn bench` measures'),
     ('001', 'SPADE', 'KL divergence (train), over 2 epochs on 1,000 images', '≈ 70 → 5', 'logged every 4 batches'),
     ('001', 'SPADE', "discriminator's hinge loss", '≈ 1', ''),
-    *[('002', m, f'{k} pixel accuracy (%)', f'{v:.2f}', '') for m, vals in WRITEUP002_REPORTED.items() for k, v in vals.items()],   # segsyn.cgan
+    *[('002', m, f'{k} pixel accuracy (%)', f'{v:.2f}', '')   # segsyn.cgan
+      for m, vals in WRITEUP002_REPORTED.items() for k, v in vals.items()],
     *[('003', m, k, f'{v:.4f}'.lstrip('0'), 'single (Keras-style)' if k in WRITEUP003_REPORTED['single'] else '')
-      for m, vals in WRITEUP003_REPORTED['scores'].items() for k, v in vals.items()],   # kept in segsyn.unet, beside the models
+      for m, vals in WRITEUP003_REPORTED['scores'].items()   # kept in segsyn.unet, beside the models
+      for k, v in vals.items()],
     *[('004', m, k, v, '19 classes' if m != 'U-Net' else '10 classes') for m, vals in (
         ('DeepLabV3', dict(PerPixel='.85', Micro='.75', Macro='.45', Weighted='.75')),
         ('U-Net', dict(PerPixel='.85', Micro='.75', Macro='.38', Weighted='.78')),
         ('DenseASPP', dict(PerPixel='.84', Micro='.73', Macro='.52', Weighted='.74'))) for k, v in vals.items()],
 ]
-WRITEUP004_CLASSES = ['Truck', 'Car', 'Motorcycle', 'Bicycle', 'Bus', 'Train', 'Building', 'Rider', 'Person', 'Road', 'Wall', 'Sky',
-                   'Vegetation', 'Sidewalk', 'Pole', 'Fence', 'Traffic Light', 'Traffic Sign', 'Terrain']
+WRITEUP004_CLASSES = ['Truck', 'Car', 'Motorcycle', 'Bicycle', 'Bus', 'Train', 'Building', 'Rider', 'Person', 'Road',
+                   'Wall', 'Sky', 'Vegetation', 'Sidewalk', 'Pole', 'Fence', 'Traffic Light', 'Traffic Sign', 'Terrain']
 WRITEUP004_PER_CLASS_IOU = {   # 004's "Results tables", in its column order
     'DenseASPP': '.21 .84 .20 .48 .38 .13 .81 .42 .55 .78 .19 .78 .85 .67 .52 .22 .38 .58 .29'.split(),
     'DeepLabV3': '.11 .88 .07 .44 .20 .04 .90 .29 .51 .71 .27 .74 .90 .85 .57 .27 .29 .57 .32'.split()}
