@@ -13,8 +13,8 @@ import torch.nn as nn, torch.nn.functional as F
 from .core import SegsynError, get_profile, seed_everything, atomic_write, held_locks, release_locks
 from .metrics import scores_from_cm, ConfusionMatrix, chance_floor
 from .layers import model_logits, model_device
-from .writeups import (
-    WRITEUPS, REPORTED, writeup000_recipe, with_unlabeled, writeup004_scores, single_precision_recall)
+from .writeups import (WRITEUPS, REPORTED, WRITEUP_EXPERIMENTS, with_unlabeled, writeup004_scores,
+                             single_precision_recall)
 from .cgan import decode_colors
 from .datasets import Cityscapes, detect_layout
 from .loaders import PreResized, seg_transforms, make_loader
@@ -27,9 +27,9 @@ from .spade import preprocess_labels
 from .spade_training import load_generator
 
 # %% auto #0
-__all__ = ['RUNNABLE', 'CI_EPOCHS', 'writeup_table', 'experiment', 'segmenter_matrices', 'color_scores', 'writeup003_six',
-           'loader_share', 'majority_floor', 'layout_l1', 'train_share', 'score_run', 'experiment_data', 'reproduce',
-           'checks_table', 'per_class_table', 'writeup000_transforms', 'writeup000_data']
+__all__ = ['RUNNABLE', 'writeup_table', 'experiment', 'segmenter_matrices', 'color_scores', 'writeup003_six', 'loader_share',
+           'majority_floor', 'layout_l1', 'train_share', 'score_run', 'experiment_data', 'reproduce', 'checks_table',
+           'per_class_table', 'writeup000_transforms', 'writeup000_data']
 
 # %% ../nbs/13_reproduce.ipynb #1d35cc5b
 def _fmt(v) -> str:
@@ -51,54 +51,19 @@ def writeup_table(wid:str, # '000' … '004'
             "| model | metric | write-up | segsyn, same data "
             f"| segsyn, synthetic (CI) | notes |\n|---|---|---|---|---|---|\n" + '\n'.join(rows))
 
-# %% ../nbs/13_reproduce.ipynb #85da8cb9
-def _ci(full:bool, runs:dict, ci:dict) -> dict: # model -> TrainConfig options; model (or '*': all) -> what CI changes
-    "The write-up's runs, each with its CI changes in the ci profile"
-    return runs if full else {k: {**v, **ci.get('*', {}), **ci.get(k, {})} for k, v in runs.items()}
-
 # %% ../nbs/13_reproduce.ipynb #e6c9e3c8
+RUNNABLE = tuple(WRITEUP_EXPERIMENTS)   # the write-ups `segsyn reproduce` reruns
+
 def experiment(wid:str, # '000' … '004'
                profile:str|None=None) -> dict: # 'full': the write-up's recipe, 'ci': CPU-sized (default: the profile)
     "Write-up `wid`'s runs as `TrainConfig` options, their layout, the synthetic data's size and frames, how to score"
-    full = (profile or get_profile()) == 'full'
-    if wid == '000':
-        r = writeup000_recipe('full' if full else 'ci')
-        run = dict(model=r['arch'], labels='label', opt=r['opt'], lr=r['lr'], weight_decay=r['weight_decay'], batch_size=r['batch_size'],
-                   epochs=r['epochs'], sched='none', flip=r['flip'], jitter=r['jitter'], pretrained=r['pretrained'])
-        side = r['short_side']    # 224 (000's); CI: 64, and the frames are the course's streets (`synthetic_streets`)
-        return dict(layout='cityscapes', size=(side, 2 * side), frames=(2975, 500) if full else (64, 16),
-                    runs={'FCN-32s / ResNet-34': run}, score='writeup000')
-    if wid == '001':
-        run = dict(model='spade', variant='writeup001', lr=2e-4, epochs=2, batch_size=4, sched='none', ngf=64, subset=1000)
-        return dict(layout='coco-stuff', size=(256, 256) if full else (32, 32), frames=(2000, 500) if full else (128, 16), score='writeup001',
-                    runs=_ci(full, {'SPADE': run}, {'SPADE': dict(ngf=16, subset=None, lr=1e-3, epochs=2 * CI_EPOCHS)}))
-    if wid == '002':
-        runs = {'cGAN': dict(model='pix2pix', variant='writeup002', direction='image2label', ngf=64, epochs=100, lr=2e-4, batch_size=16),
-                'U-Net': dict(model='unet', variant='writeup002', ngf=64, epochs=100, lr=2e-4, batch_size=16)}
-        return dict(layout='pix2pix', size=(64, 64), frames=(2975, 500) if full else (64, 16), score='colour',
-                    train_scores=True, runs=_ci(full, runs, {'*': dict(ngf=16, epochs=4 * CI_EPOCHS, batch_size=4, lr=1e-3)}))
-    if wid == '003':
-        runs = {'SSFPN': dict(model='ssfpn', variant='writeup003', loss='ce', opt='sgd', lr=2.5e-4, momentum=0.9,
-                              weight_decay=5e-4, batch_size=5, epochs=5, pretrained=True),
-                'DeepLabV3+': dict(model='deeplabv3plus_resnet50', opt='adam', lr=1e-4, weight_decay=0., batch_size=4, epochs=5, pretrained=True),
-                'Res-UNet': dict(model='res_unet', variant='writeup003', opt='adam', lr=1e-4, weight_decay=0.,
-                                 batch_size=4, epochs=5, pretrained=True)}
-        return dict(layout='voc', size=(224, 224) if full else (32, 32), frames=(480, 120) if full else (64, 16),
-                    score='writeup003', runs=_ci(full, runs, {'*': dict(epochs=CI_EPOCHS, batch_size=4, pretrained=False),
-                                                              'SSFPN': dict(freeze='on', lr=0.1, epochs=6 * CI_EPOCHS),
-                                                              'DeepLabV3+': dict(lr=1e-3), 'Res-UNet': dict(lr=1e-3)}))
-    if wid == '004':
-        runs = {'U-Net': dict(model='unet', labels='cityscapes10', loss='ce+dice', opt='rmsprop', momentum=0.999,
-                              weight_decay=1e-8, lr=1e-5, sched='plateau', clip=1.0, amp='fp16', early_stop=5,
-                              batch_size=1, epochs=50, ngf=64), 'DeepLabV3': dict(model='deeplabv3_resnet50', epochs=50, batch_size=4),
-                'DenseASPP': dict(model='denseaspp161', epochs=50, batch_size=4)}
-        return dict(layout='cityscapes', size=(256, 512) if full else (32, 64), frames=(2975, 500) if full else (64, 16),
-                    score='writeup004', runs=_ci(full, runs, {'*': dict(epochs=CI_EPOCHS, batch_size=4),
-                                                              'U-Net': dict(amp='auto', ngf=16, lr=1e-4), 'DenseASPP': dict(model='denseaspp121')}))
-    raise SegsynError(f"no experiment for write-up {wid!r}; `segsyn reproduce` runs {', '.join(RUNNABLE)}")
-
-# %% ../nbs/13_reproduce.ipynb #86050b28
-RUNNABLE, CI_EPOCHS = ('000', '001', '002', '003', '004'), 2
+    if wid not in WRITEUP_EXPERIMENTS:
+        raise SegsynError(f"no experiment for write-up {wid!r}; `segsyn reproduce` runs {', '.join(RUNNABLE)}")
+    e, i = WRITEUP_EXPERIMENTS[wid], 0 if (profile or get_profile()) == 'full' else 1
+    ci = e['ci'] if i else {}
+    runs = {m: {**r, **ci.get('*', {}), **ci.get(m, {})} for m, r in e['runs'].items()}
+    return dict(layout=e['layout'], size=e['size'][i], frames=e['frames'][i], score=e['score'], runs=runs,
+                **{k: e[k] for k in ('train_scores',) if k in e})
 
 # %% ../nbs/13_reproduce.ipynb #5b5b7235
 @torch.no_grad()

@@ -11,9 +11,10 @@ from .core import SegsynError, get_profile
 from .metrics import check_target, confusion_matrix, scores_from_cm
 
 # %% auto #0
-__all__ = ['WRITEUPS', 'WRITEUP000', 'WRITEUP002_FILE', 'WRITEUP002_REPORTED', 'WRITEUP002_ASSUMED', 'WRITEUP003_REPORTED',
-           'REPORTED', 'WRITEUP004_CLASSES', 'WRITEUP004_PER_CLASS_IOU', 'WriteupError', 'writeup000_recipe',
-           'writeup002_recipe', 'single_precision_recall', 'with_unlabeled', 'writeup004_scores']
+__all__ = ['WRITEUPS', 'WRITEUP000', 'WRITEUP000_CI', 'WRITEUP002_FILE', 'WRITEUP002_REPORTED', 'WRITEUP002_ASSUMED',
+           'WRITEUP003_REPORTED', 'WRITEUP_EXPERIMENTS', 'REPORTED', 'WRITEUP004_CLASSES', 'WRITEUP004_PER_CLASS_IOU',
+           'WriteupError', 'writeup000_recipe', 'writeup002_recipe', 'single_precision_recall', 'with_unlabeled',
+           'writeup004_scores']
 
 # %% ../nbs/01f_writeups.ipynb #213d7db9
 class WriteupError(SegsynError, ValueError): "A write-up, recipe or option that does not exist"
@@ -38,13 +39,13 @@ WRITEUPS = {   # the files are in ../shared/seeds/ (the course's sources; not pa
 WRITEUP000 = dict(arch='fcn32_resnet34', pretrained=True, num_classes=34, target='labelIds', opt='adam', lr=1e-4,
                weight_decay=0., batch_size=32, epochs=25, sched=None, short_side=224, flip=False, jitter=0.3,
                generator='cityscapes')
+WRITEUP000_CI = dict(pretrained=False, batch_size=8, epochs=5, short_side=64, generator='small')   # what CI changes
 
 def writeup000_recipe(profile:str|None=None) -> dict: # 'ci' or 'full' (default: the active profile)
     "000's FCN-32s on ImageNet ResNet-34, 34 label ids: Adam 1e-4, batch 32, 25 epochs, short side 224, train jitter"
     profile = profile or get_profile()
     if profile not in ('ci', 'full'): raise WriteupError(f"profile={profile!r}: use 'ci' or 'full'")
-    if profile == 'full': return dict(WRITEUP000)
-    return {**WRITEUP000, 'pretrained': False, 'batch_size': 8, 'epochs': 5, 'short_side': 64, 'generator': 'small'}
+    return dict(WRITEUP000) if profile == 'full' else {**WRITEUP000, **WRITEUP000_CI}
 
 # %% ../nbs/01f_writeups.ipynb #2320db8b
 WRITEUP002_FILE = '../shared/seeds/002_1d58028a5df4781d.txt'
@@ -117,6 +118,43 @@ def writeup004_scores(cm:torch.Tensor) -> dict: # a confusion matrix (rows: trut
     "004's four numbers — PerPixel, Micro, Macro, Weighted (scikit-learn's Jaccard averages) — from a confusion matrix"
     s = scores_from_cm(cm)
     return dict(PerPixel=s['pixel_acc'], Micro=s['miou_micro'], Macro=s['miou'], Weighted=s['fwiou'])
+
+# %% ../nbs/01f_writeups.ipynb #b7e2a644
+_S0, _S0_CI = WRITEUP000['short_side'], WRITEUP000_CI['short_side']
+_TRAIN000 = ('opt', 'lr', 'weight_decay', 'batch_size', 'epochs', 'flip', 'jitter', 'pretrained')   # as `segsyn train` options
+_RUN000 = dict(model=WRITEUP000['arch'], labels='label', sched='none', **{k: WRITEUP000[k] for k in _TRAIN000})
+
+WRITEUP_EXPERIMENTS = {   # write-up -> layout, size and frames (full, ci), scoring, runs, what CI changes ('*': every run)
+    '000': dict(layout='cityscapes', size=((_S0, 2 * _S0), (_S0_CI, 2 * _S0_CI)), frames=((2975, 500), (64, 16)),
+                score='writeup000', runs={'FCN-32s / ResNet-34': _RUN000},
+                ci={'*': {k: v for k, v in WRITEUP000_CI.items() if k in _TRAIN000}}),
+    '001': dict(layout='coco-stuff', size=((256, 256), (32, 32)), frames=((2000, 500), (128, 16)), score='writeup001',
+                runs={'SPADE': dict(model='spade', variant='writeup001', lr=2e-4, epochs=2, batch_size=4, sched='none',
+                                    ngf=64, subset=1000)},
+                ci={'SPADE': dict(ngf=16, subset=None, lr=1e-3, epochs=4)}),
+    '002': dict(layout='pix2pix', size=((64, 64), (64, 64)), frames=((2975, 500), (64, 16)), score='colour', train_scores=True,
+                runs={'cGAN': dict(model='pix2pix', variant='writeup002', direction='image2label', ngf=64, epochs=100, lr=2e-4,
+                                   batch_size=16),
+                      'U-Net': dict(model='unet', variant='writeup002', ngf=64, epochs=100, lr=2e-4, batch_size=16)},
+                ci={'*': dict(ngf=16, epochs=8, batch_size=4, lr=1e-3)}),
+    '003': dict(layout='voc', size=((224, 224), (32, 32)), frames=((480, 120), (64, 16)), score='writeup003',
+                runs={'SSFPN': dict(model='ssfpn', variant='writeup003', loss='ce', opt='sgd', lr=2.5e-4, momentum=0.9,
+                                    weight_decay=5e-4, batch_size=5, epochs=5, pretrained=True),
+                      'DeepLabV3+': dict(model='deeplabv3plus_resnet50', opt='adam', lr=1e-4, weight_decay=0., batch_size=4,
+                                         epochs=5, pretrained=True),
+                      'Res-UNet': dict(model='res_unet', variant='writeup003', opt='adam', lr=1e-4, weight_decay=0.,
+                                       batch_size=4, epochs=5, pretrained=True)},
+                ci={'*': dict(epochs=2, batch_size=4, pretrained=False), 'SSFPN': dict(freeze='on', lr=0.1, epochs=12),
+                    'DeepLabV3+': dict(lr=1e-3), 'Res-UNet': dict(lr=1e-3)}),
+    '004': dict(layout='cityscapes', size=((256, 512), (32, 64)), frames=((2975, 500), (64, 16)), score='writeup004',
+                runs={'U-Net': dict(model='unet', labels='cityscapes10', loss='ce+dice', opt='rmsprop', momentum=0.999,
+                                    weight_decay=1e-8, lr=1e-5, sched='plateau', clip=1.0, amp='fp16', early_stop=5,
+                                    batch_size=1, epochs=50, ngf=64),
+                      'DeepLabV3': dict(model='deeplabv3_resnet50', epochs=50, batch_size=4),
+                      'DenseASPP': dict(model='denseaspp161', epochs=50, batch_size=4)},
+                ci={'*': dict(epochs=2, batch_size=4), 'U-Net': dict(amp='auto', ngf=16, lr=1e-4),
+                    'DenseASPP': dict(model='denseaspp121')}),
+}
 
 # %% ../nbs/01f_writeups.ipynb #122a87da
 REPORTED = [  # (write-up, model, metric, value as printed, note)
