@@ -8,6 +8,7 @@ Docs: https://segsyn.github.io/segsyn/fcn.html.md"""
 from __future__ import annotations
 import torch, torch.nn as nn
 from .layers import check_input, pad_to, torchvision_model, resnet_trunk
+from .writeups import WRITEUP000
 
 # %% auto #0
 __all__ = ['FCN_RECIPES', 'bilinear_kernel', 'Upsampler', 'upsampler', 'FCN32s', 'fcn32_resnet34', 'FCN8s', 'fcn8s_vgg16']
@@ -104,10 +105,11 @@ def fcn8s_vgg16(num_classes:int=21, # output classes
     return FCN8s(num_classes, pretrained, **kw)
 
 # %% ../nbs/02_fcn.ipynb #a071947e
-FCN_RECIPES = {
-    'fcn32_resnet34': dict(builder='fcn32_resnet34', opt='adam', lr=1e-4, batch_size=32, epochs=25, short_side=224,
-                           jitter=0.3, pretrained=True, params_19=21_284_672 + 9_747 + 1_478_656,
-                           ref='Long et al. 2015; the course seed recipe'),
+FCN_RECIPES = {   # FCN-32s: write-up 000's recipe (01f_writeups), the course's seed; FCN-8s: the paper's
+    'fcn32_resnet34': dict(builder=WRITEUP000['arch'], params_19=21_284_672 + 9_747 + 1_478_656,
+                           **{k: WRITEUP000[k] for k in ('opt', 'lr', 'batch_size', 'epochs', 'short_side', 'jitter',
+                                                         'pretrained')},
+                           ref='Long et al. 2015; the course seed recipe, write-up 000'),
     'fcn8s_vgg16': dict(builder='fcn8s_vgg16', opt='sgd', momentum=0.99, lr=1e-4, batch_size=1, epochs=50,
                         short_side=None, jitter=0., pretrained=True,
                         ref='Long et al. 2015 (SGD, momentum 0.99, unnormalised loss, batch 1)'),
