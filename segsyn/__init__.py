@@ -18,7 +18,7 @@ EVERYDAY = dict( # chapter module -> its everyday names
     synthetic='make_synthetic_streets synthetic_streets',
     loaders='seg_transforms make_loader street_splits show_batch overlay',
     metrics='ConfusionMatrix', losses='CrossEntropy DiceLoss CEDice', checkpoint='load_checkpoint save_checkpoint',
-    layers='predict', training='Learner SegTask train_segmenters',
+    layers='predict', training='Learner SegTask', fits='train_segmenters',
     fcn='fcn32_resnet34 fcn8s_vgg16',
     unet='UNet res_unet ssfpn StructureLoss',  # (`unet()` itself: `segsyn.unet` is the module)
     deeplab='deeplabv3_resnet50 deeplabv3plus_resnet50',
@@ -37,7 +37,7 @@ def __getattr__(name:str):
     if name not in _WHERE:
         raise AttributeError(f"module 'segsyn' has no attribute {name!r}: "
                              "the everyday names are in segsyn.EVERYDAY; everything else is in its chapter's module, "
-                             "e.g. `from segsyn.training import fit_cached`")
+                             "e.g. `from segsyn.fits import fit_cached`")
     obj = globals()[name] = getattr(importlib.import_module(f'segsyn.{_WHERE[name]}'), name)
     return obj
 

@@ -14,7 +14,7 @@ from .labels import CITYSCAPES
 from .synthetic import make_synthetic_streets
 from .datasets import Cityscapes
 from .loaders import PreResized, seg_transforms, make_loader, show_batch, TANH_MEAN, TANH_STD
-from .training import segmentation_floors
+from .fits import segmentation_floors
 from .evaluation import evaluate, save_segmenter
 from .spade_training import save_generator
 from .roundtrip import (

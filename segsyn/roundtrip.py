@@ -17,7 +17,8 @@ from fastcore.basics import patch
 from .labels import CITYSCAPES, LabelTable
 from .datasets import read_image, resize_ids, Cityscapes
 from .loaders import PreResized, seg_transforms, spade_recipe, make_loader
-from .training import Learner, SegTask, fit_cached, fingerprint
+from .training import Learner, SegTask
+from .fits import fit_cached, fingerprint
 from .unet import unet
 from .spade_training import small_spade
 from .loaders import overlay, to_uint8_image

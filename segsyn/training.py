@@ -11,18 +11,15 @@ from contextlib import nullcontext
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
-from .core import (SegsynError, atomic_write, default_device, native_bf16, seed_everything, cache_root, cached,
-                         by_profile, get_rng_state, set_rng_state)
-from .metrics import ConfusionMatrix, scores_from_cm, chance_floor
-from .loaders import color_baseline, make_loader
+from .core import SegsynError, atomic_write, default_device, native_bf16, seed_everything, get_rng_state, set_rng_state
+from .metrics import ConfusionMatrix
 from .losses import CrossEntropy
 from .checkpoint import CheckpointError, load_checked, load_checkpoint, save_checkpoint
 from .layers import model_logits
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['CI_EPOCHS', 'TrainingError', 'lr_factor', 'Task', 'adam', 'SegTask', 'Learner', 'plot_history', 'segmentation_floors',
-           'fingerprint', 'fit_cached', 'train_segmenters', 'course_epochs']
+__all__ = ['TrainingError', 'lr_factor', 'Task', 'adam', 'SegTask', 'Learner', 'plot_history']
 
 # %% ../nbs/01e_training.ipynb #77d9e7bc
 class TrainingError(SegsynError, RuntimeError):
@@ -79,15 +76,18 @@ class SegTask(Task):
         if sync_bn: model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model, self.num_classes, self.ignore_index, self.names = model, num_classes, ignore_index, names
         if opt not in _OPTS: raise TrainingError(f"unknown optimiser {opt!r}; choose one of {', '.join(_OPTS)}")
-        self.loss_fn, self.opt, self.wd, self.momentum = loss_fn or CrossEntropy(ignore_index=ignore_index), opt, weight_decay, momentum
+        self.loss_fn, self.opt, self.wd, self.momentum = (loss_fn or CrossEntropy(ignore_index=ignore_index), opt,
+                                                          weight_decay, momentum)
         self.betas = tuple(betas)
         self.compile, self._fwd, self.ddp = compile, None, None
     def modules(self): return {'model': self.model}
     def optimizers(self, lr):
         ps = [p for p in self.model.parameters() if p.requires_grad]
         if self.opt == 'sgd': return {'opt': torch.optim.SGD(ps, lr=lr, momentum=self.momentum, weight_decay=self.wd)}
-        if self.opt == 'rmsprop': return {'opt': torch.optim.RMSprop(ps, lr=lr, momentum=self.momentum, weight_decay=self.wd)}
-        return {'opt': adam(ps, lr, torch.optim.AdamW if self.opt == 'adamw' else torch.optim.Adam, betas=self.betas, weight_decay=self.wd)}
+        if self.opt == 'rmsprop':
+            return {'opt': torch.optim.RMSprop(ps, lr=lr, momentum=self.momentum, weight_decay=self.wd)}
+        return {'opt': adam(ps, lr, torch.optim.AdamW if self.opt == 'adamw' else torch.optim.Adam, betas=self.betas,
+                            weight_decay=self.wd)}
 
 # %% ../nbs/01e_training.ipynb #19767fb5
 @patch
@@ -122,12 +122,15 @@ def train_step(self:SegTask, batch, # (images, masks) on the device
         self.ddp = self.compiled(nn.parallel.DistributedDataParallel(self.model, device_ids=ids))
     x, y = batch[0], batch[1]
     with learn.autocast(): out = self.logits(x)
-    if out.shape[-2:] != y.shape[-2:]: out = F.interpolate(out.float(), size=y.shape[-2:], mode='bilinear', align_corners=False)
+    if out.shape[-2:] != y.shape[-2:]:
+        out = F.interpolate(out.float(), size=y.shape[-2:], mode='bilinear', align_corners=False)
     extra = {'image': x} if getattr(self.loss_fn, 'takes_image', False) else {}   # e.g. 03's StructureLoss
     loss = self.loss_fn(out.float(), y, **extra)
     learn.backward_step(loss, 'opt')
     return {'loss': loss.detach()}
 
+
+# %% ../nbs/01e_training.ipynb #91c137e4
 @patch
 @torch.no_grad()
 def validate(self:SegTask, dl, # the validation loader
@@ -140,7 +143,8 @@ def validate(self:SegTask, dl, # the validation loader
         x, y = learn.to_device(batch)[:2]
         with learn.autocast(): out = self.logits(x)
         cm.update(F.interpolate(out.float(), size=y.shape[-2:], mode='bilinear', align_corners=False), y)
-    s = cm.all_reduce().compute(); self.last_cm = cm
+    s = cm.all_reduce().compute()
+    self.last_cm = cm
     return {k: v for k, v in s.items() if not isinstance(v, list)}
 
 # %% ../nbs/01e_training.ipynb #4c058e18
@@ -160,21 +164,28 @@ class Learner:
                  mode:str='max', # 'max': a higher `monitor` is better (scores); 'min': a lower one (losses, e.g. l1)
                  batch_tfm=None, # run on the device on each batch's images, e.g. `DeviceNormalize()` for uint8 loaders
                  progress:bool=True, save:bool=True):
-        self.task, self.train_dl, self.val_dl, self.lr, self.epochs, self.batch_tfm = task, train_dl, val_dl, lr, epochs, batch_tfm
-        self.sched, self.warmup, self.clip, self.seed, self.monitor, self.progress, self.save = sched, warmup, clip, seed, monitor, progress, save
+        self.task, self.train_dl, self.val_dl, self.lr, self.epochs, self.batch_tfm = (
+            task, train_dl, val_dl, lr, epochs, batch_tfm)
+        self.sched, self.warmup, self.clip, self.seed, self.monitor, self.progress, self.save = (
+            sched, warmup, clip, seed, monitor, progress, save)
         self.plateau_patience, self.early_stop, self.mode = plateau_patience, early_stop, mode
-        if mode not in ('max', 'min'): raise TrainingError(f"mode={mode!r}: use 'max' (higher {monitor} is better) or 'min'")
-        if sched not in ('poly', 'cosine', 'plateau', None): raise TrainingError(f"unknown schedule {sched!r}; use 'poly', 'cosine', 'plateau' or None")
-        if (sched == 'plateau' or early_stop) and val_dl is None: raise TrainingError("sched='plateau' and early_stop follow a validation score: give a val_dl")
-        if sched == 'plateau' and warmup: raise TrainingError("sched='plateau' has no warm-up; use warmup=0 (or sched='poly'/'cosine' with a warm-up)")
+        if mode not in ('max', 'min'):
+            raise TrainingError(f"mode={mode!r}: use 'max' (higher {monitor} is better) or 'min'")
+        if sched not in ('poly', 'cosine', 'plateau', None):
+            raise TrainingError(f"unknown schedule {sched!r}; use 'poly', 'cosine', 'plateau' or None")
+        if (sched == 'plateau' or early_stop) and val_dl is None:
+            raise TrainingError("sched='plateau' and early_stop follow a validation score: give a val_dl")
+        if sched == 'plateau' and warmup: raise TrainingError(
+            "sched='plateau' has no warm-up; use warmup=0 (or sched='poly'/'cosine' with a warm-up)")
         self.device = torch.device(device) if device is not None else default_device()
         cuda = self.device.type == 'cuda'
         self.amp = ('bf16' if native_bf16(self.device) else False) if amp == 'auto' else amp
         self.channels_last = cuda if channels_last == 'auto' else channels_last
         self.run_dir = Path(runs_dir)/name
-        self.config = dict(name=name, lr=lr, epochs=epochs, sched=sched, warmup=warmup, amp=self.amp, clip=clip, seed=seed,
-                           **({'plateau_patience': plateau_patience} if sched == 'plateau' else {}), **({'early_stop': early_stop} if early_stop else {}),
-                           device=str(self.device), **({'batch_tfm': repr(batch_tfm)} if batch_tfm else {}), **(config or {}))
+        self.config = dict(name=name, lr=lr, epochs=epochs, sched=sched, warmup=warmup, amp=self.amp, clip=clip,
+                           seed=seed, **({'plateau_patience': plateau_patience} if sched == 'plateau' else {}),
+                           **({'early_stop': early_stop} if early_stop else {}), device=str(self.device),
+                           **({'batch_tfm': repr(batch_tfm)} if batch_tfm else {}), **(config or {}))
         self.history, self.epoch, self.step = [], 0, 0
 
 # %% ../nbs/01e_training.ipynb #926c4b17
@@ -189,7 +200,8 @@ def to_device(self:Learner, batch):
     "Move a batch (tuple of tensors) to the device, then `batch_tfm` on its images, channels-last when enabled"
     out = [b.to(self.device, non_blocking=True) if torch.is_tensor(b) else b for b in batch]
     if self.batch_tfm is not None and out: out[0] = self.batch_tfm(out[0])
-    if self.channels_last and out and torch.is_tensor(out[0]) and out[0].ndim == 4: out[0] = out[0].contiguous(memory_format=torch.channels_last)
+    if self.channels_last and out and torch.is_tensor(out[0]) and out[0].ndim == 4:
+        out[0] = out[0].contiguous(memory_format=torch.channels_last)
     return out
 
 # %% ../nbs/01e_training.ipynb #25494a15
@@ -200,9 +212,10 @@ def backward_step(self:Learner, loss:torch.Tensor, # the loss to minimise
     "zero_grad, (scaled) backward, unscale, clip, step — refusing non-finite losses"
     if not torch.isfinite(loss):
         last = self.run_dir/'last.pt'
-        raise TrainingError(f"the loss became {loss.item()} at epoch {self.epoch + 1}, step {self.step} (optimiser {opt!r}). "
-                            f"Nothing was updated; the last good checkpoint is {last if last.exists() else 'not written yet'}. "
-                            "Lower the learning rate, enable gradient clipping (clip=1.0), or check the inputs for NaNs.")
+        raise TrainingError(f"the loss became {loss.item()} at epoch {self.epoch + 1}, step {self.step} "
+                            f"(optimiser {opt!r}). Nothing was updated; the last good checkpoint is "
+                            f"{last if last.exists() else 'not written yet'}. Lower the learning rate, enable "
+                            "gradient clipping (clip=1.0), or check the inputs for NaNs.")
     o, sc = self.opts[opt], self.scalers.get(opt)
     o.zero_grad(set_to_none=True)
     (sc.scale(loss) if sc else loss).backward()
@@ -210,7 +223,9 @@ def backward_step(self:Learner, loss:torch.Tensor, # the loss to minimise
     if clip:
         if sc: sc.unscale_(o)
         torch.nn.utils.clip_grad_norm_([p for g in o.param_groups for p in g['params']], clip)
-    if sc: sc.step(o); sc.update()
+    if sc:
+        sc.step(o)
+        sc.update()
     else: o.step()
 
 # %% ../nbs/01e_training.ipynb #33b5020b
@@ -235,12 +250,15 @@ def save_checkpoint(self:Learner, path:str|Path|None=None): # default: runs_dir/
     path = Path(path or self.run_dir/'last.pt')
     return save_checkpoint(self.state(), path)
 
+
+# %% ../nbs/01e_training.ipynb #b0518cdb
 @patch
 def restore(self:Learner, ck:dict): # a checkpoint read by `load_checkpoint`
     "Load a checkpoint's state into this learner"
     mods = self.task.modules()
     for k, sd in ck['modules'].items():
-        if k not in mods: raise CheckpointError(f"the checkpoint holds a module {k!r} this task does not have ({list(mods)})")
+        if k not in mods:
+            raise CheckpointError(f"the checkpoint holds a module {k!r} this task does not have ({list(mods)})")
         load_checked(mods[k], sd, what=f"checkpoint's {k!r}")
     for group, objs in (('optimizers', self.opts), ('schedulers', self.scheds), ('scalers', self.scalers)):
         for k, o in objs.items(): o.load_state_dict(ck[group][k])
@@ -258,8 +276,12 @@ def setup(self:Learner):
         if self.channels_last: m.to(memory_format=torch.channels_last)
     self.opts = self.task.optimizers(self.lr)
     total = self.epochs * len(self.train_dl)
-    if self.sched == 'plateau': self.scheds = {k: torch.optim.lr_scheduler.ReduceLROnPlateau(o, self.mode, patience=self.plateau_patience) for k, o in self.opts.items()}
-    else: self.scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, lr_factor(self.sched, total, self.warmup)) for k, o in self.opts.items()}
+    if self.sched == 'plateau':
+        self.scheds = {k: torch.optim.lr_scheduler.ReduceLROnPlateau(o, self.mode, patience=self.plateau_patience)
+                       for k, o in self.opts.items()}
+    else:
+        self.scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, lr_factor(self.sched, total, self.warmup))
+                       for k, o in self.opts.items()}
     self.scalers = {k: torch.amp.GradScaler(self.device.type) for k in self.opts} if self.amp == 'fp16' else {}
 
 # %% ../nbs/01e_training.ipynb #9932ba61
@@ -274,7 +296,8 @@ def _train_epoch(self:Learner) -> dict:
         logs = self.task.train_step(self.to_device(batch), self)
         if self.sched != 'plateau':
             for s in self.scheds.values(): s.step()
-        self.step += 1; n += 1
+        self.step += 1
+        n += 1
         for k, v in logs.items(): tot[k] = tot.get(k, 0.) + float(v)
         bar.set_postfix(loss=f"{tot.get('loss', 0) / n:.3f}")
     for m in self.task.modules().values(): m.eval()
@@ -299,10 +322,14 @@ def fit(self:Learner, epochs:int|None=None, # train until this epoch (default: t
     "Train; returns the history (one dict per epoch). The epoch bar shows the last validation scores"
     import tqdm.auto as tq
     if len(self.train_dl) == 0:
-        raise TrainingError(f"the training DataLoader yields no batches (dataset of {len(self.train_dl.dataset)} samples, "
-                            f"batch_size {self.train_dl.batch_size}, drop_last={self.train_dl.drop_last}): use more data or a smaller batch")
-    seed_everything(self.seed); self.setup()
-    if resume and (self.run_dir/'last.pt').exists(): self.restore(load_checkpoint(self.run_dir/'last.pt')); self.epoch += 1
+        raise TrainingError(f"the training DataLoader yields no batches (dataset of {len(self.train_dl.dataset)} "
+                            f"samples, batch_size {self.train_dl.batch_size}, drop_last={self.train_dl.drop_last}): "
+                            "use more data or a smaller batch")
+    seed_everything(self.seed)
+    self.setup()
+    if resume and (self.run_dir/'last.pt').exists():
+        self.restore(load_checkpoint(self.run_dir/'last.pt'))
+        self.epoch += 1
     if self.save:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with atomic_write(self.run_dir/'config.json', 'w') as f: json.dump(self.config, f, indent=1, default=str)
@@ -310,17 +337,24 @@ def fit(self:Learner, epochs:int|None=None, # train until this epoch (default: t
     ebar = tq.tqdm(total=end, initial=self.epoch, desc=self.run_dir.name, disable=not self.progress or self.stalled())
     for self.epoch in range(self.epoch, end):
         if self.stalled(): break                       # (checked first: a resumed run that had stopped stays stopped)
-        t0 = time.time(); logs = self._train_epoch()
-        row = dict(epoch=self.epoch + 1, step=self.step, lr=[o.param_groups[0]['lr'] for o in self.opts.values()][0], **logs, time=time.time() - t0)
-        if self.val_dl is not None: row.update({f'val_{k}': v for k, v in self.task.validate(self.val_dl, self).items()})
+        t0 = time.time()
+        logs = self._train_epoch()
+        row = dict(epoch=self.epoch + 1, step=self.step, lr=[o.param_groups[0]['lr'] for o in self.opts.values()][0],
+                   **logs, time=time.time() - t0)
+        if self.val_dl is not None:
+            row.update({f'val_{k}': v for k, v in self.task.validate(self.val_dl, self).items()})
         if self.sched == 'plateau':
             for s in self.scheds.values(): s.step(row[f'val_{self.monitor}'])
         self.history.append(row)
         if self.save: self._save_epoch(row)
-        ebar.set_postfix({k[4:]: round(v, 3) for k, v in row.items() if k.startswith('val_') and isinstance(v, float)}, refresh=False); ebar.update()
+        ebar.set_postfix({k[4:]: round(v, 3) for k, v in row.items() if k.startswith('val_') and isinstance(v, float)},
+                         refresh=False)
+        ebar.update()
     ebar.close()
     return self.history
 
+
+# %% ../nbs/01e_training.ipynb #5b64586f
 @patch
 def _save_epoch(self:Learner, row):
     "metrics.json, last.pt, and best.pt when the monitored score improved"
@@ -328,7 +362,8 @@ def _save_epoch(self:Learner, row):
     with atomic_write(self.run_dir/'metrics.json', 'w') as f: json.dump(self.history, f, indent=1)
     k = f'val_{self.monitor}'
     sign = 1 if self.mode == 'max' else -1
-    if k in row and sign * row[k] >= max(sign * r[k] for r in self.history if k in r): self.save_checkpoint(self.run_dir/'best.pt')
+    if k in row and sign * row[k] >= max(sign * r[k] for r in self.history if k in r):
+        self.save_checkpoint(self.run_dir/'best.pt')
 
 # %% ../nbs/01e_training.ipynb #e4b51ac2
 def plot_history(history:list, # Learner.history (one dict per epoch)
@@ -337,84 +372,18 @@ def plot_history(history:list, # Learner.history (one dict per epoch)
     "Training curves: losses on the left axis, validation scores on the right"
     import matplotlib.pyplot as plt
     if ax is None: _, ax = plt.subplots(figsize=(5, 3))
-    ep = [r['epoch'] for r in history]; ax2 = ax.twinx()
+    ep = [r['epoch'] for r in history]
+    ax2 = ax.twinx()
     for k in keys:
         if k not in history[0]: continue
-        (ax if 'loss' in k else ax2).plot(ep, [r[k] for r in history], '-o' if 'loss' in k else '--s', ms=3, label=k, color=None)
-    ax.set_xlabel('epoch'); ax.set_ylabel('loss'); ax2.set_ylabel('score'); ax2.set_ylim(0, 1)
-    h1, l1 = ax.get_legend_handles_labels(); h2, l2 = ax2.get_legend_handles_labels(); ax.legend(h1 + h2, l1 + l2, fontsize=8, loc='center right')
+        (ax if 'loss' in k else ax2).plot(ep, [r[k] for r in history], '-o' if 'loss' in k else '--s', ms=3, label=k,
+                                          color=None)
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('loss')
+    ax2.set_ylabel('score')
+    ax2.set_ylim(0, 1)
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc='center right')
     if title: ax.set_title(title)
     return ax
-
-# %% ../nbs/01e_training.ipynb #213fc878
-def segmentation_floors(train_ds, # yields (image, mask) with images in [0, 1] (not normalised)
-                        val_ds, num_classes:int=19) -> dict:
-    "Validation scores of chance (the majority class) and of the colour-only baseline"
-    cm = color_baseline(train_ds, val_ds, num_classes)
-    col = scores_from_cm(cm)
-    return {'chance (majority class)': chance_floor(cm.sum(1)), 'colour only (nearest mean)': dict(pixel_acc=col['pixel_acc'], miou=col['miou'])}
-
-# %% ../nbs/01e_training.ipynb #428a9292
-def fingerprint(x) -> str:
-    "A short content hash of a model (architecture + weights) or a dataset (size, transform, frames)"
-    import hashlib
-    h = hashlib.sha1(type(x).__name__.encode())
-    if isinstance(x, nn.Module):
-        h.update(repr(x).encode())
-        for k, v in x.state_dict().items(): h.update(k.encode()); h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-        return h.hexdigest()[:16]
-    h.update(f"{len(x)} {getattr(x, 'transform', None)!r}".encode())
-    if hasattr(x, 'images'): tensors = [x.images, x.masks]                          # PreResized: the frames themselves
-    else: tensors = [t for i in range(min(len(x), 4)) for t in (x.decode(i) if hasattr(x, 'decode') else x[i])[:2]]
-    for t in tensors: h.update(t.contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
-
-# %% ../nbs/01e_training.ipynb #2f06f674
-def fit_cached(learn:Learner, # a learner ready to `fit`
-               **extra # task settings the modules do not show (e.g. the loss, SPADE's options, a judge's fingerprint)
-              ) -> tuple: # (history, seconds the training took)
-    "`learn.fit()`, or the same fit from `$SEGSYN_CACHE`: weights loaded, history and last validation restored"
-    if cache_root() is None:
-        t0 = time.time(); return learn.fit(), time.time() - t0
-    dl, vl = learn.train_dl, learn.val_dl
-    key = dict(task=type(learn.task).__name__, modules={k: fingerprint(m) for k, m in learn.task.modules().items()},
-               train=fingerprint(dl.dataset), val=fingerprint(vl.dataset) if vl is not None else None, bs=dl.batch_size,
-               **{k: learn.config[k] for k in ('lr', 'epochs', 'sched', 'warmup', 'amp', 'clip', 'seed', 'device')}, **extra)
-    def build(d):
-        t0 = time.time(); h = learn.fit()
-        save_checkpoint(dict(modules={k: m.state_dict() for k, m in learn.task.modules().items()}, history=h, secs=time.time() - t0,
-                             log=getattr(learn.task, 'log', None)), d/'fit.pt')              # a task's per-step log (GANs keep one)
-    d = cached(key, build, 'fit'); ck = load_checkpoint(d/'fit.pt', 'cached fit')
-    if not learn.history:                                    # trained by another notebook: take its result
-        learn.setup()
-        for k, m in learn.task.modules().items(): load_checked(m, ck['modules'][k], 'cached fit'); m.eval()
-        learn.history, learn.epoch = ck['history'], len(ck['history']) - 1
-        if ck.get('log') is not None: learn.task.log = ck['log']
-        if vl is not None: learn.task.validate(vl, learn)     # e.g. SegTask.last_cm
-    return learn.history, ck['secs']
-
-# %% ../nbs/01e_training.ipynb #f5fe71e9
-def train_segmenters(models:dict, # name -> model, builder, or dict(model=, loss=, task=SegTask subclass, lr=, epochs=)
-                     train_ds, val_ds, epochs:int, lr:float=2e-3, bs:int=8, num_classes:int=19, names:list|None=None,
-                     runs_dir:str|Path='runs', num_workers:int=0, seed:int=0) -> list:
-    "Train each model with the same data, schedule and seed; returns one dict per model (hist, learner, params, secs)"
-    out = []
-    for name, spec in models.items():
-        spec = dict(spec) if isinstance(spec, dict) else dict(model=spec)
-        seed_everything(seed)
-        if not isinstance(spec['model'], nn.Module): spec['model'] = spec['model']()   # a builder: weights from `seed`
-        task = spec.get('task', SegTask)(spec['model'], num_classes, loss_fn=spec.get('loss'), names=names)
-        learn = Learner(task, make_loader(train_ds, bs, num_workers=num_workers, seed=seed), make_loader(val_ds, bs, shuffle=False, num_workers=num_workers),
-                        lr=spec.get('lr', lr), epochs=spec.get('epochs', epochs), name=name.replace(' ', '_'), runs_dir=runs_dir, progress=False, seed=seed)
-        h, secs = fit_cached(learn, loss=repr(spec.get('loss')), num_classes=num_classes)
-        out.append(dict(model=name, params=sum(p.numel() for p in spec['model'].parameters()), secs=secs, hist=h, learner=learn))
-    return out
-
-# %% ../nbs/01e_training.ipynb #28d83845
-CI_EPOCHS = dict(fcn32_resnet34=10, fcn8s_vgg16=6, unet=10, res_unet=5, ssfpn=5, deeplabv3_resnet50=7,
-                 deeplabv3plus_resnet50=5, denseaspp121=5, denseaspp161=3)
-
-def course_epochs(arch:str) -> int: # a name of `segsyn.evaluation.SEGMENTERS`
-    "Epochs a course segmenter trains for in the active profile"
-    if arch not in CI_EPOCHS: raise SegsynError(f"no course budget for {arch!r}; known: {sorted(CI_EPOCHS)}")
-    return by_profile(CI_EPOCHS[arch], 40)
