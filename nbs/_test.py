@@ -165,9 +165,16 @@ def _export_cells(nb):
         s = ''.join(c['source'])
         if c['cell_type'] == 'code' and s.lstrip().startswith(('#| export', '#|export')): yield i, s
 
+def _one_class_or_table(src:str) -> bool:
+    "The cell defines one class, or one table (a single assignment): it cannot be split at a function boundary"
+    import ast
+    body = ast.parse('\n'.join(l for l in src.splitlines() if not l.lstrip().startswith('#|'))).body
+    return len(body) == 1 and isinstance(body[0], (ast.ClassDef, ast.Assign, ast.AnnAssign))
+
 def test_export_cells_short():
-    "No export cell over 40 lines: one symbol (or a tight family) per cell, then its demo and test"
-    long = [f"{nb.name} cell {i}: {len(s.splitlines())} lines" for nb in NOTEBOOKS for i, s in _export_cells(nb) if len(s.splitlines()) > 40]
+    "No export cell over 40 lines unless it is one class or one table: one symbol (or a tight family) per cell, then its demo and test"
+    long = [f"{nb.name} cell {i}: {len(s.splitlines())} lines" for nb in NOTEBOOKS for i, s in _export_cells(nb)
+            if len(s.splitlines()) > 40 and not _one_class_or_table(s)]
     assert not long, "split these export cells: " + '; '.join(long)
 
 def test_modules_small():

@@ -18,8 +18,8 @@ from .unet import unet
 from .writeups import writeup002_recipe
 from .checkpoint import CheckpointError, load_checked, load_checkpoint, save_checkpoint
 from .families import Family, register_family
-from .cgan import (CGANError, UNetGenerator, PatchDiscriminator, EncoderDecoderGenerator, ImageDiscriminator, ColorPairs,
-                         decode_colors)
+from .cgan import (CGANError, UNetGenerator, PatchDiscriminator, EncoderDecoderGenerator, ImageDiscriminator,
+                         ColorPairs, decode_colors)
 
 # %% auto #0
 __all__ = ['PIX2PIX_FAMILY', 'COLOR_REGRESSOR_FAMILY', 'Pix2PixTask', 'ColorRegressionTask', 'writeup002_tasks', 'pix2pix_task',

@@ -1,4 +1,4 @@
-"""Models compared fairly and trained once: the floors to clear, side-by-side training, a fit cache, the course's epochs.
+"""Models compared fairly, trained once: the floors to clear, side-by-side training, a fit cache, the course's epochs.
 
 Docs: https://segsyn.github.io/segsyn/fits.html.md"""
 

@@ -45,18 +45,32 @@ SCHEDULES = ('poly', 'cosine', 'plateau', 'none')
 class TrainConfig:
     "Everything a run depends on: the options of `segsyn train`, saved as the run's config.json (`--config` replays it)"
     model:str = _opt('', 'what to train: a segmenter, pix2pix or spade', MODELS)
-    dataset:str = _opt('cityscapes', "the dataset's layout (synthetic: cityscapes + --synthetic)", LAYOUTS + ('synthetic',))
+    dataset:str = _opt('cityscapes',
+                       "the dataset's layout (synthetic: cityscapes + --synthetic)",
+                       LAYOUTS + ('synthetic',))
     root:str = _opt('', 'the dataset folder')
-    synthetic:bool = _opt(False, "when --root holds no dataset, write the synthetic streets there first, in --dataset's layout (200 + 50 frames at --size)")
-    labels:str = _opt('auto', "label space: train (the dataset's train ids), label (Cityscapes' 34 label ids), cityscapes10 (10 groups), a grouping JSON file; auto: label for SPADE on Cityscapes, else train")
-    direction:str = _opt('label2image', 'pix2pix: colour label map → photo, or photo → colour label map', ('label2image', 'image2label'))
-    variant:str = _opt('paper', "the model as a write-up built it: writeup002 (pix2pix: encoder–decoder without skips, one score per image, BCE only; "
-                       "unet: regresses the colour label map), writeup003 (ssfpn, res_unet: write-up 003's tables), "
-                       "writeup001 (spade: write-up 001's, x̂·γ, VAE, hinge + KL, G lr ×½ and D lr ×2 per epoch, every 4th step logged)", VARIANTS)
+    synthetic:bool = _opt(False,
+                          "when --root holds no dataset, write the synthetic streets there first, in --dataset's "
+                          "layout (200 + 50 frames at --size)")
+    labels:str = _opt('auto',
+                      "label space: train (the dataset's train ids), label (Cityscapes' 34 label ids), cityscapes10 "
+                      "(10 groups), a grouping JSON file; auto: label for SPADE on Cityscapes, else train")
+    direction:str = _opt('label2image',
+                         'pix2pix: colour label map → photo, or photo → colour label map',
+                         ('label2image', 'image2label'))
+    variant:str = _opt('paper',
+                       "the model as a write-up built it: writeup002 (pix2pix: encoder–decoder without "
+                       "skips, one score per image, BCE only; unet: regresses the colour label map), "
+                       "writeup003 (ssfpn, res_unet: write-up 003's tables), writeup001 (spade: write-up "
+                       "001's, x̂·γ, VAE, hinge + KL, G lr ×½ and D lr ×2 per epoch, every 4th step logged)",
+                       VARIANTS)
     epochs:int = _opt(10, 'epochs (the schedule spans them)')
     batch_size:int = _opt(8, 'samples per batch (per process under torchrun)')
-    subset:int|None = _opt(None, "train on this many training frames, drawn at random with --seed (write-up 001: 1000); default: all")
-    lr:float|None = _opt(None, "base learning rate (default: the model's: 2e-3 segmenters, 2e-4 pix2pix, SPADE's recipe)")
+    subset:int|None = _opt(None,
+                           "train on this many training frames, drawn at random with --seed (write-up 001: 1000); "
+                           "default: all")
+    lr:float|None = _opt(None,
+                         "base learning rate (default: the model's: 2e-3 segmenters, 2e-4 pix2pix, SPADE's recipe)")
     size:tuple = _opt((128, 256), 'work at HxW')
     loss:str = _opt('auto', 'segmenters: the pixel loss (auto: structure for ssfpn, else ce)', LOSSES)
     opt:str = _opt('adamw', 'segmenters: the optimiser', OPTIMIZERS)
@@ -68,16 +82,24 @@ class TrainConfig:
     plateau_patience:int = _opt(5, 'plateau: epochs without a better score before the rate drops')
     clip:float|None = _opt(None, 'clip the gradient norm to this (default: no clipping)')
     early_stop:int|None = _opt(None, 'stop after this many epochs without a better validation score (default: never)')
-    amp:str = _opt('auto', 'mixed precision (auto: bf16 where the hardware computes it natively)', ('auto', 'bf16', 'fp16', 'off'))
+    amp:str = _opt('auto',
+                   'mixed precision (auto: bf16 where the hardware computes it natively)',
+                   ('auto', 'bf16', 'fp16', 'off'))
     scale:tuple|None = _opt(None, 'random rescale range as LO,HI, then a random crop back to --size (default: none)')
     flip:bool = _opt(True, 'random horizontal flips')
     jitter:float = _opt(0., 'colour jitter strength (brightness, contrast, saturation)')
     ngf:int = _opt(16, 'width of U-Net, pix2pix and SPADE')
     pretrained:bool = _opt(False, 'ImageNet backbone weights (SPADE: the VGG19 loss); downloads once')
-    freeze:str = _opt('auto', "ssfpn --variant writeup003: VGG19's weights fixed (on) or trained (off); auto: fixed when --pretrained, as 003 did", ('auto', 'on', 'off'))
+    freeze:str = _opt('auto',
+                      "ssfpn --variant writeup003: VGG19's weights fixed (on) or trained (off); auto: fixed when "
+                      "--pretrained, as 003 did",
+                      ('auto', 'on', 'off'))
     sync_bn:bool = _opt(False, 'SyncBatchNorm across processes (torchrun on GPUs)')
     compile:bool = _opt(False, 'torch.compile the segmenter forward (GPU; the first steps are slow)')
-    normalize:str = _opt('auto', 'segmenters: normalise images in the loader, or on the device after a uint8 copy (auto: device on CUDA)', ('auto', 'loader', 'device'))
+    normalize:str = _opt('auto',
+                         'segmenters: normalise images in the loader, or on the device after a uint8 copy (auto: '
+                         'device on CUDA)',
+                         ('auto', 'loader', 'device'))
     workers:int = _opt(0, 'DataLoader worker processes')
     seed:int = _opt(0, 'the seed of the weights, the data order and the synthetic data')
 

@@ -121,10 +121,11 @@ def writeup004_scores(cm:torch.Tensor) -> dict: # a confusion matrix (rows: trut
 
 # %% ../nbs/01f_writeups.ipynb #b7e2a644
 _S0, _S0_CI = WRITEUP000['short_side'], WRITEUP000_CI['short_side']
-_TRAIN000 = ('opt', 'lr', 'weight_decay', 'batch_size', 'epochs', 'flip', 'jitter', 'pretrained')   # as `segsyn train` options
+_TRAIN000 = ('opt', 'lr', 'weight_decay', 'batch_size', 'epochs', 'flip', 'jitter', 'pretrained')   # `segsyn train`'s
 _RUN000 = dict(model=WRITEUP000['arch'], labels='label', sched='none', **{k: WRITEUP000[k] for k in _TRAIN000})
 
-WRITEUP_EXPERIMENTS = {   # write-up -> layout, size and frames (full, ci), scoring, runs, what CI changes ('*': every run)
+# write-up -> layout, size and frames (full, ci), scoring, runs, what CI changes ('*': every run)
+WRITEUP_EXPERIMENTS = {
     '000': dict(layout='cityscapes', size=((_S0, 2 * _S0), (_S0_CI, 2 * _S0_CI)), frames=((2975, 500), (64, 16)),
                 score='writeup000', runs={'FCN-32s / ResNet-34': _RUN000},
                 ci={'*': {k: v for k, v in WRITEUP000_CI.items() if k in _TRAIN000}}),
@@ -132,16 +133,17 @@ WRITEUP_EXPERIMENTS = {   # write-up -> layout, size and frames (full, ci), scor
                 runs={'SPADE': dict(model='spade', variant='writeup001', lr=2e-4, epochs=2, batch_size=4, sched='none',
                                     ngf=64, subset=1000)},
                 ci={'SPADE': dict(ngf=16, subset=None, lr=1e-3, epochs=4)}),
-    '002': dict(layout='pix2pix', size=((64, 64), (64, 64)), frames=((2975, 500), (64, 16)), score='colour', train_scores=True,
-                runs={'cGAN': dict(model='pix2pix', variant='writeup002', direction='image2label', ngf=64, epochs=100, lr=2e-4,
-                                   batch_size=16),
+    '002': dict(layout='pix2pix', size=((64, 64), (64, 64)), frames=((2975, 500), (64, 16)), score='colour',
+                train_scores=True,
+                runs={'cGAN': dict(model='pix2pix', variant='writeup002', direction='image2label', ngf=64, epochs=100,
+                                   lr=2e-4, batch_size=16),
                       'U-Net': dict(model='unet', variant='writeup002', ngf=64, epochs=100, lr=2e-4, batch_size=16)},
                 ci={'*': dict(ngf=16, epochs=8, batch_size=4, lr=1e-3)}),
     '003': dict(layout='voc', size=((224, 224), (32, 32)), frames=((480, 120), (64, 16)), score='writeup003',
                 runs={'SSFPN': dict(model='ssfpn', variant='writeup003', loss='ce', opt='sgd', lr=2.5e-4, momentum=0.9,
                                     weight_decay=5e-4, batch_size=5, epochs=5, pretrained=True),
-                      'DeepLabV3+': dict(model='deeplabv3plus_resnet50', opt='adam', lr=1e-4, weight_decay=0., batch_size=4,
-                                         epochs=5, pretrained=True),
+                      'DeepLabV3+': dict(model='deeplabv3plus_resnet50', opt='adam', lr=1e-4, weight_decay=0.,
+                                         batch_size=4, epochs=5, pretrained=True),
                       'Res-UNet': dict(model='res_unet', variant='writeup003', opt='adam', lr=1e-4, weight_decay=0.,
                                        batch_size=4, epochs=5, pretrained=True)},
                 ci={'*': dict(epochs=2, batch_size=4, pretrained=False), 'SSFPN': dict(freeze='on', lr=0.1, epochs=12),
