@@ -34,12 +34,12 @@ ROOT = NBS.parent
 NOTEBOOKS = sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith('_'))
 # Two lanes, one per worker (`--dist loadgroup`; each lane runs its notebooks in the order listed). The chapters that
 # train the shared models come before the notebooks that reuse their fits (`segsyn.core.cached`: built once per
-# configuration; a second asker waits for the first): 08 reuses all nine segmenters of 02-05, 07b and 11 the U-Net and
-# SPADE of 09, 13 the U-Net and SPADE of 09 (a lane that gets there first waits). Measured on a clean clone (2 CPU
-# cores): 13_reproduce alone is ~350 s (its five reproductions train), so lane B holds it with the short notebooks
-# and lane A the other long ones (lanes of ~665 s each).
+# configuration; a second asker waits for the first): 08 reuses all nine segmenters of 02-05, 07b, 09a and 11 the
+# U-Net and SPADE of 09, 13 the U-Net and SPADE of 09 (a lane that gets there first waits). Measured on a clean clone
+# (2 CPU cores): 13_reproduce alone is ~350 s (its five reproductions train), so lane B holds it with the short
+# notebooks and lane A the other long ones (lanes of ~665 s each).
 LANE_A = ['03_unet', '05_denseaspp', '02_fcn', '06b_cgan_training', '10_performance', '08_evaluation', '11_cli']
-LANE_B = ['04_deeplab', '09_roundtrip', '03b_structure', '07b_spade_training', '10b_runs']
+LANE_B = ['04_deeplab', '09_roundtrip', '09a_video', '03b_structure', '07b_spade_training', '10b_runs']
 def _rank(p): return (0, LANE_A.index(p.stem)) if p.stem in LANE_A else (1, LANE_B.index(p.stem)) if p.stem in LANE_B else (2, p.name)
 RUN_ORDER = sorted(NOTEBOOKS, key=_rank)
 _LANED = [pytest.param(p, id=p.stem, marks=pytest.mark.xdist_group('A' if p.stem in LANE_A else 'B')) for p in RUN_ORDER]

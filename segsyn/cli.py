@@ -14,7 +14,8 @@ from .loaders import PreResized, seg_transforms, make_loader, to_uint8_image, TA
 from .synthetic import write_layout
 from .spade_training import synthesize, load_generator
 from .evaluation import load_segmenter, evaluate
-from .roundtrip import round_trip, segment_video
+from .roundtrip import round_trip
+from .video import segment_video
 from .performance import bench, bench_table
 from .reproduce import reproduce, RUNNABLE
 from .runs import train, add_config_args, config_from_args, claim_run_dir, RUN_LOCK

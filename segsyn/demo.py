@@ -17,8 +17,8 @@ from .loaders import PreResized, seg_transforms, make_loader, show_batch, TANH_M
 from .fits import segmentation_floors
 from .evaluation import evaluate, save_segmenter
 from .spade_training import save_generator
-from .roundtrip import (
-    RoundTripReport, round_trip, train_small_segmenter, train_small_spade, segment_video, pan_frames)
+from .roundtrip import RoundTripReport, round_trip, train_small_segmenter, train_small_spade
+from .video import segment_video, pan_frames
 
 # %% auto #0
 __all__ = ['STAGES', 'demo_plan', 'idle_threads', 'color_check', 'run_demo']

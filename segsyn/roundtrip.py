@@ -1,4 +1,4 @@
-"""Photo → segmenter → SPADE → segmenter again: how much of a scene survives, on a split or on video, model by model.
+"""Photo → segmenter → SPADE → segmenter again: how much of a scene survives the trip, and where it is lost.
 
 Docs: https://segsyn.github.io/segsyn/roundtrip.html.md"""
 
@@ -6,31 +6,28 @@ Docs: https://segsyn.github.io/segsyn/roundtrip.html.md"""
 
 # %% ../nbs/09_roundtrip.ipynb #05ba6166
 from __future__ import annotations
-import functools, json, warnings
-from fractions import Fraction
+import json, warnings
 from pathlib import Path
-import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
+import torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
-from PIL import Image
 from .core import SegsynError, atomic_write, seed_everything
 from fastcore.basics import patch
 from .labels import CITYSCAPES, LabelTable
-from .datasets import read_image, resize_ids, Cityscapes
+from .datasets import resize_ids, Cityscapes
 from .loaders import PreResized, seg_transforms, spade_recipe, make_loader
 from .training import Learner, SegTask
 from .fits import fit_cached, fingerprint
 from .unet import unet
 from .spade_training import small_spade
-from .loaders import overlay, to_uint8_image
+from .loaders import to_uint8_image
 from .metrics import ConfusionMatrix, scores_from_cm
-from .layers import model_logits, model_device
+from .layers import model_logits
 from .spade import SPADEGenerator, preprocess_labels
 from .evaluation import gaussian_stats, frechet_distance
 from .loaders import tanh_to_imagenet
 
 # %% auto #0
-__all__ = ['RoundTripReport', 'round_trip', 'train_small_segmenter', 'train_small_spade', 'train_small_pair', 'VideoError',
-           'read_frames', 'write_video', 'titled_row', 'segment_video', 'pan_frames']
+__all__ = ['RoundTripReport', 'round_trip', 'train_small_segmenter', 'train_small_spade', 'train_small_pair']
 
 # %% ../nbs/09_roundtrip.ipynb #96ee745b
 class RoundTripReport:
@@ -49,7 +46,9 @@ class RoundTripReport:
         out = dict(images=self.images, consistency_miou=c['miou'], consistency_pixel_acc=c['pixel_acc'],
                    per_class_consistency={n: v for n, v in zip(self.names, c['iou']) if v == v})
         for k, cm in (('first', self.cm_first), ('second', self.cm_second)):
-            if cm is not None: s = scores_from_cm(cm); out.update({f'{k}_miou': s['miou'], f'{k}_pixel_acc': s['pixel_acc']})
+            if cm is not None:
+                s = scores_from_cm(cm)
+                out.update({f'{k}_miou': s['miou'], f'{k}_pixel_acc': s['pixel_acc']})
         if self.fid is not None: out.update(fid=self.fid, fid_features=self.fid_features)
         return out
 
@@ -61,7 +60,8 @@ def table(self:RoundTripReport) -> str:
     rows = [('label′ vs label (consistency)', m['consistency_pixel_acc'], m['consistency_miou'])]
     if 'first_miou' in m: rows += [('label vs ground truth', m['first_pixel_acc'], m['first_miou']),
                                    ('label′ vs ground truth', m['second_pixel_acc'], m['second_miou'])]
-    md = '| comparison | pixel acc | mIoU |\n|---|---|---|\n' + '\n'.join(f'| {a} | {b:.1%} | {c:.1%} |' for a, b, c in rows)
+    md = ('| comparison | pixel acc | mIoU |\n|---|---|---|\n'
+          + '\n'.join(f'| {a} | {b:.1%} | {c:.1%} |' for a, b, c in rows))
     return md + (f"\n\nFID(photo′, photo) = {m['fid']:.3g} over {m['images']} images (features: {m['fid_features']})"
                  if 'fid' in m else '')
 
@@ -81,12 +81,14 @@ def _legend(fig, labels:list, table:LabelTable):
            for c, t in ((_DISAGREE, 'disagreement: label map′ ≠ label map'), (_AGREE, 'agreement'))]
     fig.legend(handles=hs, loc='lower center', ncol=min(len(hs), 7), fontsize=9, frameon=False)
 
+# %% ../nbs/09_roundtrip.ipynb #fa346ece
 @patch
 def grid(self:RoundTripReport, n:int=4, # rows (examples) to show
          path:str|Path|None=None, # also save the figure here
          table:LabelTable=CITYSCAPES): # the classes' names and colours, for the legend
     "photo | label map | photo′ | label map′ | disagreement: a row per example, column titles, a class legend below"
-    e = self.examples; n = min(n, len(e.get('photo', [])))
+    e = self.examples
+    n = min(n, len(e.get('photo', [])))
     if n == 0: raise SegsynError("the report holds no example images")
     fig, axs = plt.subplots(n, 5, figsize=(15, 1.8 * n + 1.1), squeeze=False)
     for i in range(n):
@@ -95,7 +97,8 @@ def grid(self:RoundTripReport, n:int=4, # rows (examples) to show
         ims = (to_uint8_image(e['photo'][i]), table.colorize(e['label'][i]), to_uint8_image(e['photo2'][i]),
                table.colorize(e['label2'][i]), col)
         for j, im in enumerate(ims):
-            axs[i, j].imshow(im.permute(1, 2, 0)); axs[i, j].axis('off')
+            axs[i, j].imshow(im.permute(1, 2, 0))
+            axs[i, j].axis('off')
             t = ([_HEADS[j]] if i == 0 else []) + ([f'{_share(dis)} of the pixels'] if j == 4 else [])
             axs[i, j].set_title('\n'.join(t), fontsize=9)
     _legend(fig, e['label'][:n] + e['label2'][:n], table)
@@ -107,7 +110,8 @@ def grid(self:RoundTripReport, n:int=4, # rows (examples) to show
 @patch
 def save(self:RoundTripReport, folder:str|Path) -> Path:
     "roundtrip.json and roundtrip.png"
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     with atomic_write(folder/'roundtrip.json', 'w') as f: json.dump(self.metrics(), f, indent=1)
     if self.examples: plt.close(self.grid(path=folder/'roundtrip.png'))
     return folder
@@ -158,15 +162,23 @@ def round_trip(segmenter:nn.Module, # trained on real photos (ImageNet-normalise
                           "label maps are resized (nearest) to it and photo′ back", stacklevel=2)
         label, photo2, label2 = _trip(segmenter, G, photo, table)
         cms[0].update(label2, label)
-        if gt is not None: gt = gt.to(dev); cms[1].update(label, gt); cms[2].update(label2, gt)
-        if fid_features is not None: feats[0].append(fid_features.to(dev)(photo).cpu()); feats[1].append(fid_features(photo2).cpu())
-        _keep(ex, keep, photo=photo, label=label, photo2=photo2, label2=label2); n += len(photo)
+        if gt is not None:
+            gt = gt.to(dev)
+            cms[1].update(label, gt)
+            cms[2].update(label2, gt)
+        if fid_features is not None:
+            feats[0].append(fid_features.to(dev)(photo).cpu())
+            feats[1].append(fid_features(photo2).cpu())
+        _keep(ex, keep, photo=photo, label=label, photo2=photo2, label2=label2)
+        n += len(photo)
     if n == 0: raise SegsynError("the round trip got no images (empty loader or frame folder?)")
     fd = (frechet_distance(*gaussian_stats(torch.cat(feats[0])), *gaussian_stats(torch.cat(feats[1])))
           if fid_features is not None else None)
     gt_cms = (cms[1].cm.clone(), cms[2].cm.clone()) if cms[1].cm.sum() > 0 else (None, None)
-    return RoundTripReport(cms[0].cm.clone(), *gt_cms, fd, {k: v[:keep] for k, v in ex.items()}, list(table.names[:num_classes]), n,
-                           getattr(fid_features, 'name', type(fid_features).__name__) if fid_features is not None else None)
+    return RoundTripReport(cms[0].cm.clone(), *gt_cms, fd, {k: v[:keep] for k, v in ex.items()},
+                           list(table.names[:num_classes]), n,
+                           (getattr(fid_features, 'name', type(fid_features).__name__)
+                            if fid_features is not None else None))
 
 # %% ../nbs/09_roundtrip.ipynb #cc60e94f
 def train_small_segmenter(root:str|Path, # a Cityscapes-layout folder (train and val splits)
@@ -179,10 +191,13 @@ def train_small_segmenter(root:str|Path, # a Cityscapes-layout folder (train and
                     make_loader(va, 8, shuffle=False, num_workers=num_workers), lr=2e-3, epochs=epochs, name='unet',
                     runs_dir=runs_dir, progress=progress, seed=seed)
     h, secs = fit_cached(learn, loss=repr(None), num_classes=19)
-    return learn.task.model.eval(), dict(arch='unet', base=base, secs=secs, **{k: h[-1][k] for k in ('val_miou', 'val_pixel_acc')})
+    return learn.task.model.eval(), dict(arch='unet', base=base, secs=secs,
+                                         **{k: h[-1][k] for k in ('val_miou', 'val_pixel_acc')})
 
+# %% ../nbs/09_roundtrip.ipynb #fb94d952
 def train_small_spade(root:str|Path, size:tuple, segmenter:nn.Module, # the judge: it scores the drawings each epoch
-                      epochs:int|None=None, runs_dir:str|Path='runs', seed:int=0, ngf:int|None=None, # default: `small_spade`'s (07b)
+                      epochs:int|None=None, runs_dir:str|Path='runs', seed:int=0,
+                      ngf:int|None=None, # default: `small_spade`'s (07b)
                       num_workers:int=0, progress:bool=False) -> tuple: # -> (G, info)
     "A small SPADE generator (`small_spade`, no VGG loss) trained on the same folder's label maps"
     seed_everything(seed)
@@ -205,217 +220,3 @@ def train_small_pair(root:str|Path, size:tuple=(64, 128), seg_epochs:int=10, spa
     seg, si = train_small_segmenter(root, size, seg_epochs, runs_dir, seed, base, num_workers, progress)
     G, gi = train_small_spade(root, size, seg, spade_epochs, runs_dir, seed, ngf, num_workers, progress)
     return seg, G, dict(segmenter=si, spade=gi)
-
-# %% ../nbs/09_roundtrip.ipynb #ab8e6744
-_IMG = ('.png', '.jpg', '.jpeg', '.bmp', '.webp')
-_NO_AV = 'pip install "segsyn[video]"'
-
-class VideoError(SegsynError, ValueError):
-    "A frame source that cannot be read, or a video that cannot be written: the message says what to do"
-
-def _av():
-    "PyAV (the `video` extra), imported on first use; None when it is not installed"
-    try: import av
-    except ImportError: return None
-    return av
-
-def _resize(x:torch.Tensor, size:tuple|None) -> torch.Tensor:
-    "uint8 (N×)3×H×W resized to `size` (bilinear, antialiased); unchanged when `size` is None or already its size"
-    if size is None or tuple(x.shape[-2:]) == tuple(size): return x
-    y = F.interpolate(x[None].float() if x.dim() == 3 else x.float(), size=tuple(size), mode='bilinear', antialias=True)
-    return y.round().clamp(0, 255).byte().reshape(*x.shape[:-2], *size)
-
-def _folder_frames(src:Path, every:int, max_frames:int|None, size:tuple|None) -> list:
-    "Every `every`-th image of a folder (sorted by name), at most `max_frames`, each resized to `size`"
-    files = sorted(p for p in src.iterdir() if p.suffix.lower() in _IMG)[::every][:max_frames]
-    if not files: raise VideoError(f"{src}: the folder holds no frames ({', '.join(_IMG)})")
-    return [_resize(read_image(p), size) for p in files]
-
-# %% ../nbs/09_roundtrip.ipynb #f8ac4a23
-def _video_frames(src:Path, every:int, max_frames:int|None, size:tuple|None) -> list:
-    "Every `every`-th frame of a video file, at most `max_frames`, scaled by FFmpeg to `size`; decodes only as needed"
-    av = _av()
-    if av is None: raise VideoError(f"{src}: reading a video file needs PyAV: {_NO_AV} "
-                                    f"(or extract its frames: ffmpeg -i {src} frames/%05d.png, and pass the folder)")
-    kw, out = (dict(width=size[1], height=size[0], interpolation='AREA') if size else {}), []
-    try:
-        with av.open(str(src)) as c:
-            if not c.streams.video: raise VideoError(f"{src}: the file holds no video stream; give a video file or a folder of frames")
-            st = c.streams.video[0]; st.thread_type = 'AUTO'
-            for i, fr in enumerate(c.decode(st)):
-                if i % every: continue
-                out.append(torch.from_numpy(fr.to_ndarray(format='rgb24', **kw)).permute(2, 0, 1).contiguous())
-                if max_frames is not None and len(out) >= max_frames: break
-    except av.FFmpegError as e:
-        raise VideoError(f"{src}: cannot decode it as a video ({getattr(e, 'strerror', None) or e}); "
-                         "give a video file (MP4, MKV, AVI, …) or a folder of frames") from None
-    return out
-
-# %% ../nbs/09_roundtrip.ipynb #25101c97
-def read_frames(src:str|Path, # a folder of images or a video file (PyAV)
-                max_frames:int|None=None, # keep at most this many frames
-                every:int=1, # keep every `every`-th frame (a stride: 2 halves the frame rate)
-                size:tuple|None=None # (H, W) to resize every frame to (default: as they are)
-               ) -> torch.Tensor: # T×3×H×W uint8
-    "Frames from a folder of images (sorted by name) or a video file (needs PyAV: the `video` extra)"
-    src = Path(src)
-    if every < 1 or (max_frames is not None and max_frames < 1):
-        raise VideoError(f"every={every}, max_frames={max_frames}: both must be positive")
-    if not src.exists(): raise VideoError(f"{src}: no such frame folder or video file")
-    frames = _folder_frames(src, every, max_frames, size) if src.is_dir() else _video_frames(src, every, max_frames, size)
-    if not frames: raise VideoError(f"{src}: the video has no frames")
-    if len({f.shape for f in frames}) > 1: raise VideoError(
-        f"{src}: frames have different sizes {sorted({tuple(f.shape) for f in frames})}; pass a size to resize them")
-    return torch.stack(frames)
-
-def _source_fps(src:Path) -> float|None:
-    "Frames per second of a video file (None for a folder, without PyAV, or when the file does not say)"
-    av = _av()
-    if src.is_dir() or av is None: return None
-    with av.open(str(src)) as c: r = c.streams.video[0].average_rate
-    return float(r) if r else None
-
-# %% ../nbs/09_roundtrip.ipynb #1e1bd7b5
-def _save_gif(frames:list, path:Path, fps:float):
-    "An animated GIF of uint8 3×H×W frames (Pillow; 256 colours a frame by the fast octree), written atomically"
-    ims = [Image.fromarray(f.permute(1, 2, 0).numpy()).quantize(256, method=Image.Quantize.FASTOCTREE,
-                                                                 dither=Image.Dither.NONE) for f in frames]
-    with atomic_write(path) as f: ims[0].save(f, format='GIF', save_all=True, append_images=ims[1:], duration=round(1000 / fps), loop=0)
-
-def _save_mp4(frames:list, path:Path, fps:float) -> str|None:
-    "An H.264 MP4 (yuv420p) through PyAV, written atomically; odd sizes are padded to even ones (-> a note saying so)"
-    av = _av()
-    if av is None: raise VideoError(f"{path}: writing MP4 needs PyAV: {_NO_AV} (or write a .gif)")
-    x, note = torch.stack(frames), None
-    H, W = x.shape[-2:]
-    if H % 2 or W % 2:
-        x = torch.cat([x, x[..., -1:, :]], -2) if H % 2 else x
-        x = torch.cat([x, x[..., -1:]], -1) if W % 2 else x
-        note = f"{path.name}: frames padded from {W}×{H} to {x.shape[-1]}×{x.shape[-2]} (H.264 in yuv420p needs even sizes)"
-    codec = next((c for c in ('libx264', 'h264', 'mpeg4') if c in av.codecs_available), None)
-    if codec is None: raise VideoError(f"{path}: this PyAV has no H.264 or MPEG-4 encoder; write a .gif instead")
-    with atomic_write(path) as f, av.open(f, 'w', format='mp4') as c:
-        st = c.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
-        st.width, st.height, st.pix_fmt = x.shape[-1], x.shape[-2], 'yuv420p'
-        if codec == 'libx264': st.options = {'crf': '18'}              # visually lossless for these small frames
-        for fr in x: c.mux(st.encode(av.VideoFrame.from_ndarray(fr.permute(1, 2, 0).contiguous().numpy(), format='rgb24')))
-        c.mux(st.encode(None))                                      # flush the encoder's delayed frames
-    return note
-
-def write_video(frames:list|torch.Tensor, # uint8 3×H×W frames of one size (or a T×3×H×W tensor, as `read_frames` gives)
-                path:str|Path, # .gif (Pillow) or .mp4 (H.264 through PyAV)
-                fps:float=5) -> str|None: # -> a note when the frames had to be changed (padded), else None
-    "Write frames as an animated GIF or an MP4, chosen by the file's suffix"
-    path, frames = Path(path), list(frames)
-    if not frames: raise VideoError(f"{path}: no frames to write")
-    if path.suffix.lower() == '.gif': return _save_gif(frames, path, fps)
-    if path.suffix.lower() == '.mp4': return _save_mp4(frames, path, fps)
-    raise VideoError(f"{path}: write .gif or .mp4")
-
-# %% ../nbs/09_roundtrip.ipynb #6e6f8379
-@functools.lru_cache(maxsize=16)
-def _title_bar(titles:tuple, W:int, bar:int) -> torch.Tensor:
-    "uint8 3×bar×(W·n): each title centred over its panel of width W, black on white (drawn once per video)"
-    from PIL import ImageDraw, ImageFont
-    from matplotlib import font_manager
-    im = Image.new('RGB', (W * len(titles), bar), 'white'); draw = ImageDraw.Draw(im)
-    try: font = ImageFont.truetype(font_manager.findfont('DejaVu Sans'), int(bar * 0.7))  # matplotlib's: has ′, Greek…
-    except OSError: font = ImageFont.load_default()
-    for k, t in enumerate(titles):
-        x0, y0, x1, y1 = draw.textbbox((0, 0), t, font=font)
-        draw.text((k * W + (W - x1 + x0) / 2 - x0, (bar - y1 + y0) / 2 - y0), t, fill='black', font=font)
-    return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
-
-def titled_row(images:list, # uint8 3×H×W images of one size (or any form `to_uint8_image` takes)
-               titles:list, # the title above each image
-               min_width:int=256) -> torch.Tensor: # panels enlarged by whole factors to ≥ this width; -> uint8 3×H′×W′
-    "Images side by side, each under its title: one frame of a side-by-side video"
-    H, W = images[0].shape[-2:]; s = max(1, -(-min_width // W))
-    row = torch.cat([to_uint8_image(im) for im in images], -1).repeat_interleave(s, -2).repeat_interleave(s, -1)
-    return torch.cat([_title_bar(tuple(titles), W * s, max(16, H * s // 8) // 2 * 2), row], -2)
-
-# %% ../nbs/09_roundtrip.ipynb #8033532b
-def _named_models(segmenter, names:list|None=None) -> dict:
-    "{title: model} from a model, a list (titled by `names`, else by class) or a dict; repeated titles are numbered"
-    if isinstance(segmenter, dict): segmenter, names = list(segmenter.values()), list(segmenter)
-    ms = list(segmenter) if isinstance(segmenter, (list, tuple)) else [segmenter]
-    if not ms: raise SegsynError("segment_video needs at least one segmenter")
-    if names is not None and len(names) != len(ms):
-        raise SegsynError(f"{len(names)} names for {len(ms)} segmenters; give one name per segmenter")
-    names, out = [str(n) for n in (names or [type(m).__name__ for m in ms])], {}
-    for n, m in zip(names, ms): out[n if n not in out else f"{n} #{sum(k.split(' #')[0] == n for k in out) + 1}"] = m
-    return out
-
-def _labels(model:nn.Module, frames:torch.Tensor, bs:int=8) -> torch.Tensor:
-    "Train-id maps (T×H×W, on the CPU) of uint8 frames, `bs` frames at a time"
-    dev, model = model_device(model), model.eval()
-    return torch.cat([_sized(_logits(model, frames[i:i + bs].to(dev).float() / 127.5 - 1).argmax(1), frames.shape[-2:]).cpu()
-                      for i in range(0, len(frames), bs)])
-
-def _shares(lab:torch.Tensor, table:LabelTable) -> dict:
-    "Each class's share of the pixels of one label map (classes that occur)"
-    c = torch.bincount(lab.flatten().clamp(0, table.num_classes), minlength=table.num_classes + 1)[:table.num_classes] / lab.numel()
-    return {n: float(v) for n, v in zip(table.names, c) if v > 0}
-
-def _plot_shares(shares:dict, table:LabelTable, path:Path, top:int=6):
-    "shares.png: the `top` classes' pixel shares over time, a panel per model (the same classes, in their colours)"
-    tot = {}
-    for per in shares.values():
-        for s in per:
-            for c, v in s.items(): tot[c] = tot.get(c, 0) + v
-    cls = sorted(tot, key=lambda c: -tot[c])[:top]
-    fig, axs = plt.subplots(1, len(shares), figsize=(3.4 * len(shares) + 1, 2.4), sharey=True, squeeze=False)
-    for ax, (n, per) in zip(axs[0], shares.items()):
-        for c in cls: ax.plot([s.get(c, 0) for s in per], color=(table.colors[table.names.index(c)] / 255).tolist(), label=c)
-        ax.set_title(n, fontsize=9); ax.set_xlabel('frame')
-    axs[0, 0].set_ylabel('pixel share'); axs[0, -1].legend(fontsize=7, loc='center left', bbox_to_anchor=(1, 0.5))
-    fig.savefig(path, dpi=90, bbox_inches='tight'); plt.close(fig)
-
-# %% ../nbs/09_roundtrip.ipynb #bd06f997
-@torch.no_grad()
-def segment_video(segmenter:nn.Module|list|dict, # model, list or {name: model} (ImageNet-normalised in, train ids out)
-                  src:str|Path, # folder of frames or a video file (PyAV)
-                  out:str|Path, # folder for overlay.gif (+ .mp4), shares.json, shares.png (+ roundtrip.gif)
-                  size:tuple|None=None, # (H, W) to work at (default: the frames' size)
-                  G:SPADEGenerator|None=None, # with one: also every frame's round trip (from the first model's labels)
-                  fps:float|None=None, # of the videos written (default: the video's own rate / `every`; 5 for a folder)
-                  table:LabelTable=CITYSCAPES, max_frames:int|None=None, every:int=1, # frames to read (`read_frames`)
-                  names:list|None=None, # a title per model (default: dict keys or class names)
-                  min_width:int=256) -> dict: # panels are enlarged to at least this width
-    "Segment frames with one model or several side by side: overlay video, class shares over time (+ round trip with G)"
-    models, out = _named_models(segmenter, names), Path(out)
-    frames = read_frames(src, max_frames, every, size); out.mkdir(parents=True, exist_ok=True)
-    fps = fps or ((_source_fps(Path(src)) or 5 * every) / every)
-    labs, res, notes = {}, {}, []
-    if G is not None:                   # the trip segments each frame too: its labels are the first model's
-        first = next(iter(models))
-        rt = round_trip(models[first], G, [frames[i:i + 8].float() / 127.5 - 1 for i in range(0, len(frames), 8)],
-                        keep=len(frames), progress=False)
-        labs[first] = torch.stack(rt.examples['label']).cpu()
-        res['roundtrip'] = {k: rt.metrics()[k] for k in ('consistency_miou', 'consistency_pixel_acc')}
-        write_video([titled_row([f, table.colorize(l), p],
-                                ['photo', f"{first}'s label map", 'photo′ (SPADE, from the label map)'], min_width)
-                     for f, l, p in zip(frames, rt.examples['label'], rt.examples['photo2'])], out/'roundtrip.gif', fps)
-    for n, m in models.items():
-        if n not in labs: labs[n] = _labels(m, frames)
-    over = [titled_row([f] + [overlay(f, labs[n][t], table) for n in models], ['photo', *models], min_width) for t, f in enumerate(frames)]
-    write_video(over, out/'overlay.gif', fps)
-    if _av() is not None: notes.append(write_video(over, out/'overlay.mp4', fps))
-    else: notes.append(f"overlay.mp4 not written: MP4 needs PyAV ({_NO_AV}); overlay.gif holds the same frames")
-    shares = {n: [_shares(l, table) for l in labs[n]] for n in models}
-    with atomic_write(out/'shares.json', 'w') as fh: json.dump(shares, fh, indent=1)
-    _plot_shares(shares, table, out/'shares.png')
-    return dict(frames=len(frames), size=list(frames.shape[-2:]), fps=fps, models=list(models), shares=shares, **res,
-                notes=[n for n in notes if n], files=sorted(p.name for p in out.iterdir() if not p.name.startswith('.')))
-
-# %% ../nbs/09_roundtrip.ipynb #32d7d899
-def pan_frames(photo:torch.Tensor, # 3×H×W' uint8, wider than `width`
-               width:int, # width of each frame
-               folder:str|Path, steps:int=8) -> Path: # writes steps + 1 frames 000.png … as a window pans across
-    "A pseudo-video: frames of a window panning across a wide photo, saved as PNGs"
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    span = photo.shape[-1] - width
-    for i in range(steps + 1):
-        x0 = span * i // steps
-        Image.fromarray(photo[:, :, x0:x0 + width].permute(1, 2, 0).numpy()).save(folder/f'{i:03d}.png')
-    return folder
