@@ -18,7 +18,7 @@ from .roundtrip import round_trip
 from .video import segment_video
 from .performance import bench, bench_table
 from .reproduce import reproduce, RUNNABLE
-from .runs import train, add_config_args, config_from_args, claim_run_dir, RUN_LOCK
+from .runs import train, add_config_args, config_from_args, claim_run_dir
 from .demo import run_demo   # the demo itself is a chapter of its own (09b_demo)
 
 # %% auto #0
@@ -34,13 +34,6 @@ def cmd_data(a):
     write_layout(root, a.dataset, a.synthetic, max(1, a.synthetic // 4), a.size, a.seed, a.overwrite, progress=True)
     print(f"wrote {a.synthetic} + {max(1, a.synthetic // 4)} frames in the {a.dataset} layout to {root} "
           f"in {time.time() - t0:.0f}s")
-
-# %% ../nbs/11_cli.ipynb #3594a1be
-_LOCK = RUN_LOCK   # in every run folder: who holds it (`claim_lock`, 00_core; the OS releases a killed holder's flock)
-
-# %% ../nbs/11_cli.ipynb #09a6c75a
-# created, writable, claimed for this command; a non-empty one refused unless --overwrite / --resume (10b_runs)
-_out_dir = claim_run_dir
 
 # %% ../nbs/11_cli.ipynb #4108b17b
 # in the text below, \\ is the shell's line continuation; a single \ before a line's end only wraps this source
@@ -72,7 +65,7 @@ def cmd_train(a):
 # %% ../nbs/11_cli.ipynb #e1af06d0
 def cmd_eval(a):
     "segsyn eval --model FILE --root DIR [--dataset LAYOUT --labels SPACE]: report.json, confusion.png on a split"
-    out = _out_dir(a.out, a.overwrite)
+    out = claim_run_dir(a.out, a.overwrite)
     model, info = load_segmenter(a.model)
     ds = open_dataset(a.dataset, a.root, a.split, labels=a.labels, transform=None if a.size else seg_transforms(False))
     if ds.table.num_classes != info['num_classes']:
@@ -90,7 +83,7 @@ def cmd_eval(a):
 def cmd_synth(a):
     "segsyn synth --generator FILE --labels PNG|DIR: photos from label maps (label ids), written as PNGs"
     from PIL import Image
-    out = _out_dir(a.out, a.overwrite)
+    out = claim_run_dir(a.out, a.overwrite)
     G = load_generator(a.generator, a.dataset)
     res, written = synthesize(G, a.labels, n=a.n, seed=a.seed, size=a.size), []
     for src, imgs in res.items():
@@ -104,7 +97,7 @@ def cmd_synth(a):
 # %% ../nbs/11_cli.ipynb #5b693ad4
 def cmd_roundtrip(a):
     "segsyn roundtrip --segmenter FILE --generator FILE --root DIR: photo → label → photo′ → label′ on a split"
-    out = _out_dir(a.out, a.overwrite)
+    out = claim_run_dir(a.out, a.overwrite)
     seg, G = load_segmenter(a.segmenter)[0], load_generator(a.generator, a.dataset)
     size = a.size or G.size
     ds = PreResized(Cityscapes(a.root, a.split), size, transform=seg_transforms(False, mean=TANH_MEAN, std=TANH_STD))
@@ -119,7 +112,7 @@ def cmd_video(a):
     if a.names and len(a.names) != len(a.segmenter):
         raise SegsynError(f"--names gives {len(a.names)} names for {len(a.segmenter)} --segmenter files; "
                           "give one per file")
-    out = _out_dir(a.out, a.overwrite)
+    out = claim_run_dir(a.out, a.overwrite)
     segs = [load_segmenter(f) for f in a.segmenter]
     G = load_generator(a.generator, a.dataset) if a.generator else None
     r = segment_video([m for m, _ in segs], a.frames, out, size=a.size, G=G, fps=a.fps, max_frames=a.max_frames,
@@ -131,7 +124,7 @@ def cmd_video(a):
 
 def cmd_bench(a):
     "segsyn bench [--quick]: data, segmentation step, SPADE step and inference benchmarks in one run; bench.json"
-    out = _out_dir(a.out, a.overwrite)
+    out = claim_run_dir(a.out, a.overwrite)
     res = bench(quick=a.quick, root=a.root, out=out)
     print(bench_table(res))
     return res
@@ -166,7 +159,7 @@ def cmd_demo(a):
     "segsyn demo --out DIR: synthetic streets → segmenter + SPADE → scores, round trip, video; report.md, metrics.json"
     import matplotlib
     matplotlib.use('Agg')
-    out = _out_dir(a.out, a.overwrite)
+    out = claim_run_dir(a.out, a.overwrite)
     return run_demo(out, a.n_train, a.n_val, tuple(a.size), a.seg_epochs, a.spade_epochs, seed=a.seed)
 
 # %% ../nbs/11_cli.ipynb #61b25807

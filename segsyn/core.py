@@ -14,9 +14,9 @@ import torch
 
 # %% auto #0
 __all__ = ['PROFILES', 'get_profile', 'by_profile', 'default_device', 'seed_everything', 'get_rng_state', 'set_rng_state',
-           'native_bf16', 'SegsynError', 'data_root', 'sample_data', 'user_mode', 'atomic_write', 'claim_lock',
-           'held_locks', 'release_locks', 'time_steps', 'cache_root', 'cache_key', 'cached', 'results_dir',
-           'record_results', 'results_markdown']
+           'native_bf16', 'SegsynError', 'data_root', 'sample_data', 'user_mode', 'atomic_write', 'foreign_files',
+           'remove_files', 'claim_lock', 'held_locks', 'release_locks', 'time_steps', 'cache_root', 'cache_key',
+           'cached', 'results_dir', 'record_results', 'results_markdown']
 
 # %% ../nbs/00_core.ipynb #116fce09
 PROFILES = ('ci', 'full')
@@ -124,6 +124,23 @@ def atomic_write(path:str|Path, # the file to (re)write
                           f"no space left on the device while writing ({str(e).strip().splitlines()[0]}); free some "
                           f"space and write it again: the previous {path.name}, if any, is intact", str(path)) from None
         raise
+
+# %% ../nbs/00_core.ipynb #5f1675dd
+def foreign_files(root:Path, # a folder segsyn is about to write over
+                  ours:set) -> str: # paths relative to `root` that segsyn wrote there
+    "The files in `root` that are not `ours`, as a short list for a message ('' when there are none)"
+    names = sorted(str(p.relative_to(root)) for p in Path(root).rglob('*') if not p.is_dir())
+    foreign = [n for n in names if n not in ours]
+    return ', '.join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else '')
+
+def remove_files(root:Path, # the folder
+                 files): # paths relative to `root`
+    "Remove `files` from `root`, then the folders they leave empty, then `root` itself when it is empty"
+    root = Path(root)
+    for f in files: (root/f).unlink(missing_ok=True)
+    for d in sorted((p for p in root.rglob('*') if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(d.iterdir()): d.rmdir()
+    if root.exists() and not any(root.iterdir()): root.rmdir()
 
 # %% ../nbs/00_core.ipynb #94747c66
 _HELD = []                  # this process's open lock files, until `release_locks`

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json, os, time
 from pathlib import Path
 import torch
-from .core import seed_everything, get_profile, atomic_write
+from .core import seed_everything, get_profile, atomic_write, remove_files
 from .labels import CITYSCAPES
 from .synthetic import make_synthetic_streets
 from .datasets import Cityscapes
@@ -212,7 +212,7 @@ def _train(root:Path, out:Path, size:tuple, seg_epochs:int, spade_epochs:int, se
     G, gi = train_small_spade(root, size, seg, spade_epochs, out/'runs', seed=seed, progress=progress)
     save_segmenter(seg, out/'segmenter.pt', 'unet', base=si['base'])
     save_generator(G, out/'generator.pt')
-    for ck in (out/'runs').rglob('*.pt'): ck.unlink()   # resume checkpoints (with optimiser states); model files stay
+    remove_files(out/'runs', [f'{n}/{f}' for n in ('unet', 'spade') for f in ('last.pt', 'best.pt')])   # its own resume files
     return seg, G, dict(segmenter=si, spade=gi)
 
 # %% ../nbs/09b_demo.ipynb #13b396ba

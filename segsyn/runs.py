@@ -12,7 +12,7 @@ from fastcore.basics import patch
 from pathlib import Path
 import torch
 from torch.utils.data import Subset
-from .core import SegsynError, seed_everything, atomic_write, claim_lock, held_locks, release_locks
+from .core import SegsynError, seed_everything, atomic_write, claim_lock, held_locks, release_locks, remove_files
 from .datasets import open_dataset, detect_layout, LAYOUTS
 from .labels import CITYSCAPES_10
 from .synthetic import write_layout, check_manifest
@@ -26,8 +26,8 @@ from .performance import init_distributed, shard_loader
 
 # %% auto #0
 __all__ = ['TRAINED', 'MODELS', 'VARIANTS', 'GROUPINGS', 'LOSSES', 'OPTIMIZERS', 'SCHEDULES', 'SYNTHETIC_FRAMES', 'RUN_LOCK',
-           'TrainConfig', 'prepare_data', 'open_splits', 'claim_run_dir', 'check_resumable', 'train', 'add_config_args',
-           'config_from_args']
+           'RUN_FILES', 'TrainConfig', 'prepare_data', 'open_splits', 'claim_run_dir', 'check_resumable', 'train',
+           'add_config_args', 'config_from_args']
 
 # %% ../nbs/10b_runs.ipynb #3e5051dd
 def _opt(default, help:str, choices:tuple|None=None): # the field's default, its --help text, the values it takes
@@ -275,6 +275,9 @@ def open_splits(c:TrainConfig, # the run's config
 
 # %% ../nbs/10b_runs.ipynb #d803c72e
 RUN_LOCK = '.segsyn.lock'   # in each run folder: its holder (`claim_lock`, 00_core; the OS frees a dead holder's flock)
+# what `train` writes in a run folder: --overwrite removes these first, and nothing else
+RUN_FILES = ('config.json', 'model.pt', 'metrics.json', 'losses.json', 'run/last.pt', 'run/best.pt', 'run/config.json',
+             'run/metrics.json')
 
 def claim_run_dir(out:str|Path, # the run folder (--out)
                   overwrite:bool=False, # write into it even when it holds files
@@ -345,6 +348,7 @@ def _train(c:TrainConfig, out:Path, resume:bool, overwrite:bool, progress:bool) 
         raise SegsynError(f"distributed training is implemented for {ddp}; train {c.model} with one process")
     if rank == 0:
         claim_run_dir(out, overwrite, resume)
+        if overwrite and not resume: remove_files(out, RUN_FILES)   # a later --resume must not find the old run
         prepare_data(c, rank)
     if world > 1: torch.distributed.barrier()   # the others wait until rank 0 has made the run folder (and the data)
     if resume: check_resumable(c, out)

@@ -12,12 +12,12 @@ import numpy as np
 import torch, torch.nn.functional as F
 from PIL import Image
 import segsyn
-from .core import by_profile, cached, claim_lock, user_mode
+from .core import by_profile, cached, claim_lock, user_mode, foreign_files, remove_files
 from .labels import CITYSCAPES, VOC, COCO_STUFF, ADE20K_150, DatasetError, LabelTable, voc_palette
 from .datasets import LAYOUTS, _ADE_SPLITS
 
 # %% auto #0
-__all__ = ['street_frame', 'make_synthetic_streets', 'synthetic_streets', 'write_layout', 'write_streets', 'check_manifest']
+__all__ = ['street_frame', 'make_synthetic_streets', 'synthetic_streets', 'write_layout', 'check_manifest']
 
 # %% ../nbs/00c_synthetic.ipynb #6f1c2db6
 def _smooth_noise(rng, H, W, cell):
@@ -342,6 +342,17 @@ def _write_frames(root:Path, layout:str, n_train:int, n_val:int, size:tuple, see
     if layout == 'folder': _FOLDER_TABLE.to_json(root/'labels.json')
     return root
 
+# %% ../nbs/00c_synthetic.ipynb #6612e962
+def _own_files(root:Path) -> list:
+    "The files of `root` that a segsyn write put there (its manifest's list); anything else in it: a `DatasetError`"
+    m = json.loads((root/'manifest.json').read_text()) if (root/'manifest.json').is_file() else {}
+    ours = set(m.get('files', [])) | {'manifest.json'}
+    if foreign := foreign_files(root, ours):
+        old = ' (an earlier segsyn wrote it: its manifest lists no files)' if m and 'files' not in m else ''
+        raise DatasetError(f"{root} holds files segsyn did not write{old} ({foreign}); --overwrite only replaces a "
+                           "folder segsyn wrote: choose another --root, or move those files out first")
+    return ours
+
 # %% ../nbs/00c_synthetic.ipynb #a26b3bc0
 def write_layout(root:str|Path, # the dataset folder to write
                  layout:str, # one of `LAYOUTS` (00b)
@@ -359,26 +370,22 @@ def write_layout(root:str|Path, # the dataset folder to write
         raise DatasetError(f"{root} already holds files; "
                            "pass --overwrite to write over it or --root to choose another folder")
     claim_lock(root.parent/f'.{root.name}.lock', str(root))  # one writer per dataset folder (until `release_locks`)
+    ours = _own_files(root)                                   # what --overwrite may remove: the last write's files
     for old in root.parent.glob(f'.{root.name}.partial-*'):   # a killed write's stage
         shutil.rmtree(old, ignore_errors=True)
     stage = Path(tempfile.mkdtemp(dir=root.parent, prefix=f'.{root.name}.partial-'))
     try:
         _write_frames(stage, layout, n_train, n_val, tuple(size), seed, progress)
+        files = sorted(str(p.relative_to(stage)) for p in stage.rglob('*') if p.is_file())
         (stage/'manifest.json').write_text(json.dumps(dict(layout=layout, n_train=n_train, n_val=n_val,
-                                                           size=list(size), seed=seed)))
+                                                           size=list(size), seed=seed, files=files)))
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)   # (a kill -9 leaves it: the next write removes it)
         raise
     os.chmod(stage, user_mode(0o777))                 # mkdtemp made it private: the user's usual mode
-    if root.exists(): shutil.rmtree(root)
+    remove_files(root, ours)
     os.replace(stage, root)
     return root
-
-# %% ../nbs/00c_synthetic.ipynb #de29ea26
-def write_streets(root:str|Path, n_train:int, n_val:int, size:tuple, seed:int=0, overwrite:bool=False,
-                  progress:bool=False) -> Path:
-    "`write_layout` in the Cityscapes layout (what `segsyn data --synthetic` writes by default)"
-    return write_layout(root, 'cityscapes', n_train, n_val, size, seed, overwrite, progress)
 
 # %% ../nbs/00c_synthetic.ipynb #f4aa8f5f
 def _lines(p): return p.read_text().split() if p.exists() else []
