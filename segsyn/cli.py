@@ -8,7 +8,7 @@ Docs: https://segsyn.github.io/segsyn/cli.html.md"""
 from __future__ import annotations
 import argparse, errno, math, sys, time
 from pathlib import Path
-from .core import SegsynError, data_root, release_locks
+from .core import SegsynError, data_root, release_locks, atomic_write
 from .datasets import Cityscapes, open_dataset, LAYOUTS
 from .loaders import PreResized, seg_transforms, make_loader, to_uint8_image, TANH_MEAN, TANH_STD
 from .synthetic import write_layout
@@ -90,7 +90,8 @@ def cmd_synth(a):
         for k, im in enumerate(imgs):
             written.append(Path(src).name.replace('_gtFine_labelIds', '').replace('.png', '')
                            + (f'_{k}' if len(imgs) > 1 else '') + '.png')
-            Image.fromarray(to_uint8_image(im).permute(1, 2, 0).numpy()).save(out/written[-1])
+            with atomic_write(out/written[-1]) as f:       # a full disk leaves no half-written PNG
+                Image.fromarray(to_uint8_image(im).permute(1, 2, 0).numpy()).save(f, format='PNG')
     print(f"{len(written)} images written to {out}")
     return sorted(written)
 

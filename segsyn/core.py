@@ -153,8 +153,11 @@ def claim_lock(lock:Path, # the lock file (beside or inside what it guards)
     f = open(lock, 'a+')
     try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        f.seek(0)
-        owner = f.read().strip() or 'another process'
+        for _ in range(50):         # the holder writes its name just after taking the lock: wait for it
+            f.seek(0)
+            if owner := f.read().strip(): break
+            time.sleep(0.02)
+        owner = owner or 'another process'
         f.close()
         raise SegsynError(f"{what} is in use by another segsyn run ({owner}); "
                           "wait for it to finish or choose another folder")

@@ -135,6 +135,12 @@ def _bad_values(c:TrainConfig) -> list:
         errs.append(f"--scale {c.scale!r}: give LO,HI with 0 < LO <= HI")
     if c.betas is not None and not (len(c.betas) == 2 and all(isinstance(b, float) and 0 <= b < 1 for b in c.betas)):
         errs.append(f"--betas {c.betas!r}: give B1,B2, each in [0, 1)")
+    for k in ('synthetic', 'flip', 'pretrained', 'sync_bn', 'compile'):   # a config.json's "false" is a string: true
+        if not isinstance(getattr(c, k), bool): errs.append(f"{_flag(k)} {getattr(c, k)!r}: give true or false")
+    for k in ('model', 'dataset', 'root', 'labels'):
+        if not isinstance(getattr(c, k), str): errs.append(f"{_flag(k)} {getattr(c, k)!r}: give a name or a path")
+    if not isinstance(c.seed, int) or isinstance(c.seed, bool) or not 0 <= c.seed < 2 ** 32:
+        errs.append(f"--seed {c.seed!r}: give a whole number in 0 .. 2**32 - 1")
     return errs
 
 # %% ../nbs/10b_runs.ipynb #de69b394
@@ -161,7 +167,8 @@ def _bad_combinations(c:TrainConfig) -> list:
     if not c.root: errs.append("--root is required: the dataset folder (with --synthetic it is written there)")
     if c.sched == 'plateau' and c.warmup:
         errs.append("--sched plateau has no warm-up: drop --warmup or use poly/cosine")
-    if c.labels not in ('auto', 'train', 'label', *GROUPINGS) and not Path(c.labels).is_file():
+    named = ('auto', 'train', 'label', *GROUPINGS)
+    if isinstance(c.labels, str) and c.labels not in named and not Path(c.labels).is_file():
         errs.append(f"--labels {c.labels}: not train, label, {', '.join(GROUPINGS)}, or an existing grouping JSON file")
     return errs + _family_problems(c)
 

@@ -242,7 +242,8 @@ def state(self:Learner) -> dict:
                 schedulers={k: s.state_dict() for k, s in self.scheds.items()},
                 scalers={k: s.state_dict() for k, s in self.scalers.items()},
                 epoch=self.epoch, step=self.step, rng=get_rng_state(), config=self.config, history=self.history,
-                loader_rng=g.get_state() if g is not None else None)
+                loader_rng=g.get_state() if g is not None else None,
+                log=getattr(self.task, 'log', None))   # a GAN task's per-step losses: the curves survive a resume
 
 @patch
 def save_checkpoint(self:Learner, path:str|Path|None=None): # default: runs_dir/name/last.pt
@@ -263,6 +264,7 @@ def restore(self:Learner, ck:dict): # a checkpoint read by `load_checkpoint`
     for group, objs in (('optimizers', self.opts), ('schedulers', self.scheds), ('scalers', self.scalers)):
         for k, o in objs.items(): o.load_state_dict(ck[group][k])
     self.epoch, self.step, self.history = ck['epoch'], ck['step'], ck['history']
+    if ck.get('log') is not None: self.task.log = ck['log']
     set_rng_state(ck['rng'])
     g = _loader_gen(self.train_dl)
     if g is not None and ck.get('loader_rng') is not None: g.set_state(ck['loader_rng'])

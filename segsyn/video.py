@@ -254,5 +254,6 @@ def pan_frames(photo:torch.Tensor, # 3×H×W' uint8, wider than `width`
     span = photo.shape[-1] - width
     for i in range(steps + 1):
         x0 = span * i // steps
-        Image.fromarray(photo[:, :, x0:x0 + width].permute(1, 2, 0).numpy()).save(folder/f'{i:03d}.png')
+        with atomic_write(folder/f'{i:03d}.png') as f:   # no half-written frame on a full disk
+            Image.fromarray(photo[:, :, x0:x0 + width].permute(1, 2, 0).numpy()).save(f, format='PNG')
     return folder
