@@ -19,7 +19,7 @@ class FamilyError(SegsynError, ValueError): "A model or variant that no family t
 @dataclass(frozen=True)
 class Family:
     "A kind of model `segsyn train` trains: its `--model`/`--variant` pairs, how it builds, feeds and saves them"
-    name:str # in messages: 'segmenter', 'pix2pix', …
+    name:str # in messages ('--loss applies to the segmenters'): 'the segmenters', 'pix2pix', 'SPADE', …
     models:dict # --model name -> the --variant values it takes ('paper': the paper's model)
     build:Callable # build(config, table, world) -> (task, Learner settings, run info: recorded, and given to `save`)
     save:Callable # save(config, task, table, run info, path) -> path of the self-describing model file
@@ -31,7 +31,7 @@ class Family:
     ddp:bool=False # trains in every process of a torchrun job
 
 # %% ../nbs/01g_families.ipynb #37547840
-FAMILIES = {}   # name -> Family, filled by the chapters that define models (08 segmenters, 06 pix2pix, 07b SPADE)
+FAMILIES = {}   # name -> Family, filled by the chapters that define models (08 segmenters, 06b pix2pix, 07b SPADE)
 
 def register_family(f:Family) -> Family:
     "Add a family (replacing one of the same name); returns it"
