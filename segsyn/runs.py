@@ -6,7 +6,7 @@ Docs: https://segsyn.github.io/segsyn/runs.html.md"""
 
 # %% ../nbs/10b_runs.ipynb #cd39d0c1
 from __future__ import annotations
-import argparse, json, math, os
+import argparse, json, math, os, sys
 from dataclasses import dataclass, field, fields, asdict
 from fastcore.basics import patch
 from pathlib import Path
@@ -358,6 +358,10 @@ def _train(c:TrainConfig, out:Path, resume:bool, overwrite:bool, progress:bool) 
         if overwrite and not resume: remove_files(out, RUN_FILES)   # a later --resume must not find the old run
         prepare_data(c, rank)
     if world > 1: torch.distributed.barrier()   # the others wait until rank 0 has made the run folder (and the data)
+    if resume and not (out/'run'/'last.pt').exists():   # it died before its first checkpoint: nothing to lose
+        resume = False
+        if rank == 0: print(f"segsyn: nothing to resume in {out} (the run stopped before its first epoch ended); "
+                            "starting it from scratch", file=sys.stderr)
     if resume: check_resumable(c, out)
     seed_everything(c.seed)
     on_dev = 'normalize' in fam.options and (c.normalize == 'device' or c.normalize == 'auto' and dev.type == 'cuda')
