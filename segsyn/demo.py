@@ -15,6 +15,7 @@ from .synthetic import make_synthetic_streets
 from .datasets import Cityscapes
 from .loaders import PreResized, seg_transforms, make_loader, show_batch, TANH_MEAN, TANH_STD
 from .fits import segmentation_floors
+from .training import CHECKPOINTS
 from .evaluation import evaluate, save_segmenter
 from .spade_training import save_generator
 from .roundtrip import RoundTripReport, round_trip, train_small_segmenter, train_small_spade
@@ -212,7 +213,7 @@ def _train(root:Path, out:Path, size:tuple, seg_epochs:int, spade_epochs:int, se
     G, gi = train_small_spade(root, size, seg, spade_epochs, out/'runs', seed=seed, progress=progress)
     save_segmenter(seg, out/'segmenter.pt', 'unet', base=si['base'])
     save_generator(G, out/'generator.pt')
-    remove_files(out/'runs', [f'{n}/{f}' for n in ('unet', 'spade') for f in ('last.pt', 'best.pt')])   # its own resume files
+    remove_files(out/'runs', [f'{n}/{f}' for n in ('unet', 'spade') for f in CHECKPOINTS])   # its own resume files
     return seg, G, dict(segmenter=si, spade=gi)
 
 # %% ../nbs/09b_demo.ipynb #13b396ba

@@ -17,7 +17,7 @@ from .datasets import open_dataset, detect_layout, LAYOUTS
 from .labels import CITYSCAPES_10
 from .synthetic import write_layout, check_manifest
 from .loaders import PreResized, seg_transforms, spade_recipe, make_loader, DeviceNormalize, TANH_MEAN, TANH_STD
-from .training import Learner
+from .training import Learner, LEARNER_FILES
 from .families import Family, FamilyError, FAMILIES, family_of, model_names, variant_names
 from .evaluation import SEGMENTER_FAMILY
 from .cgan_training import PIX2PIX_FAMILY, COLOR_REGRESSOR_FAMILY
@@ -283,8 +283,7 @@ def open_splits(c:TrainConfig, # the run's config
 # %% ../nbs/10b_runs.ipynb #d803c72e
 RUN_LOCK = '.segsyn.lock'   # in each run folder: its holder (`claim_lock`, 00_core; the OS frees a dead holder's flock)
 # what `train` writes in a run folder: --overwrite removes these first, and nothing else
-RUN_FILES = ('config.json', 'model.pt', 'metrics.json', 'losses.json', 'run/last.pt', 'run/best.pt', 'run/config.json',
-             'run/metrics.json')
+RUN_FILES = ('config.json', 'model.pt', 'metrics.json', 'losses.json', *(f'run/{f}' for f in LEARNER_FILES))
 
 def claim_run_dir(out:str|Path, # the run folder (--out)
                   overwrite:bool=False, # write into it even when it holds files
@@ -307,10 +306,7 @@ def claim_run_dir(out:str|Path, # the run folder (--out)
 
 # %% ../nbs/10b_runs.ipynb #6a4f91e4
 def check_resumable(c:TrainConfig, out:Path):
-    "--resume: the folder holds a checkpoint of a run with this very config (the worker count may differ)"
-    if not (out/'run'/'last.pt').exists():
-        raise SegsynError(f"nothing to resume in {out}: no run/last.pt (the run stopped before its first epoch ended); "
-                          "start it again without --resume")
+    "--resume of the checkpoint in `out`: the run there had this very config (the worker count may differ)"
     old, new = TrainConfig.load(out/'config.json').to_dict(), c.to_dict()
     diff = [f"{k}: {old.get(k)} -> {new.get(k)}" for k in new if k != 'workers' and old.get(k) != new.get(k)]
     if diff:

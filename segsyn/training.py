@@ -19,7 +19,7 @@ from .layers import model_logits
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['TrainingError', 'lr_factor', 'Task', 'adam', 'SegTask', 'Learner', 'plot_history']
+__all__ = ['CHECKPOINTS', 'LEARNER_FILES', 'TrainingError', 'lr_factor', 'Task', 'adam', 'SegTask', 'Learner', 'plot_history']
 
 # %% ../nbs/01e_training.ipynb #77d9e7bc
 class TrainingError(SegsynError, RuntimeError):
@@ -229,6 +229,9 @@ def backward_step(self:Learner, loss:torch.Tensor, # the loss to minimise
     else: o.step()
 
 # %% ../nbs/01e_training.ipynb #33b5020b
+CHECKPOINTS = ('last.pt', 'best.pt')   # what `fit` saves in runs_dir/name (best: when `monitor` improved)
+LEARNER_FILES = (*CHECKPOINTS, 'config.json', 'metrics.json')   # everything a Learner writes there
+
 def _loader_gen(dl) -> torch.Generator|None:
     "The generator a seeded loader shuffles with (`make_loader(..., seed=)`): its state belongs in the checkpoint"
     return getattr(dl, 'generator', None)
