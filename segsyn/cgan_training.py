@@ -13,7 +13,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
 from .losses import gan_loss
 from .metrics import ConfusionMatrix
-from .training import Task, adam
+from .training import Task, Monitor, adam
 from .unet import unet
 from .writeups import writeup002_recipe
 from .checkpoint import CheckpointError, load_checked, load_checkpoint, save_checkpoint
@@ -133,13 +133,13 @@ def pix2pix_task(c, table, # a run's config (10b's `TrainConfig`); the label tab
         G, D, loss = UNetGenerator(3, 3, ngf=c.ngf, n_down=n), PatchDiscriminator(6, ndf=min(2 * c.ngf, 64)), {}
     decode = partial(decode_colors, table=table) if seg else None
     task = Pix2PixTask(G, D, **loss, betas=betas, decode=decode, num_classes=table.num_classes)
-    return task, dict(lr=c.lr or 2e-4, monitor='miou' if seg else 'l1', mode='max' if seg else 'min'), {}
+    return task, dict(lr=c.lr or 2e-4, monitor=Monitor('miou') if seg else Monitor('l1', 'min')), {}
 
 def color_regressor_task(c, table, world:int=1) -> tuple:
     "(task, Learner settings, run info): write-up 002's U-Net, painting the colour label map (L2), scored decoded"
     task = ColorRegressionTask(unet(3, base=c.ngf), 'l2', decode=partial(decode_colors, table=table),
                                num_classes=table.num_classes)
-    return task, dict(lr=c.lr or 2e-4, monitor='miou', mode='max'), {}
+    return task, dict(lr=c.lr or 2e-4, monitor=Monitor('miou')), {}
 
 # %% ../nbs/06b_cgan_training.ipynb #bda46255
 def _save_generator_file(kind:str, direction:str, c, G:nn.Module, table, path) -> Path:

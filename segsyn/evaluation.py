@@ -23,7 +23,7 @@ from .deeplab import deeplabv3_resnet50, deeplabv3plus_resnet50
 from .denseaspp import denseaspp121, denseaspp161
 from .loaders import tanh_to_imagenet
 from .losses import CrossEntropy, DiceLoss, CEDice
-from .training import SegTask
+from .training import SegTask, Monitor
 from .families import Family, register_family
 
 # %% auto #0
@@ -88,7 +88,7 @@ def segmenter_task(c, table, # a run's config; the label table of its data
     task = SegTask(model, table.num_classes, loss_fn=segmenter_loss(c), names=table.names, opt=c.opt,
                    weight_decay=c.weight_decay, momentum=c.momentum, betas=c.betas or (0.9, 0.999), compile=c.compile,
                    sync_bn=c.sync_bn and world > 1)
-    return task, dict(lr=c.lr or 2e-3, monitor='miou', mode='max'), dict(arch=c.model, arch_kw=kw)
+    return task, dict(lr=c.lr or 2e-3, monitor=Monitor('miou')), dict(arch=c.model, arch_kw=kw)
 
 # %% ../nbs/08_evaluation.ipynb #bec4ec00
 def _save_run_segmenter(c, task, table, info:dict, path) -> Path:

@@ -7,7 +7,7 @@ Docs: https://segsyn.github.io/segsyn/runs.html.md"""
 # %% ../nbs/10b_runs.ipynb #cd39d0c1
 from __future__ import annotations
 import argparse, json, math, os, sys
-from dataclasses import dataclass, field, fields, asdict
+from dataclasses import dataclass, field, fields, asdict, replace
 from fastcore.basics import patch
 from pathlib import Path
 import torch
@@ -17,7 +17,7 @@ from .datasets import open_dataset, detect_layout, LAYOUTS
 from .labels import CITYSCAPES_10
 from .synthetic import write_layout, check_manifest
 from .loaders import PreResized, seg_transforms, spade_recipe, make_loader, DeviceNormalize, TANH_MEAN, TANH_STD
-from .training import Learner, LEARNER_FILES
+from .training import Learner, LEARNER_FILES, Schedule
 from .families import Family, FamilyError, FAMILIES, family_of, model_names, variant_names
 from .evaluation import SEGMENTER_FAMILY
 from .cgan_training import PIX2PIX_FAMILY, COLOR_REGRESSOR_FAMILY
@@ -331,9 +331,9 @@ def _loaders(c:TrainConfig, tr, va, rank:int, world:int) -> tuple:
 
 def _learner(c:TrainConfig, task, dls, settings:dict, out:Path, rank:int, dev, on_dev:bool, progress:bool, record:dict):
     "The `Learner` of a run: the family's settings (lr, what to monitor) and the config's schedule, AMP and clipping"
-    return Learner(task, *dls, **settings, epochs=c.epochs, sched=None if c.sched == 'none' else c.sched,
-                   warmup=c.warmup * len(dls[0]), plateau_patience=c.plateau_patience, early_stop=c.early_stop,
-                   clip=c.clip, amp=False if c.amp == 'off' else c.amp, runs_dir=out, name='run', seed=c.seed,
+    sched = Schedule(None if c.sched == 'none' else c.sched, c.warmup * len(dls[0]), c.plateau_patience)
+    settings = dict(settings, monitor=replace(settings['monitor'], early_stop=c.early_stop))
+    return Learner(task, *dls, **settings, epochs=c.epochs, sched=sched, clip=c.clip, amp=False if c.amp == 'off' else c.amp, runs_dir=out, name='run', seed=c.seed,
                    device=dev, save=rank == 0, progress=progress and rank == 0,
                    batch_tfm=DeviceNormalize() if on_dev else None, config=record)
 

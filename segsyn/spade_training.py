@@ -18,7 +18,7 @@ from .losses import gan_loss
 from .layers import torchvision_model
 from .loaders import tanh_to_imagenet
 from .metrics import scores_from_cm
-from .training import Task, Learner, adam
+from .training import Task, Learner, Monitor, adam
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .families import Family, register_family
 from .evaluation import evaluate
@@ -372,7 +372,7 @@ def spade_run_recipe(c, table) -> SPADERecipe: # a run's config (10b's `TrainCon
 
 def _spade_run_task(c, table, world:int=1) -> tuple:
     r = spade_run_recipe(c, table)
-    return r.task(), dict(lr=r.lr, monitor='l1', mode='min'), {}
+    return r.task(), dict(lr=r.lr, monitor=Monitor('l1', 'min')), {}
 
 SPADE_FAMILY = register_family(Family(
     'SPADE', {'spade': ('paper', 'writeup001')}, build=_spade_run_task, data='label maps',

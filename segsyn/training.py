@@ -8,6 +8,7 @@ Docs: https://segsyn.github.io/segsyn/training.html.md"""
 from __future__ import annotations
 import json, math, time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
@@ -19,7 +20,8 @@ from .layers import model_logits
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['CHECKPOINTS', 'LEARNER_FILES', 'TrainingError', 'lr_factor', 'Task', 'adam', 'SegTask', 'Learner', 'plot_history']
+__all__ = ['CHECKPOINTS', 'LEARNER_FILES', 'TrainingError', 'lr_factor', 'Task', 'adam', 'SegTask', 'Schedule', 'Monitor',
+           'Learner', 'plot_history']
 
 # %% ../nbs/01e_training.ipynb #77d9e7bc
 class TrainingError(SegsynError, RuntimeError):
@@ -147,44 +149,63 @@ def validate(self:SegTask, dl, # the validation loader
     self.last_cm = cm
     return {k: v for k, v in s.items() if not isinstance(v, list)}
 
+# %% ../nbs/01e_training.ipynb #8371feaa
+@dataclass(frozen=True)
+class Schedule:
+    "How the learning rate moves over a run"
+    kind:str|None='poly' # 'poly', 'cosine', 'plateau' (×0.1 when the `Monitor`'s score stalls), None: constant
+    warmup:int=0 # linear warm-up steps ('poly' and 'cosine')
+    patience:int=5 # 'plateau': epochs without a better score before the rate drops
+    def __post_init__(self):
+        if self.kind not in ('poly', 'cosine', 'plateau', None):
+            raise TrainingError(f"unknown schedule {self.kind!r}; use 'poly', 'cosine', 'plateau' or None")
+        if self.kind == 'plateau' and self.warmup: raise TrainingError(
+            "sched='plateau' has no warm-up; use warmup=0 (or sched='poly'/'cosine' with a warm-up)")
+    def config(self) -> dict:
+        "What config.json records of it"
+        return dict(sched=self.kind, warmup=self.warmup,
+                    **({'plateau_patience': self.patience} if self.kind == 'plateau' else {}))
+
+@dataclass(frozen=True)
+class Monitor:
+    "The validation score a run follows: it picks best.pt and drives the 'plateau' schedule and early stopping"
+    metric:str='miou' # a key of the task's `validate`: 'miou', 'pixel_acc', 'l1', 'seg_miou', ...
+    mode:str='max' # 'max': a higher score is better; 'min': a lower one (losses, e.g. l1)
+    early_stop:int|None=None # stop after this many epochs without a better score (None: never)
+    def __post_init__(self):
+        if self.mode not in ('max', 'min'):
+            raise TrainingError(f"mode={self.mode!r}: use 'max' (higher {self.metric} is better) or 'min'")
+    @property
+    def key(self) -> str: return f'val_{self.metric}'
+    def sign(self) -> int: return 1 if self.mode == 'max' else -1
+
 # %% ../nbs/01e_training.ipynb #4c058e18
 class Learner:
     "The training loop for any `Task`: progress, AMP, schedule, clipping, atomic checkpoints, exact resume"
     def __init__(self, task:Task, train_dl, val_dl=None, *,
                  lr:float=1e-3, epochs:int=10, # base learning rate; planned epochs (the schedule spans them)
-                 sched:str|None='poly', warmup:int=0, # 'poly', 'cosine', 'plateau' (on `monitor`), None; warm-up steps
-                 plateau_patience:int=5, # 'plateau': epochs without a better `monitor` before the rate drops ×0.1
-                 early_stop:int|None=None, # stop after this many epochs without a better `monitor` (None: never)
+                 sched:Schedule|str|None='poly', # a `Schedule`, or only its kind
+                 monitor:Monitor|str='miou', # a `Monitor`, or only the name of a score to maximise
                  name:str='run', runs_dir:str|Path='runs', # checkpoints and logs go to runs_dir/name
                  amp:str|bool='auto', # 'fp16', 'bf16', False, or 'auto': bf16 where native (`native_bf16`), else off
                  channels_last:str|bool='auto', # 'auto': on CUDA
                  clip:float|None=None, # max gradient norm (None: no clipping)
                  seed:int=0, device=None, config:dict|None=None, # recorded in config.json
-                 monitor:str='miou', # validation score that picks best.pt, and that 'plateau' and `early_stop` follow
-                 mode:str='max', # 'max': a higher `monitor` is better (scores); 'min': a lower one (losses, e.g. l1)
                  batch_tfm=None, # run on the device on each batch's images, e.g. `DeviceNormalize()` for uint8 loaders
                  progress:bool=True, save:bool=True):
-        self.task, self.train_dl, self.val_dl, self.lr, self.epochs, self.batch_tfm = (
-            task, train_dl, val_dl, lr, epochs, batch_tfm)
-        self.sched, self.warmup, self.clip, self.seed, self.monitor, self.progress, self.save = (
-            sched, warmup, clip, seed, monitor, progress, save)
-        self.plateau_patience, self.early_stop, self.mode = plateau_patience, early_stop, mode
-        if mode not in ('max', 'min'):
-            raise TrainingError(f"mode={mode!r}: use 'max' (higher {monitor} is better) or 'min'")
-        if sched not in ('poly', 'cosine', 'plateau', None):
-            raise TrainingError(f"unknown schedule {sched!r}; use 'poly', 'cosine', 'plateau' or None")
-        if (sched == 'plateau' or early_stop) and val_dl is None:
+        self.task, self.train_dl, self.val_dl, self.batch_tfm = task, train_dl, val_dl, batch_tfm
+        self.lr, self.epochs, self.clip, self.seed, self.progress, self.save = lr, epochs, clip, seed, progress, save
+        self.sched = sched if isinstance(sched, Schedule) else Schedule(sched)
+        self.monitor = monitor if isinstance(monitor, Monitor) else Monitor(monitor)
+        if (self.sched.kind == 'plateau' or self.monitor.early_stop) and val_dl is None:
             raise TrainingError("sched='plateau' and early_stop follow a validation score: give a val_dl")
-        if sched == 'plateau' and warmup: raise TrainingError(
-            "sched='plateau' has no warm-up; use warmup=0 (or sched='poly'/'cosine' with a warm-up)")
         self.device = torch.device(device) if device is not None else default_device()
-        cuda = self.device.type == 'cuda'
         self.amp = ('bf16' if native_bf16(self.device) else False) if amp == 'auto' else amp
-        self.channels_last = cuda if channels_last == 'auto' else channels_last
+        self.channels_last = self.device.type == 'cuda' if channels_last == 'auto' else channels_last
         self.run_dir = Path(runs_dir)/name
-        self.config = dict(name=name, lr=lr, epochs=epochs, sched=sched, warmup=warmup, amp=self.amp, clip=clip,
-                           seed=seed, **({'plateau_patience': plateau_patience} if sched == 'plateau' else {}),
-                           **({'early_stop': early_stop} if early_stop else {}), device=str(self.device),
+        es = self.monitor.early_stop
+        self.config = dict(name=name, lr=lr, epochs=epochs, **self.sched.config(), amp=self.amp, clip=clip, seed=seed,
+                           **({'early_stop': es} if es else {}), device=str(self.device),
                            **({'batch_tfm': repr(batch_tfm)} if batch_tfm else {}), **(config or {}))
         self.history, self.epoch, self.step = [], 0, 0
 
@@ -281,11 +302,12 @@ def setup(self:Learner):
         if self.channels_last: m.to(memory_format=torch.channels_last)
     self.opts = self.task.optimizers(self.lr)
     total = self.epochs * len(self.train_dl)
-    if self.sched == 'plateau':
-        self.scheds = {k: torch.optim.lr_scheduler.ReduceLROnPlateau(o, self.mode, patience=self.plateau_patience)
+    s = self.sched
+    if s.kind == 'plateau':
+        self.scheds = {k: torch.optim.lr_scheduler.ReduceLROnPlateau(o, self.monitor.mode, patience=s.patience)
                        for k, o in self.opts.items()}
     else:
-        self.scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, lr_factor(self.sched, total, self.warmup))
+        self.scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, lr_factor(s.kind, total, s.warmup))
                        for k, o in self.opts.items()}
     self.scalers = {k: torch.amp.GradScaler(self.device.type) for k in self.opts} if self.amp == 'fp16' else {}
 
@@ -299,7 +321,7 @@ def _train_epoch(self:Learner) -> dict:
     bar = tq.tqdm(self.train_dl, desc=f'epoch {self.epoch + 1}/{self.epochs}', leave=False, disable=not self.progress)
     for batch in bar:
         logs = self.task.train_step(self.to_device(batch), self)
-        if self.sched != 'plateau':
+        if self.sched.kind != 'plateau':
             for s in self.scheds.values(): s.step()
         self.step += 1
         n += 1
@@ -311,14 +333,13 @@ def _train_epoch(self:Learner) -> dict:
 @patch
 def stalled(self:Learner) -> bool:
     "Early stopping: `early_stop` epochs passed since the best `monitor` score (from the history, so a resume agrees)"
-    k = f'val_{self.monitor}'
-    if not self.early_stop or not self.history: return False
-    if k not in self.history[-1]:
-        raise TrainingError(f"early_stop follows {k!r}, which validation does not report "
+    m = self.monitor
+    if not m.early_stop or not self.history: return False
+    if m.key not in self.history[-1]:
+        raise TrainingError(f"early_stop follows {m.key!r}, which validation does not report "
                             f"({[c for c in self.history[-1] if c.startswith('val_')]}); set monitor=")
-    sign = 1 if self.mode == 'max' else -1
-    best = max(range(len(self.history)), key=lambda i: (sign * self.history[i][k], -i))
-    return len(self.history) - 1 - best >= self.early_stop
+    best = max(range(len(self.history)), key=lambda i: (m.sign() * self.history[i][m.key], -i))
+    return len(self.history) - 1 - best >= m.early_stop
 
 # %% ../nbs/01e_training.ipynb #37cbe928
 @patch
@@ -348,8 +369,8 @@ def fit(self:Learner, epochs:int|None=None, # train until this epoch (default: t
                    **logs, time=time.time() - t0)
         if self.val_dl is not None:
             row.update({f'val_{k}': v for k, v in self.task.validate(self.val_dl, self).items()})
-        if self.sched == 'plateau':
-            for s in self.scheds.values(): s.step(row[f'val_{self.monitor}'])
+        if self.sched.kind == 'plateau':
+            for s in self.scheds.values(): s.step(row[self.monitor.key])
         self.history.append(row)
         if self.save: self._save_epoch(row)
         ebar.set_postfix({k[4:]: round(v, 3) for k, v in row.items() if k.startswith('val_') and isinstance(v, float)},
@@ -365,8 +386,7 @@ def _save_epoch(self:Learner, row):
     "metrics.json, last.pt, and best.pt when the monitored score improved"
     self.save_checkpoint()            # the checkpoint first: metrics.json never describes an epoch without one
     with atomic_write(self.run_dir/'metrics.json', 'w') as f: json.dump(self.history, f, indent=1)
-    k = f'val_{self.monitor}'
-    sign = 1 if self.mode == 'max' else -1
+    k, sign = self.monitor.key, self.monitor.sign()
     if k in row and sign * row[k] >= max(sign * r[k] for r in self.history if k in r):
         self.save_checkpoint(self.run_dir/'best.pt')
 
