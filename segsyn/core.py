@@ -173,6 +173,11 @@ def claim_lock(lock:Path, # the lock file (beside or inside what it guards)
     f.flush()
     _HELD.append(f)
 
+def _drop_locks_in_child():
+    "A forked child (a DataLoader worker) closes its copies of the lock files: the lock dies with its owner alone"
+    while _HELD: _HELD.pop().close()
+
+if hasattr(os, 'register_at_fork'): os.register_at_fork(after_in_child=_drop_locks_in_child)
 
 # %% ../nbs/00_core.ipynb #049d4847
 def held_locks() -> int: return len(_HELD)   # locks this process holds: `release_locks(n)` gives back only later ones

@@ -187,7 +187,7 @@ def evaluate(model:nn.Module, # returns N×C×h×w logits (or a dict with 'out')
     dev = torch.device(device) if device is not None else default_device()
     model = model.to(dev).eval()
     cm, t0, n = ConfusionMatrix(num_classes), _t.time(), 0
-    for b in tq.tqdm(dl, desc=f'evaluating {name}', disable=not progress, leave=False):
+    for b in tq.tqdm(iter(dl), total=len(dl), desc=f'evaluating {name}', disable=not progress, leave=False):   # (01e)
         x, y = b[0].to(dev), b[1].to(dev)
         out = model_logits(model, input_fn(x) if input_fn else x)
         if out.shape[1] != num_classes:

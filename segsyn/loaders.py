@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 import numpy as np
 import torch
-from torch.utils.data import Dataset, DataLoader
+from torch.utils.data import Dataset, DataLoader, Sampler
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 from PIL import Image
@@ -21,8 +21,8 @@ from .synthetic import synthetic_streets
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'TANH_MEAN', 'TANH_STD', 'seg_transforms', 'tanh_to_imagenet', 'fcn_recipe',
-           'spade_recipe', 'to_uint8_image', 'overlay', 'show_batch', 'make_loader', 'PreResized', 'DeviceNormalize',
-           'loader_benchmark', 'color_baseline', 'street_splits']
+           'spade_recipe', 'to_uint8_image', 'overlay', 'show_batch', 'SeededSampler', 'Seeded', 'make_loader',
+           'PreResized', 'DeviceNormalize', 'loader_benchmark', 'color_baseline', 'street_splits']
 
 # %% ../nbs/00d_loaders.ipynb #1a4ff429
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -123,19 +123,48 @@ def show_batch(images, # N×3×H×W photos
     fig.tight_layout(rect=(0, 0.05 if legend else 0, 1, 1))
     return fig
 
+# %% ../nbs/00d_loaders.ipynb #b15d4359
+class SeededSampler(Sampler):
+    "Each epoch, from `generator`: the order (shuffled or not) and one seed per sample, yielded as (index, seed)"
+    def __init__(self, n:int, # samples in the dataset
+                 shuffle:bool, # a new random order every epoch
+                 generator:torch.Generator): # the loader's only source of randomness (its state is checkpointed)
+        self.n, self.shuffle, self.generator = n, shuffle, generator
+    def __len__(self): return self.n
+    def __iter__(self):
+        order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
+        seeds = torch.randint(0, 2 ** 62, (self.n,), generator=self.generator)
+        return iter(zip(order.tolist(), seeds.tolist()))
+
+class Seeded(Dataset):
+    "`ds[i]` made under the sample's own seed (from `SeededSampler`): the same augmentation in any worker"
+    def __init__(self, ds:Dataset): self.ds = ds
+    def __len__(self): return len(self.ds)
+    def __getattr__(self, k): # the wrapped dataset's attributes (`transform`, `table`, ...)
+        if k == 'ds': raise AttributeError(k)      # (unpickling asks before `ds` exists)
+        return getattr(self.ds, k)
+    def __getitem__(self, key): # (index, seed), or a plain index (no seeding)
+        if not isinstance(key, tuple): return self.ds[key]
+        i, seed = key
+        with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+            torch.manual_seed(seed)
+            return self.ds[i]
+
 # %% ../nbs/00d_loaders.ipynb #558d2a34
 def make_loader(ds:Dataset, batch_size:int=8, # samples per batch
                 shuffle:bool=True, # reshuffle every epoch
                 num_workers:int|None=None, # worker processes (default: up to 8, one per core less one)
                 drop_last:bool|None=None, # default: drop the last incomplete batch when shuffling
-                seed:int|None=None, # seeds the shuffling for a reproducible order
+                seed:int|None=None, # seeds the order and the augmentations: the same batches with any `num_workers`
                 **kw) -> DataLoader:
-    "A DataLoader with sensible defaults: workers, pinned memory on CUDA, persistent workers"
+    "A DataLoader with sensible defaults: workers, pinned memory on CUDA, persistent workers; seeded: reproducible"
     if num_workers is None: num_workers = min(8, max(0, (os.cpu_count() or 1) - 1))
-    g = torch.Generator().manual_seed(seed) if seed is not None else None
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, generator=g,
+    if seed is None: sampling = dict(shuffle=shuffle)
+    else: sampling = dict(sampler=SeededSampler(len(ds), shuffle, torch.Generator().manual_seed(seed)),
+                          generator=torch.Generator().manual_seed(seed))   # (torch draws its workers' seeds from this)
+    return DataLoader(Seeded(ds) if seed is not None else ds, batch_size=batch_size, num_workers=num_workers,
                       drop_last=shuffle if drop_last is None else drop_last, pin_memory=torch.cuda.is_available(),
-                      persistent_workers=num_workers > 0, **kw)
+                      persistent_workers=num_workers > 0, **sampling, **kw)
 
 # %% ../nbs/00d_loaders.ipynb #e68a0c59
 class PreResized(Dataset):

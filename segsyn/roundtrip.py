@@ -153,7 +153,8 @@ def round_trip(segmenter:nn.Module, # trained on real photos (ImageNet-normalise
     dev = next(G.parameters()).device
     segmenter, G = segmenter.to(dev).eval(), G.eval()
     cms, ex, feats, n = [ConfusionMatrix(num_classes) for _ in range(3)], {}, ([], []), 0
-    for b in tq.tqdm(dl, desc='round trip', disable=not progress, leave=False):
+    for b in tq.tqdm(iter(dl), total=len(dl) if hasattr(dl, '__len__') else None, desc='round trip',   # iter: 01e
+                     disable=not progress, leave=False):
         photo, gt = (b[0].to(dev), b[1]) if isinstance(b, (list, tuple)) else (b.to(dev), None)
         if photo.min() < -1.01 or photo.max() > 1.01:
             raise SegsynError("round_trip takes photos in [-1, 1] (spade_recipe); these look ImageNet-normalised")

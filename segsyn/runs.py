@@ -308,6 +308,7 @@ def claim_run_dir(out:str|Path, # the run folder (--out)
 def check_resumable(c:TrainConfig, out:Path):
     "--resume of the checkpoint in `out`: the run there had this very config (the worker count may differ)"
     old, new = TrainConfig.load(out/'config.json').to_dict(), c.to_dict()
+    # every option but --workers changes the weights (the loader's batches do not depend on it: make_loader, 00d)
     diff = [f"{k}: {old.get(k)} -> {new.get(k)}" for k in new if k != 'workers' and old.get(k) != new.get(k)]
     if diff:
         raise SegsynError(f"--resume with other options than the run in {out} ({'; '.join(diff)}); "
@@ -333,8 +334,9 @@ def _learner(c:TrainConfig, task, dls, settings:dict, out:Path, rank:int, dev, o
     "The `Learner` of a run: the family's settings (lr, what to monitor) and the config's schedule, AMP and clipping"
     sched = Schedule(None if c.sched == 'none' else c.sched, c.warmup * len(dls[0]), c.plateau_patience)
     settings = dict(settings, monitor=replace(settings['monitor'], early_stop=c.early_stop))
-    return Learner(task, *dls, **settings, epochs=c.epochs, sched=sched, clip=c.clip, amp=False if c.amp == 'off' else c.amp, runs_dir=out, name='run', seed=c.seed,
-                   device=dev, save=rank == 0, progress=progress and rank == 0,
+    return Learner(task, *dls, **settings, epochs=c.epochs, sched=sched, clip=c.clip,
+                   amp=False if c.amp == 'off' else c.amp, runs_dir=out, name='run', seed=c.seed, device=dev,
+                   save=rank == 0, progress=progress and rank == 0,
                    batch_tfm=DeviceNormalize() if on_dev else None, config=record)
 
 def _write_json(path:Path, obj, indent:int|None=1):

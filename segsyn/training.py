@@ -254,8 +254,8 @@ CHECKPOINTS = ('last.pt', 'best.pt')   # what `fit` saves in runs_dir/name (best
 LEARNER_FILES = (*CHECKPOINTS, 'config.json', 'metrics.json')   # everything a Learner writes there
 
 def _loader_gen(dl) -> torch.Generator|None:
-    "The generator a seeded loader shuffles with (`make_loader(..., seed=)`): its state belongs in the checkpoint"
-    return getattr(dl, 'generator', None)
+    "The generator a seeded loader draws its order and augmentation seeds from (`make_loader(..., seed=)`, 00d)"
+    return getattr(getattr(dl, 'sampler', None), 'generator', None)
 
 @patch
 def state(self:Learner) -> dict:
@@ -318,7 +318,10 @@ def _train_epoch(self:Learner) -> dict:
     import tqdm.auto as tq
     for m in self.task.modules().values(): m.train()
     tot, n = {}, 0
-    bar = tq.tqdm(self.train_dl, desc=f'epoch {self.epoch + 1}/{self.epochs}', leave=False, disable=not self.progress)
+    # tqdm.auto calls iter() on what it wraps, and `for` again: given the loader itself, persistent workers would start
+    # an epoch, then restart it, drawing a second order from the seeded sampler (a resume would not agree)
+    bar = tq.tqdm(iter(self.train_dl), total=len(self.train_dl), desc=f'epoch {self.epoch + 1}/{self.epochs}',
+                  leave=False, disable=not self.progress)
     for batch in bar:
         logs = self.task.train_step(self.to_device(batch), self)
         if self.sched.kind != 'plateau':
@@ -341,12 +344,10 @@ def stalled(self:Learner) -> bool:
     best = max(range(len(self.history)), key=lambda i: (m.sign() * self.history[i][m.key], -i))
     return len(self.history) - 1 - best >= m.early_stop
 
-# %% ../nbs/01e_training.ipynb #37cbe928
+# %% ../nbs/01e_training.ipynb #405f627e
 @patch
-def fit(self:Learner, epochs:int|None=None, # train until this epoch (default: the planned `epochs`)
-         resume:bool=False): # continue from runs_dir/name/last.pt when it exists
-    "Train; returns the history (one dict per epoch). The epoch bar shows the last validation scores"
-    import tqdm.auto as tq
+def _start(self:Learner, resume:bool): # continue from runs_dir/name/last.pt when it exists
+    "Before the first epoch: check the loader, seed, build optimisers, restore a checkpoint, write config.json"
     if len(self.train_dl) == 0:
         raise TrainingError(f"the training DataLoader yields no batches (dataset of {len(self.train_dl.dataset)} "
                             f"samples, batch_size {self.train_dl.batch_size}, drop_last={self.train_dl.drop_last}): "
@@ -359,18 +360,32 @@ def fit(self:Learner, epochs:int|None=None, # train until this epoch (default: t
     if self.save:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with atomic_write(self.run_dir/'config.json', 'w') as f: json.dump(self.config, f, indent=1, default=str)
+
+@patch
+def _run_epoch(self:Learner) -> dict:
+    "Train one epoch, validate, step a 'plateau' schedule: the epoch's history row"
+    t0 = time.time()
+    logs = self._train_epoch()
+    row = dict(epoch=self.epoch + 1, step=self.step, lr=[o.param_groups[0]['lr'] for o in self.opts.values()][0],
+               **logs, time=time.time() - t0)
+    if self.val_dl is not None:
+        row.update({f'val_{k}': v for k, v in self.task.validate(self.val_dl, self).items()})
+    if self.sched.kind == 'plateau':
+        for s in self.scheds.values(): s.step(row[self.monitor.key])
+    return row
+
+# %% ../nbs/01e_training.ipynb #37cbe928
+@patch
+def fit(self:Learner, epochs:int|None=None, # train until this epoch (default: the planned `epochs`)
+         resume:bool=False): # continue from runs_dir/name/last.pt when it exists
+    "Train; returns the history (one dict per epoch). The epoch bar shows the last validation scores"
+    import tqdm.auto as tq
+    self._start(resume)
     end = epochs or self.epochs
     ebar = tq.tqdm(total=end, initial=self.epoch, desc=self.run_dir.name, disable=not self.progress or self.stalled())
     for self.epoch in range(self.epoch, end):
         if self.stalled(): break                       # (checked first: a resumed run that had stopped stays stopped)
-        t0 = time.time()
-        logs = self._train_epoch()
-        row = dict(epoch=self.epoch + 1, step=self.step, lr=[o.param_groups[0]['lr'] for o in self.opts.values()][0],
-                   **logs, time=time.time() - t0)
-        if self.val_dl is not None:
-            row.update({f'val_{k}': v for k, v in self.task.validate(self.val_dl, self).items()})
-        if self.sched.kind == 'plateau':
-            for s in self.scheds.values(): s.step(row[self.monitor.key])
+        row = self._run_epoch()
         self.history.append(row)
         if self.save: self._save_epoch(row)
         ebar.set_postfix({k[4:]: round(v, 3) for k, v in row.items() if k.startswith('val_') and isinstance(v, float)},
@@ -378,7 +393,6 @@ def fit(self:Learner, epochs:int|None=None, # train until this epoch (default: t
         ebar.update()
     ebar.close()
     return self.history
-
 
 # %% ../nbs/01e_training.ipynb #5b64586f
 @patch
