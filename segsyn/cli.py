@@ -218,9 +218,9 @@ def _add_train(sub):
                    help="continue the run in --out from its last checkpoint (same options; it names any that differ)")
     t.set_defaults(func=cmd_train)
 
-# %% ../nbs/11_cli.ipynb #452ca140
-def _add_model_cmds(sub):
-    "The parsers of the sub-commands that read model files: eval, synth, roundtrip, video"
+# %% ../nbs/11_cli.ipynb #a37a75db
+def _add_eval(sub): # the `segsyn` sub-parsers (add_subparsers)
+    "The `eval` sub-command's parser"
     e = sub.add_parser('eval', help='evaluate a segmenter file on a split: report.json, confusion.png')
     e.add_argument('--model', required=True, help='segmenter file (segsyn train)')
     e.add_argument('--root', required=True)
@@ -228,7 +228,13 @@ def _add_model_cmds(sub):
                    help="the layout of --root (default: cityscapes)")
     e.add_argument('--labels', default='train', help="label space the model predicts: train, label "
                    "(Cityscapes label ids) or a grouping JSON (default: train)")
-    e.add_argument('--split', default='val'); _common(e, 'runs/eval'); e.set_defaults(func=cmd_eval)
+    e.add_argument('--split', default='val')
+    _common(e, 'runs/eval')
+    e.set_defaults(func=cmd_eval)
+
+# %% ../nbs/11_cli.ipynb #e68fa79d
+def _add_synth(sub): # the `segsyn` sub-parsers (add_subparsers)
+    "The `synth` sub-command's parser"
     s = sub.add_parser('synth', help='photos from label maps with a SPADE generator')
     s.add_argument('--generator', required=True, help='segsyn generator file, an official latest_net_G.pth, or a '
                    'release name: cityscapes, coco or ade20k (./data_setup.sh spade)')
@@ -237,12 +243,24 @@ def _add_model_cmds(sub):
     s.add_argument('--labels', required=True,
                    help='label-id PNG or folder (Cityscapes *_labelIds.png, instance maps beside them)')
     s.add_argument('--n', type=_count(1), default=1, help='samples per map (VAE generators)')
-    _common(s, 'runs/synth', loader=False); s.set_defaults(func=cmd_synth)
+    _common(s, 'runs/synth', loader=False)
+    s.set_defaults(func=cmd_synth)
+
+# %% ../nbs/11_cli.ipynb #70042b47
+def _add_roundtrip(sub): # the `segsyn` sub-parsers (add_subparsers)
+    "The `roundtrip` sub-command's parser"
     r = sub.add_parser('roundtrip', help='photo → segmenter → SPADE → segmenter on a split, with consistency scores')
-    r.add_argument('--segmenter', required=True); r.add_argument('--generator', required=True)
-    r.add_argument('--root', required=True); r.add_argument('--split', default='val')
+    r.add_argument('--segmenter', required=True)
+    r.add_argument('--generator', required=True)
+    r.add_argument('--root', required=True)
+    r.add_argument('--split', default='val')
     r.add_argument('--dataset', default='cityscapes', choices=['cityscapes', 'coco', 'ade20k'])
-    _common(r, 'runs/roundtrip'); r.set_defaults(func=cmd_roundtrip)
+    _common(r, 'runs/roundtrip')
+    r.set_defaults(func=cmd_roundtrip)
+
+# %% ../nbs/11_cli.ipynb #47bdd4d3
+def _add_video(sub): # the `segsyn` sub-parsers (add_subparsers)
+    "The `video` sub-command's parser"
     v = sub.add_parser('video', help='segment a video or frame folder with one or more models side by side: '
                                      'overlay GIF/MP4, class shares')
     v.add_argument('--segmenter', required=True, nargs='+', action='extend', metavar='FILE',
@@ -257,13 +275,20 @@ def _add_model_cmds(sub):
     v.add_argument('--fps', type=_rate,
                    help="of the videos written (default: the video's own / --every; 5 for a frame folder)")
     v.add_argument('--dataset', default='cityscapes', choices=['cityscapes', 'coco', 'ade20k'])
-    _common(v, 'runs/video', loader=False); v.set_defaults(func=cmd_video)
+    _common(v, 'runs/video', loader=False)
+    v.set_defaults(func=cmd_video)
 
-# %% ../nbs/11_cli.ipynb #e5b83a39
-def build_parser() -> argparse.ArgumentParser:
-    "The `segsyn` argument parser with its sub-commands"
-    p = argparse.ArgumentParser(prog='segsyn', description='segsyn: semantic segmentation and semantic image synthesis')
-    sub = p.add_subparsers(dest='cmd', required=True, metavar='COMMAND')
+# %% ../nbs/11_cli.ipynb #452ca140
+def _add_model_cmds(sub): # the `segsyn` sub-parsers (add_subparsers)
+    "The parsers of the sub-commands that read model files: eval, synth, roundtrip, video"
+    _add_eval(sub)
+    _add_synth(sub)
+    _add_roundtrip(sub)
+    _add_video(sub)
+
+# %% ../nbs/11_cli.ipynb #6cd79dca
+def _add_data(sub): # the `segsyn` sub-parsers (add_subparsers)
+    "The `data` sub-command's parser"
     d = sub.add_parser('data', help='prepare datasets (synthetic here; real ones with ./data_setup.sh)')
     d.add_argument('--synthetic', type=_count(1), metavar='N', required=True,
                    help='number of synthetic training frames (val: N/4)')
@@ -275,9 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument('--seed', type=int, default=0)
     d.add_argument('--overwrite', action='store_true')
     d.set_defaults(func=cmd_data)
-    _add_train(sub)
-    _add_model_cmds(sub)
-    _add_reproduce(sub)
+
+# %% ../nbs/11_cli.ipynb #c08b1366
+def _add_bench(sub): # the `segsyn` sub-parsers (add_subparsers)
+    "The `bench` sub-command's parser"
     b = sub.add_parser('bench',
                        help='speed and memory: data, segmentation step, SPADE step, inference (ratios in one run)')
     b.add_argument('--quick', action='store_true', help='small sizes (about a minute on a CPU)')
@@ -285,6 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument('--out', default='runs/bench')
     b.add_argument('--overwrite', action='store_true')
     b.set_defaults(func=cmd_bench)
+
+# %% ../nbs/11_cli.ipynb #9d7ac536
+def _add_demo(sub): # the `segsyn` sub-parsers (add_subparsers)
+    "The `demo` sub-command's parser"
     m = sub.add_parser('demo', help='the main job on the embedded default data '
                                     '(measured: 80 s on 2 idle CPU cores, 2-3 min on busy ones)')
     m.add_argument('--out', default='runs/demo',
@@ -297,6 +327,18 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument('--seed', type=int, default=0)
     m.add_argument('--overwrite', action='store_true')
     m.set_defaults(func=cmd_demo)
+
+# %% ../nbs/11_cli.ipynb #e5b83a39
+def build_parser() -> argparse.ArgumentParser:
+    "The `segsyn` argument parser with its sub-commands"
+    p = argparse.ArgumentParser(prog='segsyn', description='segsyn: semantic segmentation and semantic image synthesis')
+    sub = p.add_subparsers(dest='cmd', required=True, metavar='COMMAND')
+    _add_data(sub)
+    _add_train(sub)
+    _add_model_cmds(sub)
+    _add_reproduce(sub)
+    _add_bench(sub)
+    _add_demo(sub)
     return p
 
 # %% ../nbs/11_cli.ipynb #2ace41bd

@@ -108,6 +108,17 @@ def _flag(name:str) -> str: return '--' + name.replace('_', '-')
 def _shown(v) -> str: return 'none' if v is None else 'x'.join(map(str, v)) if isinstance(v, tuple) else str(v)
 
 
+# %% ../nbs/10b_runs.ipynb #782794d2
+def _bad_kinds(c:TrainConfig) -> list: # the config checked
+    "Values of the wrong kind, as a hand-edited config.json has them: switches, names and paths, the seed"
+    errs = [f"{_flag(k)} {getattr(c, k)!r}: give true or false"   # a config.json's "false" is a string: true
+            for k in ('synthetic', 'flip', 'pretrained', 'sync_bn', 'compile') if not isinstance(getattr(c, k), bool)]
+    for k in ('model', 'dataset', 'root', 'labels'):
+        if not isinstance(getattr(c, k), str): errs.append(f"{_flag(k)} {getattr(c, k)!r}: give a name or a path")
+    if not isinstance(c.seed, int) or isinstance(c.seed, bool) or not 0 <= c.seed < 2 ** 32:
+        errs.append(f"--seed {c.seed!r}: give a whole number in 0 .. 2**32 - 1")
+    return errs
+
 # %% ../nbs/10b_runs.ipynb #bf5e43ae
 def _bad_values(c:TrainConfig) -> list:
     "What is wrong with `c`'s values, one phrase each"
@@ -135,13 +146,7 @@ def _bad_values(c:TrainConfig) -> list:
         errs.append(f"--scale {c.scale!r}: give LO,HI with 0 < LO <= HI")
     if c.betas is not None and not (len(c.betas) == 2 and all(isinstance(b, float) and 0 <= b < 1 for b in c.betas)):
         errs.append(f"--betas {c.betas!r}: give B1,B2, each in [0, 1)")
-    for k in ('synthetic', 'flip', 'pretrained', 'sync_bn', 'compile'):   # a config.json's "false" is a string: true
-        if not isinstance(getattr(c, k), bool): errs.append(f"{_flag(k)} {getattr(c, k)!r}: give true or false")
-    for k in ('model', 'dataset', 'root', 'labels'):
-        if not isinstance(getattr(c, k), str): errs.append(f"{_flag(k)} {getattr(c, k)!r}: give a name or a path")
-    if not isinstance(c.seed, int) or isinstance(c.seed, bool) or not 0 <= c.seed < 2 ** 32:
-        errs.append(f"--seed {c.seed!r}: give a whole number in 0 .. 2**32 - 1")
-    return errs
+    return errs + _bad_kinds(c)
 
 # %% ../nbs/10b_runs.ipynb #de69b394
 def _family_options() -> dict:
@@ -342,15 +347,9 @@ def _learner(c:TrainConfig, task, dls, settings:dict, out:Path, rank:int, dev, o
 def _write_json(path:Path, obj, indent:int|None=1):
     with atomic_write(path, 'w') as f: json.dump(obj, f, indent=indent)
 
-# %% ../nbs/10b_runs.ipynb #90618596
-def _train(c:TrainConfig, out:Path, resume:bool, overwrite:bool, progress:bool) -> dict:
-    "config → family → task → Learner, in this process's share of the job"
-    c.check()
-    rank, world, dev = init_distributed()
-    fam = c.family
-    if world > 1 and not fam.ddp:
-        ddp = ' and '.join(f.name for f in FAMILIES.values() if f.ddp)
-        raise SegsynError(f"distributed training is implemented for {ddp}; train {c.model} with one process")
+# %% ../nbs/10b_runs.ipynb #8648f3da
+def _start_run(c:TrainConfig, out:Path, resume:bool, overwrite:bool, rank:int, world:int) -> bool: # -> resume or not
+    "The run folder claimed and the data written (by rank 0, the others waiting); resume only from a checkpoint"
     if rank == 0:
         claim_run_dir(out, overwrite, resume)
         if overwrite and not resume: remove_files(out, RUN_FILES)   # a later --resume must not find the old run
@@ -361,6 +360,18 @@ def _train(c:TrainConfig, out:Path, resume:bool, overwrite:bool, progress:bool) 
         if rank == 0: print(f"segsyn: nothing to resume in {out} (the run stopped before its first epoch ended); "
                             "starting it from scratch", file=sys.stderr)
     if resume: check_resumable(c, out)
+    return resume
+
+# %% ../nbs/10b_runs.ipynb #90618596
+def _train(c:TrainConfig, out:Path, resume:bool, overwrite:bool, progress:bool) -> dict:
+    "config → family → task → Learner, in this process's share of the job"
+    c.check()
+    rank, world, dev = init_distributed()
+    fam = c.family
+    if world > 1 and not fam.ddp:
+        ddp = ' and '.join(f.name for f in FAMILIES.values() if f.ddp)
+        raise SegsynError(f"distributed training is implemented for {ddp}; train {c.model} with one process")
+    resume = _start_run(c, out, resume, overwrite, rank, world)
     seed_everything(c.seed)
     on_dev = 'normalize' in fam.options and (c.normalize == 'device' or c.normalize == 'auto' and dev.type == 'cuda')
     tr, va, table = open_splits(c, keep_uint8=on_dev)   # on_dev: uint8 loaders, normalised on the GPU
