@@ -123,7 +123,7 @@ def show_batch(images, # N×3×H×W photos
     fig.tight_layout(rect=(0, 0.05 if legend else 0, 1, 1))
     return fig
 
-# %% ../nbs/00d_loaders.ipynb #b15d4359
+# %% ../nbs/00d_loaders.ipynb #c3c9de22
 class SeededSampler(Sampler):
     "Each epoch, from `generator`: the order (shuffled or not) and one seed per sample, yielded as (index, seed)"
     def __init__(self, n:int, # samples in the dataset
