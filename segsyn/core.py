@@ -14,9 +14,9 @@ import torch
 
 # %% auto #0
 __all__ = ['PROFILES', 'get_profile', 'by_profile', 'default_device', 'seed_everything', 'get_rng_state', 'set_rng_state',
-           'native_bf16', 'SegsynError', 'data_root', 'sample_data', 'user_mode', 'atomic_write', 'foreign_files',
-           'remove_files', 'claim_lock', 'held_locks', 'release_locks', 'time_steps', 'cache_root', 'cache_key',
-           'cached', 'results_dir', 'record_results', 'results_markdown']
+           'native_bf16', 'SegsynError', 'data_root', 'sample_data', 'user_mode', 'atomic_write', 'write_json',
+           'foreign_files', 'remove_files', 'claim_lock', 'held_locks', 'release_locks', 'time_steps', 'cache_root',
+           'cache_key', 'cached', 'results_dir', 'record_results', 'results_markdown']
 
 # %% ../nbs/00_core.ipynb #116fce09
 PROFILES = ('ci', 'full')
@@ -124,6 +124,12 @@ def atomic_write(path:str|Path, # the file to (re)write
                           f"no space left on the device while writing ({str(e).strip().splitlines()[0]}); free some "
                           f"space and write it again: the previous {path.name}, if any, is intact", str(path)) from None
         raise
+
+def write_json(path:str|Path, # the file to (re)write, atomically
+               obj, # anything `json.dump` takes (other objects: their `str`)
+               indent:int|None=1): # None: one line (long logs)
+    "`obj` as JSON through `atomic_write`: a crash or a full disk leaves the previous file whole"
+    with atomic_write(path, 'w') as f: json.dump(obj, f, indent=indent, default=str)
 
 # %% ../nbs/00_core.ipynb #5f1675dd
 def foreign_files(root:Path, # a folder segsyn is about to write over

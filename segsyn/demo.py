@@ -9,7 +9,7 @@ from __future__ import annotations
 import json, os, time
 from pathlib import Path
 import torch
-from .core import seed_everything, get_profile, atomic_write, remove_files
+from .core import seed_everything, get_profile, remove_files, write_json
 from .labels import CITYSCAPES
 from .synthetic import make_synthetic_streets
 from .datasets import Cityscapes
@@ -273,7 +273,7 @@ def _run_demo(out:Path, n_train:int, n_val:int, size:tuple, seg_epochs:int, spad
              **data, segmenter=rep.summary(), spade=info['spade'], roundtrip=rt.metrics(), colours=color_check(rt),
              video=dict(frames=vid['frames']), threads=torch.get_num_threads(), stage_secs=say.secs(),
              stage_cpu_secs=say.secs(cpu=True), secs=time.time() - t0)
-    with atomic_write(out/'metrics.json', 'w') as f: json.dump(m, f, indent=1)
+    write_json(out/'metrics.json', m)
     _report(out, m, rep, rt)
     if progress:
         print(f"done in {_dur(m['secs'])}: open {out/'report.md'} (figures, captions); "

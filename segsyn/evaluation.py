@@ -12,7 +12,7 @@ from fastcore.basics import patch
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
-from .core import SegsynError, default_device, atomic_write
+from .core import SegsynError, default_device, write_json
 from .labels import CITYSCAPES
 from .metrics import ConfusionMatrix, scores_from_cm
 from .checkpoint import CheckpointError, load_checked, load_checkpoint, save_checkpoint
@@ -161,9 +161,8 @@ def save(self:EvalReport, folder:str|Path) -> Path:
     "report.json (scores, per-class rows, the matrix) and confusion.png"
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with atomic_write(folder/'report.json', 'w') as f:
-        json.dump(dict(model=self.model, info=self.info, summary=self.summary(), per_class=self.per_class(),
-                       confusion=self.cm.tolist()), f, indent=1)
+    write_json(folder/'report.json', dict(model=self.model, info=self.info, summary=self.summary(),
+                                          per_class=self.per_class(), confusion=self.cm.tolist()))
     ax = self.heatmap()
     ax.figure.savefig(folder/'confusion.png', dpi=100, bbox_inches='tight')
     plt.close(ax.figure)
@@ -223,8 +222,7 @@ def compare_models(reports:dict|list, # name -> EvalReport (or a list of them)
     if folder is not None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        with atomic_write(folder/'comparison.json', 'w') as f:
-            json.dump({r.model: dict(r.summary(), **r.info) for r in rows}, f, indent=1)
+        write_json(folder/'comparison.json', {r.model: dict(r.summary(), **r.info) for r in rows})
         fig.savefig(folder/'comparison.png', dpi=100, bbox_inches='tight')
     return md
 

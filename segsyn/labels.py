@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from fastcore.basics import patch
-from .core import SegsynError
+from .core import SegsynError, atomic_write, write_json
 
 # %% auto #0
 __all__ = ['CITYSCAPES', 'VOC', 'COCO_STUFF', 'ADE20K_150', 'CITYSCAPES_34', 'CITYSCAPES_10', 'DatasetError', 'Label',
@@ -280,13 +280,14 @@ def to_json(self:LabelTable, path:str|Path): # where to write it
     "Write the table as JSON (the format `from_json` reads; a grouped table writes its groups)"
     if getattr(self, 'groups', None) is not None:      # a grouping: one class per line, easy to edit
         rows = ',\n'.join('  ' + json.dumps(g) for g in self.groups)
-        Path(path).write_text(f'{{"name": {json.dumps(self.name)}, "source": {json.dumps(self.source.name)}, '
-                              f'"classes": [\n{rows}\n]}}\n')
+        with atomic_write(path, 'w') as f:
+            f.write(f'{{"name": {json.dumps(self.name)}, "source": {json.dumps(self.source.name)}, '
+                    f'"classes": [\n{rows}\n]}}\n')
         return
     d = dict(name=self.name, ignore_index=self.ignore_index,
              labels=[dict(name=l.name, id=l.id, train_id=l.train_id, category=l.category, has_instances=l.has_instances,
                           ignore_in_eval=l.ignore_in_eval, color=list(l.color)) for l in self.labels])
-    Path(path).write_text(json.dumps(d, indent=1))
+    write_json(path, d)
 
 # %% ../nbs/00a_labels.ipynb #adf01c9a
 @torch.no_grad()

@@ -141,8 +141,8 @@ class Seeded(Dataset):
     def __init__(self, ds:Dataset): self.ds = ds
     def __len__(self): return len(self.ds)
     def __getattr__(self, k): # the wrapped dataset's attributes (`transform`, `table`, ...)
-        if k == 'ds': raise AttributeError(k)      # (unpickling asks before `ds` exists)
-        return getattr(self.ds, k)
+        if k == 'ds' or k.startswith('__'): raise AttributeError(k)   # (unpickling asks before `ds` exists; the
+        return getattr(self.ds, k)                                     # loader must not see a `__getitems__`)
     def __getitem__(self, key): # (index, seed), or a plain index (no seeding)
         if not isinstance(key, tuple): return self.ds[key]
         i, seed = key

@@ -11,7 +11,8 @@ from .labels import DatasetError
 from .core import record_results
 
 # %% auto #0
-__all__ = ['check_target', 'confusion_matrix', 'scores_from_cm', 'ConfusionMatrix', 'chance_floor', 'results_table', 'learned']
+__all__ = ['check_target', 'confusion_matrix', 'scores_from_cm', 'ConfusionMatrix', 'chance_floor', 'results_table', 'learned',
+           'plot_history']
 
 # %% ../nbs/01a_metrics.ipynb #2e17f089
 def check_target(target:torch.Tensor, # integer labels
@@ -130,3 +131,26 @@ def learned(r:dict, floors:dict, margin_miou:float=0.04, margin_acc:float=0.15) 
     v = r['hist'][-1]
     return all(v['val_miou'] > f['miou'] + margin_miou and v['val_pixel_acc'] > f['pixel_acc'] + margin_acc
                for f in floors.values())
+
+# %% ../nbs/01a_metrics.ipynb #e4b51ac2
+def plot_history(history:list, # Learner.history (one dict per epoch)
+                 keys:tuple=('train_loss', 'val_miou', 'val_pixel_acc'), # what to plot; losses left, scores right
+                 ax=None, title:str=''):
+    "Training curves: losses on the left axis, validation scores on the right"
+    import matplotlib.pyplot as plt
+    if ax is None: _, ax = plt.subplots(figsize=(5, 3))
+    ep = [r['epoch'] for r in history]
+    ax2 = ax.twinx()
+    for k in keys:
+        if k not in history[0]: continue
+        (ax if 'loss' in k else ax2).plot(ep, [r[k] for r in history], '-o' if 'loss' in k else '--s', ms=3, label=k,
+                                          color=None)
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('loss')
+    ax2.set_ylabel('score')
+    ax2.set_ylim(0, 1)
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc='center right')
+    if title: ax.set_title(title)
+    return ax

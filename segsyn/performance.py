@@ -11,7 +11,7 @@ from pathlib import Path
 import torch, torch.nn.functional as F
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
-from .core import SegsynError, default_device, seed_everything, atomic_write, time_steps
+from .core import SegsynError, default_device, seed_everything, time_steps, write_json
 from .training import SegTask, Learner, adam
 from .layers import model_logits
 from .losses import CrossEntropy
@@ -220,7 +220,7 @@ def bench(quick:bool=False, # small sizes (CPU: about a minute)
     res['inference'] = inference_benchmark((128, 256) if q else (1024, 2048), 2 if q else 10, dev)
     res['secs'] = time.time() - t0
     if out is not None:
-        with atomic_write(Path(out)/'bench.json', 'w') as f: json.dump(res, f, indent=1)
+        write_json(Path(out)/'bench.json', res)
     return res
 
 # %% ../nbs/10_performance.ipynb #2e47d216

@@ -10,7 +10,7 @@ import copy, json, time
 from pathlib import Path
 import torch
 import torch.nn as nn, torch.nn.functional as F
-from .core import SegsynError, get_profile, seed_everything, atomic_write, held_locks, release_locks
+from .core import SegsynError, get_profile, seed_everything, held_locks, release_locks, write_json
 from .metrics import scores_from_cm, ConfusionMatrix, chance_floor
 from .layers import model_logits, model_device
 from .writeups import (WRITEUPS, REPORTED, WRITEUP_EXPERIMENTS, with_unlabeled, writeup004_scores,
@@ -256,8 +256,7 @@ def _reproduce(wid, ex, out, data, synthetic, profile, progress) -> dict:
     (out/'results.md').write_text(md + '\n')
     rows = [dict(model=m, metric=k, reported=v, segsyn=ours.get((m, k)), note=notes.get((m, k), ''))
             for w, m, k, v, _ in REPORTED if w == wid]
-    with atomic_write(out/'results.json', 'w') as f:
-        json.dump(dict(writeup=wid, data=kind, profile=profile or get_profile(), rows=rows, checks=checks), f, indent=1)
+    write_json(out/'results.json', dict(writeup=wid, data=kind, profile=profile or get_profile(), rows=rows, checks=checks))
     return dict(table=md, rows=rows, checks=checks, cms=cms, data=kind, out=out)
 
 # %% ../nbs/13_reproduce.ipynb #e6600624

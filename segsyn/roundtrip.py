@@ -10,7 +10,7 @@ import json, warnings
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
-from .core import SegsynError, atomic_write, seed_everything
+from .core import SegsynError, seed_everything, write_json
 from fastcore.basics import patch
 from .labels import CITYSCAPES, LabelTable
 from .datasets import resize_ids, Cityscapes
@@ -112,7 +112,7 @@ def save(self:RoundTripReport, folder:str|Path) -> Path:
     "roundtrip.json and roundtrip.png"
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with atomic_write(folder/'roundtrip.json', 'w') as f: json.dump(self.metrics(), f, indent=1)
+    write_json(folder/'roundtrip.json', self.metrics())
     if self.examples: plt.close(self.grid(path=folder/'roundtrip.png'))
     return folder
 

@@ -12,7 +12,7 @@ from fastcore.basics import patch
 from pathlib import Path
 import torch
 from torch.utils.data import Subset
-from .core import SegsynError, seed_everything, atomic_write, claim_lock, held_locks, release_locks, remove_files
+from .core import SegsynError, seed_everything, claim_lock, held_locks, release_locks, remove_files, write_json
 from .datasets import open_dataset, detect_layout, LAYOUTS
 from .labels import CITYSCAPES_10
 from .synthetic import write_layout, check_manifest
@@ -107,7 +107,6 @@ class TrainConfig:
 def _flag(name:str) -> str: return '--' + name.replace('_', '-')
 def _shown(v) -> str: return 'none' if v is None else 'x'.join(map(str, v)) if isinstance(v, tuple) else str(v)
 
-
 # %% ../nbs/10b_runs.ipynb #782794d2
 def _bad_kinds(c:TrainConfig) -> list: # the config checked
     "Values of the wrong kind, as a hand-edited config.json has them: switches, names and paths, the seed"
@@ -190,7 +189,6 @@ def to_dict(self:TrainConfig) -> dict:
     "The JSON form: {'kind': 'segsyn train', field: value, ...} (tuples as lists)"
     return {'kind': 'segsyn train', **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}}
 
-
 # %% ../nbs/10b_runs.ipynb #46c2e3e5
 _TUPLES = ('size', 'betas', 'scale')
 
@@ -266,7 +264,6 @@ def _no_data(c:TrainConfig) -> SegsynError:
                        f"`segsyn data --synthetic 200 --dataset {lay} --root {c.root}` (or add --synthetic to segsyn "
                        "train), or get the real dataset with ./data_setup.sh (./data_setup.sh --help)")
 
-
 # %% ../nbs/10b_runs.ipynb #e96d701a
 def open_splits(c:TrainConfig, # the run's config
                 keep_uint8:bool=False): # segmenters: leave images uint8 for `DeviceNormalize`
@@ -308,7 +305,6 @@ def claim_run_dir(out:str|Path, # the run folder (--out)
                           "or --resume a training run")
     return out
 
-
 # %% ../nbs/10b_runs.ipynb #6a4f91e4
 def check_resumable(c:TrainConfig, out:Path):
     "--resume of the checkpoint in `out`: the run there had this very config (the worker count may differ)"
@@ -344,9 +340,6 @@ def _learner(c:TrainConfig, task, dls, settings:dict, out:Path, rank:int, dev, o
                    save=rank == 0, progress=progress and rank == 0,
                    batch_tfm=DeviceNormalize() if on_dev else None, config=record)
 
-def _write_json(path:Path, obj, indent:int|None=1):
-    with atomic_write(path, 'w') as f: json.dump(obj, f, indent=indent)
-
 # %% ../nbs/10b_runs.ipynb #8648f3da
 def _start_run(c:TrainConfig, out:Path, resume:bool, overwrite:bool, rank:int, world:int) -> bool: # -> resume or not
     "The run folder claimed and the data written (by rank 0, the others waiting); resume only from a checkpoint"
@@ -379,15 +372,15 @@ def _train(c:TrainConfig, out:Path, resume:bool, overwrite:bool, progress:bool) 
     record = dict(world_size=world, num_classes=table.num_classes, names=table.names,
                   loss=type(getattr(task, 'loss_fn', None)).__name__, **info)
     learn = _learner(c, task, _loaders(c, tr, va, rank, world), settings, out, rank, dev, on_dev, progress, record)
-    if rank == 0: _write_json(out/'config.json', c.to_dict())
+    if rank == 0: write_json(out/'config.json', c.to_dict())
     hist = learn.fit(resume=resume)
     if world > 1:                # leave together: a rank exiting with gloo threads alive aborts
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     if rank != 0: return dict(history=hist, model=None, out=out)
     path = fam.save(c, task, table, info, out/'model.pt')
-    if log := getattr(task, 'log', None): _write_json(out/'losses.json', log, None)   # GANs: the logged steps' losses
-    _write_json(out/'metrics.json', hist)      # after the model it describes
+    if log := getattr(task, 'log', None): write_json(out/'losses.json', log, None)   # GANs: the logged steps' losses
+    write_json(out/'metrics.json', hist)      # after the model it describes
     return dict(history=hist, model=path, out=out, losses=log or [])
 
 # %% ../nbs/10b_runs.ipynb #128c31b8

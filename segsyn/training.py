@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
-from .core import SegsynError, atomic_write, default_device, native_bf16, seed_everything, get_rng_state, set_rng_state
+from .core import SegsynError, default_device, native_bf16, seed_everything, get_rng_state, set_rng_state
+from .core import write_json
 from .metrics import ConfusionMatrix
 from .losses import CrossEntropy
 from .checkpoint import CheckpointError, load_checked, load_checkpoint, save_checkpoint
@@ -21,7 +22,7 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['CHECKPOINTS', 'LEARNER_FILES', 'TrainingError', 'lr_factor', 'Task', 'adam', 'SegTask', 'Schedule', 'Monitor',
-           'Learner', 'plot_history']
+           'Learner']
 
 # %% ../nbs/01e_training.ipynb #77d9e7bc
 class TrainingError(SegsynError, RuntimeError):
@@ -359,7 +360,7 @@ def _start(self:Learner, resume:bool): # continue from runs_dir/name/last.pt whe
         self.epoch += 1
     if self.save:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_write(self.run_dir/'config.json', 'w') as f: json.dump(self.config, f, indent=1, default=str)
+        write_json(self.run_dir/'config.json', self.config)
 
 @patch
 def _run_epoch(self:Learner) -> dict:
@@ -399,30 +400,7 @@ def fit(self:Learner, epochs:int|None=None, # train until this epoch (default: t
 def _save_epoch(self:Learner, row):
     "metrics.json, last.pt, and best.pt when the monitored score improved"
     self.save_checkpoint()            # the checkpoint first: metrics.json never describes an epoch without one
-    with atomic_write(self.run_dir/'metrics.json', 'w') as f: json.dump(self.history, f, indent=1)
+    write_json(self.run_dir/'metrics.json', self.history)
     k, sign = self.monitor.key, self.monitor.sign()
     if k in row and sign * row[k] >= max(sign * r[k] for r in self.history if k in r):
         self.save_checkpoint(self.run_dir/'best.pt')
-
-# %% ../nbs/01e_training.ipynb #e4b51ac2
-def plot_history(history:list, # Learner.history (one dict per epoch)
-                 keys:tuple=('train_loss', 'val_miou', 'val_pixel_acc'), # what to plot; losses left, scores right
-                 ax=None, title:str=''):
-    "Training curves: losses on the left axis, validation scores on the right"
-    import matplotlib.pyplot as plt
-    if ax is None: _, ax = plt.subplots(figsize=(5, 3))
-    ep = [r['epoch'] for r in history]
-    ax2 = ax.twinx()
-    for k in keys:
-        if k not in history[0]: continue
-        (ax if 'loss' in k else ax2).plot(ep, [r[k] for r in history], '-o' if 'loss' in k else '--s', ms=3, label=k,
-                                          color=None)
-    ax.set_xlabel('epoch')
-    ax.set_ylabel('loss')
-    ax2.set_ylabel('score')
-    ax2.set_ylim(0, 1)
-    h1, l1 = ax.get_legend_handles_labels()
-    h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc='center right')
-    if title: ax.set_title(title)
-    return ax

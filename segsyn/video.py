@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
 from PIL import Image
-from .core import SegsynError, atomic_write
+from .core import SegsynError, atomic_write, write_json
 from .labels import CITYSCAPES, LabelTable
 from .datasets import read_image
 from .loaders import overlay, to_uint8_image
@@ -238,7 +238,7 @@ def segment_video(segmenter:nn.Module|list|dict, # model, list or {name: model} 
     if _av() is not None: notes.append(write_video(over, out/'overlay.mp4', fps))
     else: notes.append(f"overlay.mp4 not written: MP4 needs PyAV ({_NO_AV}); overlay.gif holds the same frames")
     shares = {n: [_shares(l, table) for l in labs[n]] for n in models}
-    with atomic_write(out/'shares.json', 'w') as fh: json.dump(shares, fh, indent=1)
+    write_json(out/'shares.json', shares)
     _plot_shares(shares, table, out/'shares.png')
     return dict(frames=len(frames), size=list(frames.shape[-2:]), fps=fps, models=list(models), shares=shares, **res,
                 notes=[n for n in notes if n],
