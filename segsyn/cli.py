@@ -18,7 +18,7 @@ from .roundtrip import round_trip
 from .video import segment_video
 from .performance import bench, bench_table
 from .reproduce import reproduce, RUNNABLE
-from .runs import train, add_config_args, config_from_args, claim_run_dir
+from .runs import train, add_config_args, config_from_args, claim_run_dir, GROUPINGS
 from .demo import run_demo   # the demo itself is a chapter of its own (09b_demo)
 
 # %% auto #0
@@ -63,15 +63,34 @@ def cmd_train(a):
     return r['history']
 
 # %% ../nbs/11_cli.ipynb #e1af06d0
+def _eval_labels(a, names:list|None): # the parsed options; the classes the model file names
+    "--labels, or for auto the label space of --root whose classes are the model's (train when none is)"
+    if a.labels != 'auto': return GROUPINGS.get(a.labels, a.labels)
+    for space in ('train', 'label', *GROUPINGS.values()):
+        if open_dataset(a.dataset, a.root, a.split, labels=space).table.names == names: return space
+    return 'train'
+
+def _note_size(a, info:dict):
+    "A note on stderr when the model is evaluated at another size than it was trained at (the scores drop)"
+    ts = info.get('train_size')
+    if ts and tuple(a.size or ()) != tuple(ts):
+        at = 'x'.join(map(str, a.size)) if a.size else "the images' own size"
+        print(f"segsyn: note: {a.model} was trained at {ts[0]}x{ts[1]} and is evaluated at {at}; scores at another "
+              f"size are lower (pass --size {ts[0]}x{ts[1]} to score it as it was trained)", file=sys.stderr)
+
+# %% ../nbs/11_cli.ipynb #7ea5730c
 def cmd_eval(a):
     "segsyn eval --model FILE --root DIR [--dataset LAYOUT --labels SPACE]: report.json, confusion.png on a split"
     out = claim_run_dir(a.out, a.overwrite)
     model, info = load_segmenter(a.model)
-    ds = open_dataset(a.dataset, a.root, a.split, labels=a.labels, transform=None if a.size else seg_transforms(False))
+    ds = open_dataset(a.dataset, a.root, a.split, labels=_eval_labels(a, info['names']),
+                      transform=None if a.size else seg_transforms(False))
+    ds.table.check_names(info['names'], a.model)       # the same classes in the same order (00a), not just as many
     if ds.table.num_classes != info['num_classes']:
         raise SegsynError(f"{a.model} predicts {info['num_classes']} classes but --dataset {a.dataset} "
                           f"--labels {a.labels} holds {ds.table.num_classes} ({ds.table.name}); "
                           "evaluate it in the label space it was trained on (see the run's config.json)")
+    _note_size(a, info)
     if a.size: ds = PreResized(ds, a.size, transform=seg_transforms(False))
     rep = evaluate(model, make_loader(ds, a.batch_size, shuffle=False, num_workers=a.workers), info['num_classes'],
                    info.get('names'), name=info['arch'], progress=True)
@@ -226,8 +245,9 @@ def _add_eval(sub): # the `segsyn` sub-parsers (add_subparsers)
     e.add_argument('--root', required=True)
     e.add_argument('--dataset', default='cityscapes', choices=LAYOUTS,
                    help="the layout of --root (default: cityscapes)")
-    e.add_argument('--labels', default='train', help="label space the model predicts: train, label "
-                   "(Cityscapes label ids) or a grouping JSON (default: train)")
+    e.add_argument('--labels', default='auto', help="label space the model predicts: train, label (Cityscapes "
+                   f"label ids), {', '.join(GROUPINGS)} or a grouping JSON (default: auto, the one whose classes are "
+                   "the model file's)")
     e.add_argument('--split', default='val')
     _common(e, 'runs/eval')
     e.set_defaults(func=cmd_eval)

@@ -41,30 +41,52 @@ def build_segmenter(arch:str, num_classes:int=19, **kw) -> nn.Module:
     return SEGMENTERS[arch](num_classes, **kw)
 
 # %% ../nbs/08_evaluation.ipynb #e0fb93db
-def save_segmenter(model:nn.Module, path:str|Path, arch:str, num_classes:int=19, names:list|None=None, **kw):
-    "Write a self-describing segmenter file: {'kind': 'segmenter', arch, kwargs, num_classes, names, state_dict}"
+def save_segmenter(model:nn.Module, path:str|Path, arch:str, num_classes:int=19,
+                   names:list|None=None, # the classes in output order (default: Cityscapes' first `num_classes`)
+                   train_size:tuple|None=None, # (H, W) it was trained at: `segsyn eval` notes another size
+                   **kw): # the builder's options (e.g. base=16)
+    "Write a self-describing segmenter file: {'kind': 'segmenter', arch, kwargs, num_classes, names, train_size, ...}"
     if arch not in SEGMENTERS: raise SegsynError(f"unknown segmenter {arch!r}; choose one of {sorted(SEGMENTERS)}")
     return save_checkpoint(dict(kind='segmenter', arch=arch, kwargs=kw, num_classes=num_classes,
-                                names=names or CITYSCAPES.names[:num_classes], state_dict=model.state_dict()), path)
+                                names=names or CITYSCAPES.names[:num_classes],
+                                train_size=list(train_size) if train_size else None, state_dict=model.state_dict()), path)
 
 # %% ../nbs/08_evaluation.ipynb #dca44681
-def load_segmenter(path:str|Path) -> tuple: # -> (model in eval mode, info dict: arch, kwargs, num_classes, names)
-    "A segmenter from a `save_segmenter` file or a Learner checkpoint whose config has `arch`"
-    ck = load_checkpoint(path)
+def _segmenter_info(ck, path) -> tuple: # a loaded file, its path -> (info, state_dict)
+    "What a segmenter file or a Learner checkpoint says it holds, checked: a damaged or foreign file is named"
+    if not isinstance(ck, dict):
+        raise CheckpointError(f"{path} holds a {type(ck).__name__}, not a segmenter; give a file written by "
+                              "`segsyn train` (or save_segmenter)")
     if ck.get('kind') == 'segmenter':
-        info, sd = {k: ck[k] for k in ('arch', 'kwargs', 'num_classes', 'names')}, ck['state_dict']
-    elif 'modules' in ck and 'model' in ck['modules'] and 'arch' in ck.get('config', {}):
+        info, sd = {k: ck.get(k) for k in ('arch', 'kwargs', 'num_classes', 'names', 'train_size')}, ck.get('state_dict')
+    elif isinstance(ck.get('modules'), dict) and 'model' in ck['modules'] and 'arch' in (ck.get('config') or {}):
         c = ck['config']
         info = dict(arch=c['arch'], kwargs=c.get('arch_kw', {}), num_classes=c.get('num_classes', 19),
-                    names=c.get('names'))
+                    names=c.get('names'), train_size=c.get('size'))
         sd = ck['modules']['model']
     else:
         held = ck.get('kind') or (f"a training checkpoint of modules {sorted(ck['modules'])}" if 'modules' in ck
-                                  else f"keys {sorted(ck)[:6]}")
+                                  else f"keys {sorted(map(str, ck))[:6]}")
         raise CheckpointError(f"{path} is not a segmenter checkpoint (it holds {held}); "
                               "give a file written by `segsyn train` (or save_segmenter) for a segmentation model")
-    model = build_segmenter(info['arch'], info['num_classes'], **info['kwargs'])
+    n, names = info['num_classes'], info['names']
+    bad = [f"num_classes {n!r}"] if type(n) is not int or n < 1 else []
+    if names is not None and (not isinstance(names, list) or len(names) != n): bad.append(f"{str(names)[:60]} as names")
+    if not isinstance(info['kwargs'], dict): bad.append(f"builder options {info['kwargs']!r}")
+    if not isinstance(sd, dict): bad.append("no weights")
+    if bad: raise CheckpointError(f"{path} is a damaged segmenter file ({'; '.join(bad)}); write it again")
+    return info, sd
+
+# %% ../nbs/08_evaluation.ipynb #8372127c
+def load_segmenter(path:str|Path) -> tuple: # -> (model in eval mode, info: arch, kwargs, num_classes, names, train_size)
+    "A segmenter from a `save_segmenter` file or a Learner checkpoint; `model.label_names`: the classes it predicts"
+    info, sd = _segmenter_info(load_checkpoint(path), path)
+    try: model = build_segmenter(info['arch'], info['num_classes'], **info['kwargs'])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: {info['arch']} cannot be built with the file's options {info['kwargs']} "
+                              f"({e}); the file is damaged or from another version: write it again") from None
     load_checked(model, sd, what=f"{path}")
+    model.label_names = info['names']    # the round trip and the video check them against their data (00a)
     return model.eval(), info
 
 # %% ../nbs/08_evaluation.ipynb #843e3298
@@ -92,7 +114,8 @@ def segmenter_task(c, table, # a run's config; the label table of its data
 
 # %% ../nbs/08_evaluation.ipynb #bec4ec00
 def _save_run_segmenter(c, task, table, info:dict, path) -> Path:
-    return save_segmenter(task.model, path, info['arch'], table.num_classes, names=table.names, **info['arch_kw'])
+    return save_segmenter(task.model, path, info['arch'], table.num_classes, names=table.names, train_size=c.size,
+                          **info['arch_kw'])
 
 def _check_segmenter(c) -> list:
     if c.freeze == 'auto' or (c.model, c.variant) == ('ssfpn', 'writeup003'): return []

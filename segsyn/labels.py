@@ -87,6 +87,8 @@ class LabelTable:
         first = {}
         for l in self.labels: first.setdefault(l.train_id, l)
         self.names = [first[t].name for t in train]
+        if dup := sorted({x for x in self.names if self.names.count(x) > 1}):
+            raise DatasetError(f"{name}: {dup} name more than one class; give each class its own name")
         self.colors = torch.tensor([first[t].color for t in train], dtype=torch.uint8)
         self.lut = torch.full((256,), ignore_index, dtype=torch.uint8)     # label id -> train id
         self.known = torch.zeros(256, dtype=torch.bool)
@@ -393,3 +395,17 @@ CITYSCAPES_10 = LabelTable.grouped(CITYSCAPES, [
     dict(name='human', names=['person', 'rider']),
     dict(name='car', names=['car']), dict(name='large vehicle', names=['truck', 'bus', 'train']),
     dict(name='two-wheeler', names=['motorcycle', 'bicycle'])], 'Cityscapes 10')
+
+# %% ../nbs/00a_labels.ipynb #178d23ca
+@patch
+def check_names(self:LabelTable, names:list|None, # the classes a model predicts, in its output order (None: unknown)
+                what:str='the model'): # the model, for the message (e.g. its file)
+    "Refuse a model whose classes are not this table's, in this order: the first difference and both lists"
+    if names is None or list(names) == self.names: return
+    i = next((k for k, (a, b) in enumerate(zip(names, self.names)) if a != b), min(len(names), len(self.names)))
+    at = lambda ns: repr(ns[i]) if i < len(ns) else 'nothing'
+    short = lambda ns: ', '.join(ns[:10]) + (f', … ({len(ns)} classes)' if len(ns) > 10 else f' ({len(ns)} classes)')
+    raise DatasetError(f"{what} was trained on other classes than {self.name}'s: its class {i} is {at(list(names))}, "
+                       f"the data's is {at(self.names)}.\n  the model: {short(list(names))}\n  the data:  "
+                       f"{short(self.names)}\nUse it on data in the label space it was trained in (its run's config.json "
+                       "names it: --labels), or train a model for this one")
