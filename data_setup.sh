@@ -163,6 +163,16 @@ check_web_page() {
   return 0
 }
 
+# outside_links DIR: true (LINK set) when a symbolic link in DIR resolves outside it (an archive could point a file
+# of the dataset at /etc/passwd, or a later write through the link at anything the user owns)
+outside_links() {
+  local top l; top=$(cd "$1" && pwd -P)
+  while IFS= read -r -d '' l; do
+    case $(realpath -m "$l") in "$top"/*) ;; *) LINK=$l; return 0 ;; esac
+  done < <(find "$1" -type l -print0)
+  return 1
+}
+
 # unpack ARCHIVE DIR [PATH...]: extract into DIR, which must then hold every PATH; pin the archive if it had no checksum
 unpack() {
   local ok=0 p
@@ -173,6 +183,7 @@ unpack() {
     *) die "unknown archive type: $1" ;;
   esac
   [ $ok -eq 0 ] || reject "$1" "could not extract it (a corrupt download?)"
+  outside_links "$2" && reject "$1" "it holds a symbolic link to outside its folder ($LINK -> $(readlink "$LINK")); refused"
   for p in "${@:3}"; do [ -e "$2/$p" ] || reject "$1" "it extracted, but holds no $p (is it the right archive?)"; done
   pin "$1"
 }
@@ -214,10 +225,13 @@ do_cityscapes() {
   done_already "$dest" && return
   [ -n "${CITYSCAPES_USERNAME:-}" ] && [ -n "${CITYSCAPES_PASSWORD:-}" ] || \
     die "cityscapes needs an account: register at cityscapes-dataset.com, then set CITYSCAPES_USERNAME and CITYSCAPES_PASSWORD"
-  local jar; jar=$(mktemp); STAGES+=("$jar")
+  local jar secret; jar=$(mktemp); secret=$(mktemp); STAGES+=("$jar" "$secret")
   local login=${SEGSYN_URL_CITYSCAPES_LOGIN:-https://www.cityscapes-dataset.com/login/}
+  # the password goes to curl through a file only this user can read (printf is a shell builtin): on curl's
+  # command line it would be readable by every local user in /proc/PID/cmdline
+  chmod 600 "$secret"; printf '%s' "$CITYSCAPES_PASSWORD" > "$secret"
   curl -fsS --connect-timeout 20 -c "$jar" -o /dev/null --data-urlencode "username=$CITYSCAPES_USERNAME" \
-    --data-urlencode "password=$CITYSCAPES_PASSWORD" -d submit=Login "$login" || die "cityscapes login failed at $login (no network or wrong credentials)"
+    --data-urlencode "password@$secret" -d submit=Login "$login" || die "cityscapes login failed at $login (no network or wrong credentials)"
   stage cityscapes
   fetch CITYSCAPES_GTFINE "https://www.cityscapes-dataset.com/file-handling/?packageID=1" "" -b "$jar"; unpack "$FETCHED" "$STAGE"
   fetch CITYSCAPES_LEFTIMG8BIT "https://www.cityscapes-dataset.com/file-handling/?packageID=3" "" -b "$jar"; unpack "$FETCHED" "$STAGE"
@@ -293,6 +307,12 @@ done
 mkdir -p "$ROOT" || die "cannot create the data root $ROOT"
 ROOT=$(cd "$ROOT" && pwd)
 DL=${SEGSYN_DOWNLOADS:-$ROOT/.downloads}; mkdir -p "$DL"
+# one data_setup.sh per data root (the lock lives inside it); then the staging folders of a killed run can go
+if command -v flock >/dev/null; then
+  exec 9>"$ROOT/.data_setup.lock"
+  flock -n 9 || die "another data_setup.sh is preparing $ROOT; wait for it to finish (or use another --root)"
+  for s in "$ROOT"/.tmp.*; do [ -e "$s" ] && { say "removing $s, left by a run that was killed"; rm -rf "$s"; }; done
+fi
 trap cleanup EXIT
 for t in "${TODO[@]}"; do
   case $t in
