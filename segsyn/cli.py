@@ -78,7 +78,7 @@ def _note_size(a, info:dict):
         print(f"segsyn: note: {a.model} was trained at {ts[0]}x{ts[1]} and is evaluated at {at}; scores at another "
               f"size are lower (pass --size {ts[0]}x{ts[1]} to score it as it was trained)", file=sys.stderr)
 
-# %% ../nbs/11_cli.ipynb #7ea5730c
+# %% ../nbs/11_cli.ipynb #13ea5161
 def cmd_eval(a):
     "segsyn eval --model FILE --root DIR [--dataset LAYOUT --labels SPACE]: report.json, confusion.png on a split"
     out = claim_run_dir(a.out, a.overwrite)

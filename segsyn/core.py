@@ -149,10 +149,11 @@ def remove_files(root:Path, # the folder
     if root.exists() and not any(root.iterdir()): root.rmdir()
 
 # %% ../nbs/00_core.ipynb #94747c66
-_HELD = []                  # this process's open lock files, until `release_locks`
+_HELD = []                  # this process's open lock files (and whether to remove them), until `release_locks`
 
 def claim_lock(lock:Path, # the lock file (beside or inside what it guards)
-               what:str): # what it guards, for the messages
+               what:str, # what it guards, for the messages
+               remove:bool=False): # delete the lock file when released (one beside a folder: leave no litter)
     "Hold `lock` until `release_locks`: refused if a live process has it; one a killed run left is noted and taken over"
     try: import fcntl
     except ImportError: return                       # no flock (Windows): folders are not locked
@@ -177,11 +178,11 @@ def claim_lock(lock:Path, # the lock file (beside or inside what it guards)
     f.write(f"segsyn {' '.join(sys.argv[1:2]) or 'run'}, pid {os.getpid()} on {socket.gethostname()} "
             f"since {time.strftime('%Y-%m-%d %H:%M:%S')}")
     f.flush()
-    _HELD.append(f)
+    _HELD.append((f, remove))
 
 def _drop_locks_in_child():
     "A forked child (a DataLoader worker) closes its copies of the lock files: the lock dies with its owner alone"
-    while _HELD: _HELD.pop().close()
+    while _HELD: _HELD.pop()[0].close()
 
 if hasattr(os, 'register_at_fork'): os.register_at_fork(after_in_child=_drop_locks_in_child)
 
@@ -189,9 +190,10 @@ if hasattr(os, 'register_at_fork'): os.register_at_fork(after_in_child=_drop_loc
 def held_locks() -> int: return len(_HELD)   # locks this process holds: `release_locks(n)` gives back only later ones
 
 def release_locks(keep:int=0): # locks to keep, the first claimed (a library call: `held_locks()` from before its claim)
-    "Give back the locks this process holds, but the first `keep` (each lock file is left empty: it ended cleanly)"
+    "Give back the locks this process holds, but the first `keep` (each lock file left empty: it ended cleanly; or removed)"
     while len(_HELD) > keep:
-        f = _HELD.pop()
+        f, remove = _HELD.pop()
+        if remove: Path(f.name).unlink(missing_ok=True)   # (while still holding it)
         f.seek(0)
         f.truncate()
         f.close()

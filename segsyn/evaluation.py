@@ -77,7 +77,7 @@ def _segmenter_info(ck, path) -> tuple: # a loaded file, its path -> (info, stat
     if bad: raise CheckpointError(f"{path} is a damaged segmenter file ({'; '.join(bad)}); write it again")
     return info, sd
 
-# %% ../nbs/08_evaluation.ipynb #8372127c
+# %% ../nbs/08_evaluation.ipynb #e9f71c1b
 def load_segmenter(path:str|Path) -> tuple: # -> (model in eval mode, info: arch, kwargs, num_classes, names, train_size)
     "A segmenter from a `save_segmenter` file or a Learner checkpoint; `model.label_names`: the classes it predicts"
     info, sd = _segmenter_info(load_checkpoint(path), path)

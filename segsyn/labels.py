@@ -396,7 +396,7 @@ CITYSCAPES_10 = LabelTable.grouped(CITYSCAPES, [
     dict(name='car', names=['car']), dict(name='large vehicle', names=['truck', 'bus', 'train']),
     dict(name='two-wheeler', names=['motorcycle', 'bicycle'])], 'Cityscapes 10')
 
-# %% ../nbs/00a_labels.ipynb #178d23ca
+# %% ../nbs/00a_labels.ipynb #5154a04a
 @patch
 def check_names(self:LabelTable, names:list|None, # the classes a model predicts, in its output order (None: unknown)
                 what:str='the model'): # the model, for the message (e.g. its file)

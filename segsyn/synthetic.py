@@ -369,7 +369,7 @@ def write_layout(root:str|Path, # the dataset folder to write
     if root.exists() and any(root.iterdir()) and not overwrite:
         raise DatasetError(f"{root} already holds files; "
                            "pass --overwrite to write over it or --root to choose another folder")
-    claim_lock(root.parent/f'.{root.name}.lock', str(root))  # one writer per dataset folder (until `release_locks`)
+    claim_lock(root.parent/f'.{root.name}.lock', str(root), remove=True)   # one writer per dataset (`release_locks`)
     ours = _own_files(root)                                   # what --overwrite may remove: the last write's files
     for old in root.parent.glob(f'.{root.name}.partial-*'):   # a killed write's stage
         shutil.rmtree(old, ignore_errors=True)
