@@ -153,22 +153,30 @@ def _seg_check(s:dict, floor:dict) -> dict: # a model's scores, the majority ans
                 floor_is=f"majority class; its pixel acc {_fmt(floor['pixel_acc'])}",
                 also=f" (pixel acc {_fmt(s['pixel_acc'])})")
 
+# %% ../nbs/13_reproduce.ipynb #3a1d8fcb
+def _writeup001_scores(name:str, # the run's model
+                       keys:list, # write-up 001's reported metrics (`REPORTED`)
+                       run:dict, # the trained run: its 'model' and its logged 'losses'
+                       va, # the held-out split
+                       dl) -> tuple: # dl(split): its loader; -> ({(model, metric): value}, notes, check)
+    "Score write-up 001's SPADE run: its KL term and discriminator outputs as logged, checked by `layout_l1`"
+    lg, (own, other) = run['losses'], layout_l1(load_generator(run['model']).eval(), dl(va))
+    mean = lambda k: sum(x[k] for x in lg) / len(lg)
+    return ({(name, keys[0]): f"{lg[0]['kld']:.3g} → {lg[-1]['kld']:.3g}",
+             (name, keys[1]): f"real {mean('d_real'):.2f}, fake {mean('d_fake'):.2f}"},
+            {(name, keys[0]): f"ours: λ·KL, the term in G's loss, "
+                              f"logged every {lg[1]['step'] - lg[0]['step']} steps",
+             (name, keys[1]): 'ours: mean over the logged steps'},
+            dict(metric="L1 of its drawing to the frame's photo", value=own, floor=other,
+                 floor_is="to another frame's photo", better='lower'))
+
 # %% ../nbs/13_reproduce.ipynb #7b5ae779
 def score_run(ex:dict, name:str, run:dict, cfg:TrainConfig) -> tuple: # -> ({(model, metric): value}, notes, check)
     "Score one trained run the way its write-up did, and check it against its chance floor on the held-out frames"
     tr, va, table = open_splits(TrainConfig.from_dict({**cfg.to_dict(), 'flip': False, 'scale': None, 'jitter': 0.,
                                                        'subset': None}))
     keys, dl = [r[2] for r in REPORTED if r[0] == ex['wid']], lambda d: make_loader(d, 8, shuffle=False)
-    if ex['score'] == 'writeup001':
-        lg, (own, other) = run['losses'], layout_l1(load_generator(run['model']).eval(), dl(va))
-        mean = lambda k: sum(x[k] for x in lg) / len(lg)
-        return ({(name, keys[0]): f"{lg[0]['kld']:.3g} → {lg[-1]['kld']:.3g}",
-                 (name, keys[1]): f"real {mean('d_real'):.2f}, fake {mean('d_fake'):.2f}"},
-                {(name, keys[0]): f"ours: λ·KL, the term in G's loss, "
-                                  f"logged every {lg[1]['step'] - lg[0]['step']} steps",
-                 (name, keys[1]): 'ours: mean over the logged steps'},
-                dict(metric="L1 of its drawing to the frame's photo", value=own, floor=other,
-                     floor_is="to another frame's photo", better='lower'))
+    if ex['score'] == 'writeup001': return _writeup001_scores(name, keys, run, va, dl)
     if ex['score'] == 'colour':
         G = load_pix2pix(run['model'])[0]
         sc = {s: color_scores(G, dl(d), table) for s, d in (('train', tr), ('val', va))}

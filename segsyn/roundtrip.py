@@ -139,6 +139,36 @@ def _keep(ex, keep, **ts):
     if len(ex.get('photo', [])) < keep:
         for k, v in ts.items(): ex[k] = ex.get(k, []) + list(v[:keep].cpu())
 
+# %% ../nbs/09_roundtrip.ipynb #f22ba5a0
+def _tally(cms:list, # the trip's three `ConfusionMatrix`: label′ vs label, label and label′ vs ground truth
+           feats:tuple, # two lists of FID features: the photos', the photos′'
+           fid_features:nn.Module|None, # FID feature extractor; None: no FID
+           photo, label, photo2, label2, # one batch of the trip (`_trip`), on the generator's device
+           gt=None): # its train-id ground truth, or None
+    "Add one batch of the trip to the confusion matrices and, with an extractor, to the FID features"
+    cms[0].update(label2, label)
+    if gt is not None:
+        gt = gt.to(photo.device)
+        cms[1].update(label, gt)
+        cms[2].update(label2, gt)
+    if fid_features is not None:
+        feats[0].append(fid_features.to(photo.device)(photo).cpu())
+        feats[1].append(fid_features(photo2).cpu())
+
+def _trip_report(cms:list, feats:tuple, # as `_tally` filled them
+                 ex:dict, # the kept examples (`_keep`)
+                 n:int, # images seen
+                 fid_features:nn.Module|None, # FID feature extractor; None: no FID
+                 keep:int, num_classes:int, table:LabelTable) -> RoundTripReport: # as `round_trip` got them
+    "The finished trip's report: FID from the features, ground-truth matrices only where there was ground truth"
+    fd = (frechet_distance(*gaussian_stats(torch.cat(feats[0])), *gaussian_stats(torch.cat(feats[1])))
+          if fid_features is not None else None)
+    gt_cms = (cms[1].cm.clone(), cms[2].cm.clone()) if cms[1].cm.sum() > 0 else (None, None)
+    return RoundTripReport(cms[0].cm.clone(), *gt_cms, fd, {k: v[:keep] for k, v in ex.items()},
+                           list(table.names[:num_classes]), n,
+                           (getattr(fid_features, 'name', type(fid_features).__name__)
+                            if fid_features is not None else None))
+
 # %% ../nbs/09_roundtrip.ipynb #c51c4dc1
 @torch.no_grad()
 def round_trip(segmenter:nn.Module, # trained on real photos (ImageNet-normalised input), predicts train ids
@@ -162,24 +192,11 @@ def round_trip(segmenter:nn.Module, # trained on real photos (ImageNet-normalise
             warnings.warn(f"photos are {tuple(photo.shape[-2:])} but the generator draws {G.size}: "
                           "label maps are resized (nearest) to it and photo′ back", stacklevel=2)
         label, photo2, label2 = _trip(segmenter, G, photo, table)
-        cms[0].update(label2, label)
-        if gt is not None:
-            gt = gt.to(dev)
-            cms[1].update(label, gt)
-            cms[2].update(label2, gt)
-        if fid_features is not None:
-            feats[0].append(fid_features.to(dev)(photo).cpu())
-            feats[1].append(fid_features(photo2).cpu())
+        _tally(cms, feats, fid_features, photo, label, photo2, label2, gt)
         _keep(ex, keep, photo=photo, label=label, photo2=photo2, label2=label2)
         n += len(photo)
     if n == 0: raise SegsynError("the round trip got no images (empty loader or frame folder?)")
-    fd = (frechet_distance(*gaussian_stats(torch.cat(feats[0])), *gaussian_stats(torch.cat(feats[1])))
-          if fid_features is not None else None)
-    gt_cms = (cms[1].cm.clone(), cms[2].cm.clone()) if cms[1].cm.sum() > 0 else (None, None)
-    return RoundTripReport(cms[0].cm.clone(), *gt_cms, fd, {k: v[:keep] for k, v in ex.items()},
-                           list(table.names[:num_classes]), n,
-                           (getattr(fid_features, 'name', type(fid_features).__name__)
-                            if fid_features is not None else None))
+    return _trip_report(cms, feats, ex, n, fid_features, keep, num_classes, table)
 
 # %% ../nbs/09_roundtrip.ipynb #cc60e94f
 def train_small_segmenter(root:str|Path, # a Cityscapes-layout folder (train and val splits)

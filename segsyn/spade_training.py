@@ -232,6 +232,20 @@ def _draw_size(lab:torch.Tensor, size:tuple) -> tuple:
                       "or pass size=(H, W) (segsyn synth --size HxW) with their own.", stacklevel=3)
     return tuple(size)
 
+# %% ../nbs/07b_spade_training.ipynb #21b2fd67
+def _check_style(o:SPADEOptions, # the generator's options
+                 style:torch.Tensor|None, # the style image(s) asked for, or None
+                 encoder:ConvEncoder|None, # the style encoder given, or None
+                 n:int): # samples asked for per label map
+    "Refuse a style image without its encoder, and style or several samples from a generator trained without a VAE"
+    if style is not None and encoder is None:
+        raise SPADEInputError("a style image needs the style encoder: "
+                              "pass encoder=ConvEncoder loaded from latest_net_E.pth (a VAE model)")
+    if (style is not None or n > 1) and not o.use_vae:
+        raise SPADEInputError("this generator was trained without use_vae: "
+                              "it draws one image per label map, with no style input; "
+                              "use a VAE model (--use_vae) for multimodal or style-guided synthesis")
+
 # %% ../nbs/07b_spade_training.ipynb #95bcd124
 @torch.no_grad()
 def synthesize(G:SPADEGenerator, # a SPADE generator (e.g. from load_official_spade)
@@ -248,13 +262,7 @@ def synthesize(G:SPADEGenerator, # a SPADE generator (e.g. from load_official_sp
         return {str(f): synthesize(G, lab, ins, style, encoder, n, seed, size, device)
                 for f, lab, ins in _load_maps(Path(label_map), G.opt)}
     o, dev = G.opt, torch.device(device) if device is not None else next(G.parameters()).device
-    if style is not None and encoder is None:
-        raise SPADEInputError("a style image needs the style encoder: "
-                              "pass encoder=ConvEncoder loaded from latest_net_E.pth (a VAE model)")
-    if (style is not None or n > 1) and not o.use_vae:
-        raise SPADEInputError("this generator was trained without use_vae: "
-                              "it draws one image per label map, with no style input; "
-                              "use a VAE model (--use_vae) for multimodal or style-guided synthesis")
+    _check_style(o, style, encoder, n)
     lab = _as_batch(label_map, 'label map')
     inst = None if instance_map is None else _as_batch(instance_map, 'instance map')
     if inst is not None and inst.shape != lab.shape:

@@ -353,6 +353,18 @@ def _own_files(root:Path) -> list:
                            "folder segsyn wrote: choose another --root, or move those files out first")
     return ours
 
+# %% ../nbs/00c_synthetic.ipynb #d420f0c6
+def _fill_stage(stage:Path, layout:str, n_train:int, n_val:int, size:tuple, seed:int, progress:bool):
+    "Write the frames and the manifest that lists them into the new folder `stage`; if that fails, remove `stage`"
+    try:
+        _write_frames(stage, layout, n_train, n_val, tuple(size), seed, progress)
+        files = sorted(str(p.relative_to(stage)) for p in stage.rglob('*') if p.is_file())
+        (stage/'manifest.json').write_text(json.dumps(dict(layout=layout, n_train=n_train, n_val=n_val,
+                                                           size=list(size), seed=seed, files=files)))
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)   # (a kill -9 leaves it: the next write removes it)
+        raise
+
 # %% ../nbs/00c_synthetic.ipynb #a26b3bc0
 def write_layout(root:str|Path, # the dataset folder to write
                  layout:str, # one of `LAYOUTS` (00b)
@@ -374,14 +386,7 @@ def write_layout(root:str|Path, # the dataset folder to write
     for old in root.parent.glob(f'.{root.name}.partial-*'):   # a killed write's stage
         shutil.rmtree(old, ignore_errors=True)
     stage = Path(tempfile.mkdtemp(dir=root.parent, prefix=f'.{root.name}.partial-'))
-    try:
-        _write_frames(stage, layout, n_train, n_val, tuple(size), seed, progress)
-        files = sorted(str(p.relative_to(stage)) for p in stage.rglob('*') if p.is_file())
-        (stage/'manifest.json').write_text(json.dumps(dict(layout=layout, n_train=n_train, n_val=n_val,
-                                                           size=list(size), seed=seed, files=files)))
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)   # (a kill -9 leaves it: the next write removes it)
-        raise
+    _fill_stage(stage, layout, n_train, n_val, size, seed, progress)
     os.chmod(stage, user_mode(0o777))                 # mkdtemp made it private: the user's usual mode
     remove_files(root, ours)
     os.replace(stage, root)

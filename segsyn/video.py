@@ -204,6 +204,33 @@ def _plot_shares(shares:dict, table:LabelTable, path:Path, top:int=6):
     fig.savefig(path, dpi=90, bbox_inches='tight')
     plt.close(fig)
 
+# %% ../nbs/09a_video.ipynb #d65e422c
+def _video_trip(models:dict, # {title: segmenter}: the first one's label maps are drawn
+                G:SPADEGenerator, # the generator of photo′
+                frames:torch.Tensor, # uint8 T×3×H×W frames
+                out:Path, fps:float, table:LabelTable, min_width:int) -> tuple: # as `segment_video` has them
+    "Every frame's round trip from the first model's labels: roundtrip.gif; -> ({first title: its labels}, scores)"
+    first = next(iter(models))
+    rt = round_trip(models[first], G, [frames[i:i + 8].float() / 127.5 - 1 for i in range(0, len(frames), 8)],
+                    keep=len(frames), progress=False)
+    lab = torch.stack(rt.examples['label']).cpu()
+    res = {'roundtrip': {k: rt.metrics()[k] for k in ('consistency_miou', 'consistency_pixel_acc')}}
+    write_video([titled_row([f, table.colorize(l), p],
+                            ['photo', f"{first}'s label map", 'photo′ (SPADE, from the label map)'], min_width)
+                 for f, l, p in zip(frames, rt.examples['label'], rt.examples['photo2'])], out/'roundtrip.gif', fps)
+    return {first: lab}, res
+
+def _write_overlay(frames:torch.Tensor, # uint8 T×3×H×W frames
+                   labs:dict, # {title: T×H×W train ids} of every model
+                   models:dict, # {title: segmenter}, in panel order
+                   out:Path, fps:float, table:LabelTable, min_width:int) -> str|None: # as `segment_video` has them
+    "overlay.gif (+ overlay.mp4 with PyAV): the photo beside each model's labels over it; -> a note, or None"
+    over = [titled_row([f] + [overlay(f, labs[n][t], table) for n in models], ['photo', *models], min_width)
+            for t, f in enumerate(frames)]
+    write_video(over, out/'overlay.gif', fps)
+    if _av() is not None: return write_video(over, out/'overlay.mp4', fps)
+    return f"overlay.mp4 not written: MP4 needs PyAV ({_NO_AV}); overlay.gif holds the same frames"
+
 # %% ../nbs/09a_video.ipynb #bd06f997
 @torch.no_grad()
 def segment_video(segmenter:nn.Module|list|dict, # model, list or {name: model} (ImageNet-normalised in, train ids out)
@@ -220,23 +247,12 @@ def segment_video(segmenter:nn.Module|list|dict, # model, list or {name: model} 
     frames = read_frames(src, max_frames, every, size)
     out.mkdir(parents=True, exist_ok=True)
     fps = fps or ((_source_fps(Path(src)) or 5 * every) / every)
-    labs, res, notes = {}, {}, []
+    labs, res = {}, {}
     if G is not None:                   # the trip segments each frame too: its labels are the first model's
-        first = next(iter(models))
-        rt = round_trip(models[first], G, [frames[i:i + 8].float() / 127.5 - 1 for i in range(0, len(frames), 8)],
-                        keep=len(frames), progress=False)
-        labs[first] = torch.stack(rt.examples['label']).cpu()
-        res['roundtrip'] = {k: rt.metrics()[k] for k in ('consistency_miou', 'consistency_pixel_acc')}
-        write_video([titled_row([f, table.colorize(l), p],
-                                ['photo', f"{first}'s label map", 'photo′ (SPADE, from the label map)'], min_width)
-                     for f, l, p in zip(frames, rt.examples['label'], rt.examples['photo2'])], out/'roundtrip.gif', fps)
+        labs, res = _video_trip(models, G, frames, out, fps, table, min_width)
     for n, m in models.items():
         if n not in labs: labs[n] = _labels(m, frames)
-    over = [titled_row([f] + [overlay(f, labs[n][t], table) for n in models], ['photo', *models], min_width)
-            for t, f in enumerate(frames)]
-    write_video(over, out/'overlay.gif', fps)
-    if _av() is not None: notes.append(write_video(over, out/'overlay.mp4', fps))
-    else: notes.append(f"overlay.mp4 not written: MP4 needs PyAV ({_NO_AV}); overlay.gif holds the same frames")
+    notes = [_write_overlay(frames, labs, models, out, fps, table, min_width)]
     shares = {n: [_shares(l, table) for l in labs[n]] for n in models}
     write_json(out/'shares.json', shares)
     _plot_shares(shares, table, out/'shares.png')
