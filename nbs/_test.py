@@ -172,9 +172,9 @@ def _one_class_or_table(src:str) -> bool:
     return len(body) == 1 and isinstance(body[0], (ast.ClassDef, ast.Assign, ast.AnnAssign))
 
 def test_export_cells_short():
-    "No export cell over 40 lines unless it is one class or one table: one symbol (or a tight family) per cell, then its demo and test"
+    "No export cell over 30 lines unless it is one class or one table: one symbol (or a tight family) per cell, then its demo and test"
     long = [f"{nb.name} cell {i}: {len(s.splitlines())} lines" for nb in NOTEBOOKS for i, s in _export_cells(nb)
-            if len(s.splitlines()) > 40 and not _one_class_or_table(s)]
+            if len(s.splitlines()) > 30 and not _one_class_or_table(s)]
     assert not long, "split these export cells: " + '; '.join(long)
 
 def test_modules_small():
