@@ -125,7 +125,7 @@ def atomic_write(path:str|Path, # the file to (re)write
                           f"space and write it again: the previous {path.name}, if any, is intact", str(path)) from None
         raise
 
-# %% ../nbs/00_core.ipynb #79a8e48a
+# %% ../nbs/00_core.ipynb #4c34f7fd
 def write_json(path:str|Path, # the file to (re)write, atomically
                obj, # anything `json.dump` takes (other objects: their `str`)
                indent:int|None=1): # None: one line (long logs)
@@ -180,7 +180,7 @@ def claim_lock(lock:Path, # the lock file (beside or inside what it guards)
     f.flush()
     _HELD.append((f, remove))
 
-# %% ../nbs/00_core.ipynb #423affb2
+# %% ../nbs/00_core.ipynb #8dcc461a
 def _drop_locks_in_child():
     "A forked child (a DataLoader worker) closes its copies of the lock files: the lock dies with its owner alone"
     while _HELD: _HELD.pop()[0].close()

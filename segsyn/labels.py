@@ -16,7 +16,7 @@ from .core import SegsynError, atomic_write, write_json
 
 # %% auto #0
 __all__ = ['CITYSCAPES', 'VOC', 'COCO_STUFF', 'ADE20K_150', 'CITYSCAPES_34', 'CITYSCAPES_10', 'DatasetError', 'Label',
-           'LabelTable', 'check_ids', 'show_legend', 'voc_palette', 'rgb_to_ids', 'nearest_color']
+           'LabelTable', 'check_ids', 'show_legend', 'voc_palette', 'rgb_to_ids', 'nearest_color', 'table_for']
 
 # %% ../nbs/00a_labels.ipynb #53ef2f77
 class DatasetError(SegsynError, ValueError):
@@ -409,3 +409,11 @@ def check_names(self:LabelTable, names:list|None, # the classes a model predicts
                        f"the data's is {at(self.names)}.\n  the model: {short(list(names))}\n  the data:  "
                        f"{short(self.names)}\nUse it on data in the label space it was trained in (its run's config.json "
                        "names it: --labels), or train a model for this one")
+
+# %% ../nbs/00a_labels.ipynb #ced88175
+def table_for(names:list|None): # a model's classes in output order (None: a file that does not say: Cityscapes)
+    "The built-in table with exactly these classes, else one made from the names (palette colours)"
+    if names is None: return CITYSCAPES
+    for t in (CITYSCAPES, CITYSCAPES_10, CITYSCAPES_34, VOC, COCO_STUFF, ADE20K_150):
+        if t.names == list(names): return t
+    return LabelTable.from_rows("the model's classes", [dict(name=str(x), id=i) for i, x in enumerate(names)])

@@ -180,6 +180,7 @@ def round_trip(segmenter:nn.Module, # trained on real photos (ImageNet-normalise
                progress:bool=True) -> RoundTripReport:
     "photo → label → photo′ → label′ over a loader, with consistency, ground-truth scores and FID"
     import tqdm.auto as tq
+    table.check_names(getattr(segmenter, 'label_names', None), 'the segmenter')   # the classes, not only as many
     dev = next(G.parameters()).device
     segmenter, G = segmenter.to(dev).eval(), G.eval()
     cms, ex, feats, n = [ConfusionMatrix(num_classes) for _ in range(3)], {}, ([], []), 0

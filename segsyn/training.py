@@ -334,7 +334,7 @@ def _train_epoch(self:Learner) -> dict:
     for m in self.task.modules().values(): m.eval()
     return {f'train_{k}': v / n for k, v in tot.items()}
 
-# %% ../nbs/01e_training.ipynb #6d339047
+# %% ../nbs/01e_training.ipynb #8049e3fb
 @patch
 def stalled(self:Learner) -> bool:
     "Early stopping: `early_stop` epochs passed since the best `monitor` score (from the history, so a resume agrees)"
@@ -363,7 +363,7 @@ def _start(self:Learner, resume:bool): # continue from runs_dir/name/last.pt whe
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_json(self.run_dir/'config.json', self.config)
 
-# %% ../nbs/01e_training.ipynb #ae9c36fa
+# %% ../nbs/01e_training.ipynb #2130a62b
 @patch
 def _run_epoch(self:Learner) -> dict:
     "Train one epoch, validate, step a 'plateau' schedule: the epoch's history row"

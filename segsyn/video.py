@@ -13,7 +13,7 @@ import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
 from PIL import Image
 from .core import SegsynError, atomic_write, write_json
-from .labels import CITYSCAPES, LabelTable
+from .labels import CITYSCAPES, LabelTable, table_for
 from .datasets import read_image
 from .loaders import overlay, to_uint8_image
 from .layers import model_device
@@ -231,6 +231,15 @@ def _write_overlay(frames:torch.Tensor, # uint8 T×3×H×W frames
     if _av() is not None: return write_video(over, out/'overlay.mp4', fps)
     return f"overlay.mp4 not written: MP4 needs PyAV ({_NO_AV}); overlay.gif holds the same frames"
 
+# %% ../nbs/09a_video.ipynb #dff9455f
+def _check_video(models:dict, table:LabelTable|None, fps:float|None) -> LabelTable: # titled models, given table, fps
+    "The table naming and colouring the models' classes (every model must predict the same ones); a sane frame rate"
+    table = table or table_for(getattr(next(iter(models.values())), 'label_names', None))
+    for n, m in models.items(): table.check_names(getattr(m, 'label_names', None), f"segmenter {n!r}")
+    if fps is not None and not 0.1 <= fps <= 240:
+        raise SegsynError(f"fps={fps:g}: give a frame rate between 0.1 and 240 (a video player's range)")
+    return table
+
 # %% ../nbs/09a_video.ipynb #bd06f997
 @torch.no_grad()
 def segment_video(segmenter:nn.Module|list|dict, # model, list or {name: model} (ImageNet-normalised in, train ids out)
@@ -239,11 +248,13 @@ def segment_video(segmenter:nn.Module|list|dict, # model, list or {name: model} 
                   size:tuple|None=None, # (H, W) to work at (default: the frames' size)
                   G:SPADEGenerator|None=None, # with one: also every frame's round trip (from the first model's labels)
                   fps:float|None=None, # of the videos written (default: the video's own rate / `every`; 5 for a folder)
-                  table:LabelTable=CITYSCAPES, max_frames:int|None=None, every:int=1, # frames to read (`read_frames`)
+                  table:LabelTable|None=None, # the models' classes (default: the first model's `label_names`, 00a)
+                  max_frames:int|None=None, every:int=1, # frames to read (`read_frames`)
                   names:list|None=None, # a title per model (default: dict keys or class names)
                   min_width:int=256) -> dict: # panels are enlarged to at least this width
     "Segment frames with one model or several side by side: overlay video, class shares over time (+ round trip with G)"
     models, out = _named_models(segmenter, names), Path(out)
+    table = _check_video(models, table, fps)
     frames = read_frames(src, max_frames, every, size)
     out.mkdir(parents=True, exist_ok=True)
     fps = fps or ((_source_fps(Path(src)) or 5 * every) / every)

@@ -124,7 +124,7 @@ _S0, _S0_CI = WRITEUP000['short_side'], WRITEUP000_CI['short_side']
 _TRAIN000 = ('opt', 'lr', 'weight_decay', 'batch_size', 'epochs', 'flip', 'jitter', 'pretrained')   # `segsyn train`'s
 _RUN000 = dict(model=WRITEUP000['arch'], labels='label', sched='none', **{k: WRITEUP000[k] for k in _TRAIN000})
 
-# %% ../nbs/01f_writeups.ipynb #3df394e7
+# %% ../nbs/01f_writeups.ipynb #5ec69662
 # write-up -> layout, size and frames (full, ci), scoring, runs, what CI changes ('*': every run)
 WRITEUP_EXPERIMENTS = {
     '000': dict(layout='cityscapes', size=((_S0, 2 * _S0), (_S0_CI, 2 * _S0_CI)), frames=((2975, 500), (64, 16)),
