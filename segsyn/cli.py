@@ -6,7 +6,7 @@ Docs: https://segsyn.github.io/segsyn/cli.html.md"""
 
 # %% ../nbs/11_cli.ipynb #eb4ee756
 from __future__ import annotations
-import argparse, errno, math, sys, time
+import argparse, errno, math, re, sys, time
 from pathlib import Path
 from .core import SegsynError, data_root, release_locks, atomic_write
 from .datasets import Cityscapes, open_dataset, LAYOUTS
@@ -163,9 +163,10 @@ def _add_reproduce(sub):
     r.add_argument('writeup', choices=RUNNABLE,
                    help='the write-up (../shared/seeds: 000 label-id FCN for SPADE, 001 SPADE, 002 cGAN vs U-Net, '
                         '003 SSFPN/DeepLabV3+/Res-UNet, 004 U-Net/DeepLabV3/DenseASPP)')
-    r.add_argument('--data', help="the write-up's dataset, in the layout it read (cityscapes for 000 and 004, "
-                                  "coco-stuff for 001, pix2pix for 002, voc for 003)")
-    r.add_argument('--synthetic', action='store_true',
+    src = r.add_mutually_exclusive_group()        # one source of frames: the real data or synthetic streets
+    src.add_argument('--data', help="the write-up's dataset, in the layout it read (cityscapes for 000 and 004, "
+                                    "coco-stuff for 001, pix2pix for 002, voc for 003)")
+    src.add_argument('--synthetic', action='store_true',
                    help='no dataset: run on synthetic streets written in that layout')
     r.add_argument('--profile', choices=['ci', 'full'],
                    help="full: the write-up's recipe; ci: small and short "
@@ -361,6 +362,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     return p
 
+# %% ../nbs/11_cli.ipynb #a47a6c8c
+def _known_failure(e:Exception) -> str|None:
+    "One line for a failure whose cause is known: a full disk, too little memory, batch norm over a single value"
+    s = str(e)
+    if 'unexpected pos' in s or 'PytorchStreamWriter' in s:      # torch.save on a full disk
+        return "writing a file failed (is the disk full?); free some space and run it again (train: add --resume)"
+    if "can't allocate memory" in s or 'out of memory' in s.lower():
+        need = re.search(r'allocate (\d+) bytes', s) or re.search(r'allocate ([\d.]+ [GMK]iB)', s)
+        size = (f"{int(need[1]) / 2 ** 30:.1f} GiB" if need[1].isdigit() else need[1]) if need else 'memory'
+        return (f"not enough memory: a step asked for {size}, more than this machine has free; lower --size, "
+                "--batch-size or --ngf")
+    if 'Expected more than 1 value per channel' in s:
+        return ("a batch of one image reached a batch norm that sees one value per channel (DeepLab's image pooling): "
+                "use --batch-size 2 or more")
+    return None
+
 # %% ../nbs/11_cli.ipynb #2ace41bd
 def run(argv:list|None=None): # arguments (default: sys.argv[1:])
     "Run a `segsyn` command and return its result (what `main` does, for notebooks and tests)"
@@ -371,9 +388,9 @@ def run(argv:list|None=None): # arguments (default: sys.argv[1:])
         if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
         _fail(a, f"the disk is full ({e.filename or 'while writing'}); "
                  "free some space and run it again (train: add --resume)")
-    except RuntimeError as e:        # torch.save on a full disk: "... unexpected pos N vs M"
-        if 'unexpected pos' not in str(e) and 'PytorchStreamWriter' not in str(e): raise
-        _fail(a, "writing a file failed (is the disk full?); free some space and run it again (train: add --resume)")
+    except (RuntimeError, ValueError) as e:
+        if (msg := _known_failure(e)) is None: raise
+        _fail(a, msg)
     finally: release_locks()
 
 def _fail(a, msg):

@@ -410,7 +410,7 @@ def check_names(self:LabelTable, names:list|None, # the classes a model predicts
                        f"{short(self.names)}\nUse it on data in the label space it was trained in (its run's config.json "
                        "names it: --labels), or train a model for this one")
 
-# %% ../nbs/00a_labels.ipynb #ced88175
+# %% ../nbs/00a_labels.ipynb #b7ec6046
 def table_for(names:list|None): # a model's classes in output order (None: a file that does not say: Cityscapes)
     "The built-in table with exactly these classes, else one made from the names (palette colours)"
     if names is None: return CITYSCAPES

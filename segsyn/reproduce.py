@@ -104,6 +104,9 @@ def loader_share(dl, # a training loader
                  step, # step(batch): one training step
                  n:int=3) -> dict: # batches to time (after one warm-up step)
     "Seconds per batch spent loading (`dl`) and training (`step`), and the loading share of the two"
+    n = min(n, len(dl))            # (a small dataset has fewer batches)
+    if n == 0: raise SegsynError(f"the training split yields no batch ({len(dl.dataset)} frames, batches of "
+                                 f"{dl.batch_size}): give more frames or a smaller batch")
     it, t0 = iter(dl), time.perf_counter()
     batches = [next(it) for _ in range(n)]
     load = (time.perf_counter() - t0) / n

@@ -231,7 +231,7 @@ def _write_overlay(frames:torch.Tensor, # uint8 T×3×H×W frames
     if _av() is not None: return write_video(over, out/'overlay.mp4', fps)
     return f"overlay.mp4 not written: MP4 needs PyAV ({_NO_AV}); overlay.gif holds the same frames"
 
-# %% ../nbs/09a_video.ipynb #dff9455f
+# %% ../nbs/09a_video.ipynb #e289121e
 def _check_video(models:dict, table:LabelTable|None, fps:float|None) -> LabelTable: # titled models, given table, fps
     "The table naming and colouring the models' classes (every model must predict the same ones); a sane frame rate"
     table = table or table_for(getattr(next(iter(models.values())), 'label_names', None))
