@@ -362,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     return p
 
-# %% ../nbs/11_cli.ipynb #a47a6c8c
+# %% ../nbs/11_cli.ipynb #e85308fd
 def _known_failure(e:Exception) -> str|None:
     "One line for a failure whose cause is known: a full disk, too little memory, batch norm over a single value"
     s = str(e)
