@@ -22,7 +22,7 @@ from .roundtrip import RoundTripReport, round_trip, train_small_segmenter, train
 from .video import segment_video, pan_frames
 
 # %% auto #0
-__all__ = ['STAGES', 'demo_plan', 'idle_threads', 'color_check', 'run_demo']
+__all__ = ['STAGES', 'demo_plan', 'idle_threads', 'color_check', 'clear_frames', 'run_demo']
 
 # %% ../nbs/09b_demo.ipynb #8ea05d63
 STAGES = ('data', 'segmenter', 'SPADE', 'evaluation', 'round trip', 'video')
@@ -234,6 +234,12 @@ def _reports(root:Path, out:Path, seg, G, size:tuple, seed:int, say) -> tuple:
                         names=['U-Net'], min_width=W * -(-256 // H))              # panels at least 256 pixels high
     return rep, rt, vid
 
+# %% ../nbs/09b_demo.ipynb #d1823b10
+def clear_frames(out:Path): # a demo folder
+    "Remove the synthetic frames an earlier demo wrote in `out` (data/, data_wide/: by their names, nothing else)"
+    for d in (out/'data', out/'data_wide'):
+        remove_files(d, [p.relative_to(d) for p in d.glob('*/*/*/*_000019_*.png')])
+
 # %% ../nbs/09b_demo.ipynb #cccc34d3
 def run_demo(out:str|Path, # the run folder: created when missing; an earlier demo's files in it are replaced
              n_train:int=64, n_val:int=16, # synthetic frames for training and validation
@@ -265,6 +271,7 @@ def _run_demo(out:Path, n_train:int, n_val:int, size:tuple, seg_epochs:int, spad
     seed_everything(seed)
     say(f"{n_train} + {n_val} synthetic street frames at {size[0]}×{size[1]}, a picture of a batch, "
         "the chance and colour-only floors")
+    clear_frames(out)
     root = make_synthetic_streets(out/'data', n_train, n_val, size=size, seed=seed, progress=progress)
     data = _demo_data(root, out)
     seg, G, info = _train(root, out, size, seg_epochs, spade_epochs, seed, say, progress)

@@ -100,7 +100,7 @@ class TrainConfig:
                          'segmenters: normalise images in the loader, or on the device after a uint8 copy (auto: '
                          'device on CUDA)',
                          ('auto', 'loader', 'device'))
-    workers:int = _opt(0, 'DataLoader worker processes')
+    workers:int = _opt(0, 'DataLoader worker processes (the batches, hence the weights, do not depend on them)')
     seed:int = _opt(0, 'the seed of the weights, the data order and the synthetic data')
 
 # %% ../nbs/10b_runs.ipynb #d90486c8
