@@ -30,11 +30,12 @@ __all__ = ['LAYOUTS', 'read_image', 'read_mask', 'SegDataset', 'check_label_ids'
 
 # %% ../nbs/00b_datasets.ipynb #47daab4a
 def read_image(path:str|Path) -> torch.Tensor:
-    "Decode a photo as uint8 3×H×W RGB (grayscale and RGBA are converted)"
-    try: return decode_image(str(path), mode=ImageReadMode.RGB)
+    "Decode a photo as uint8 3×H×W RGB (grayscale and RGBA are converted; a 16-bit image keeps its high byte)"
+    try: x = decode_image(str(path), mode=ImageReadMode.RGB)
     except Exception as e:
         raise DatasetError(f"{path}: cannot decode the image ({e}); the file is corrupt or truncated: "
                            "delete it and download or generate it again") from e
+    return x if x.dtype == torch.uint8 else (x.to(torch.int32) >> 8).to(torch.uint8)
 
 def read_mask(path:str|Path) -> torch.Tensor:
     "Decode a label/instance PNG unchanged: H×W (uint8, or int32 for 16-bit), or 3×H×W for colour images"

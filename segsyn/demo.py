@@ -9,7 +9,7 @@ from __future__ import annotations
 import json, os, time
 from pathlib import Path
 import torch
-from .core import seed_everything, get_profile, remove_files, write_json
+from .core import SegsynError, seed_everything, get_profile, remove_files, write_json
 from .labels import CITYSCAPES
 from .synthetic import make_synthetic_streets
 from .datasets import Cityscapes
@@ -248,6 +248,7 @@ def run_demo(out:str|Path, # the run folder: created when missing; an earlier de
              progress:bool=True, # a line per stage and a bar per training epoch
              threads:int|None=None) -> dict: # torch threads (default: `idle_threads()`); -> the metrics (metrics.json)
     "The main job: synthetic streets → U-Net, SPADE → evaluation, round trip, video; report.md, metrics.json, figures"
+    if n_train < 8: raise SegsynError(f"--n-train {n_train}: the demo trains in batches of 8; give 8 or more frames")
     n = torch.get_num_threads()
     k = threads or idle_threads(most=n)
     if progress and threads is None and k < n:

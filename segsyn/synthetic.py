@@ -377,14 +377,14 @@ def write_layout(root:str|Path, # the dataset folder to write
     if layout not in LAYOUTS: raise DatasetError(f"unknown dataset layout {layout!r}; use one of {', '.join(LAYOUTS)}")
     if min(size) < 32: raise DatasetError(f"write_layout: size {tuple(size)} is too small; use at least 32×32")
     root = Path(root)
+    if root.exists() and not root.is_dir(): raise DatasetError(f"{root} is a file, not a folder; give a folder path")
     root.parent.mkdir(parents=True, exist_ok=True)
     if root.exists() and any(root.iterdir()) and not overwrite:
         raise DatasetError(f"{root} already holds files; "
                            "pass --overwrite to write over it or --root to choose another folder")
     claim_lock(root.parent/f'.{root.name}.lock', str(root), remove=True)   # one writer per dataset (`release_locks`)
     ours = _own_files(root)                                   # what --overwrite may remove: the last write's files
-    for old in root.parent.glob(f'.{root.name}.partial-*'):   # a killed write's stage
-        shutil.rmtree(old, ignore_errors=True)
+    for old in root.parent.glob(f'.{root.name}.partial-*'): shutil.rmtree(old, ignore_errors=True)   # killed writes'
     stage = Path(tempfile.mkdtemp(dir=root.parent, prefix=f'.{root.name}.partial-'))
     _fill_stage(stage, layout, n_train, n_val, size, seed, progress)
     os.chmod(stage, user_mode(0o777))                 # mkdtemp made it private: the user's usual mode
