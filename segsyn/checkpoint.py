@@ -81,7 +81,7 @@ def load_checkpoint(path:str|Path, # a file written by torch.save
             f"and plain data are accepted); if you trust the file, re-save just the state_dict: "
             f"torch.save(model.state_dict(), ...)") from None
         raise CheckpointError(f"{path}: not a readable {what} (not a torch.save file, or cut short); {redo}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError) as e:   # text: KeyError
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError) as e:  # text: Key…
         raise CheckpointError(f"{path}: not a readable {what} ({_one_line(e)}); it may be truncated (a killed download "
                               f"or run) or another kind of file — {redo}") from None
 

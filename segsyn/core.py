@@ -191,7 +191,7 @@ if hasattr(os, 'register_at_fork'): os.register_at_fork(after_in_child=_drop_loc
 def held_locks() -> int: return len(_HELD)   # locks this process holds: `release_locks(n)` gives back only later ones
 
 def release_locks(keep:int=0): # locks to keep, the first claimed (a library call: `held_locks()` from before its claim)
-    "Give back the locks this process holds, but the first `keep` (each lock file left empty: it ended cleanly; or removed)"
+    "Give back the locks this process holds but the first `keep` (each file emptied: it ended cleanly; or removed)"
     while len(_HELD) > keep:
         f, remove = _HELD.pop()
         if remove: Path(f.name).unlink(missing_ok=True)   # (while still holding it)

@@ -49,7 +49,8 @@ def save_segmenter(model:nn.Module, path:str|Path, arch:str, num_classes:int=19,
     if arch not in SEGMENTERS: raise SegsynError(f"unknown segmenter {arch!r}; choose one of {sorted(SEGMENTERS)}")
     return save_checkpoint(dict(kind='segmenter', arch=arch, kwargs=kw, num_classes=num_classes,
                                 names=names or CITYSCAPES.names[:num_classes],
-                                train_size=list(train_size) if train_size else None, state_dict=model.state_dict()), path)
+                                train_size=list(train_size) if train_size else None,
+                                state_dict=model.state_dict()), path)
 
 # %% ../nbs/08_evaluation.ipynb #dca44681
 def _segmenter_info(ck, path) -> tuple: # a loaded file, its path -> (info, state_dict)
@@ -58,7 +59,8 @@ def _segmenter_info(ck, path) -> tuple: # a loaded file, its path -> (info, stat
         raise CheckpointError(f"{path} holds a {type(ck).__name__}, not a segmenter; give a file written by "
                               "`segsyn train` (or save_segmenter)")
     if ck.get('kind') == 'segmenter':
-        info, sd = {k: ck.get(k) for k in ('arch', 'kwargs', 'num_classes', 'names', 'train_size')}, ck.get('state_dict')
+        info = {k: ck.get(k) for k in ('arch', 'kwargs', 'num_classes', 'names', 'train_size')}
+        sd = ck.get('state_dict')
     elif isinstance(ck.get('modules'), dict) and 'model' in ck['modules'] and 'arch' in (ck.get('config') or {}):
         c = ck['config']
         info = dict(arch=c['arch'], kwargs=c.get('arch_kw', {}), num_classes=c.get('num_classes', 19),
@@ -78,7 +80,7 @@ def _segmenter_info(ck, path) -> tuple: # a loaded file, its path -> (info, stat
     return info, sd
 
 # %% ../nbs/08_evaluation.ipynb #e9f71c1b
-def load_segmenter(path:str|Path) -> tuple: # -> (model in eval mode, info: arch, kwargs, num_classes, names, train_size)
+def load_segmenter(path:str|Path) -> tuple: # -> (model in eval mode, info: arch, kwargs, num_classes, names, ...)
     "A segmenter from a `save_segmenter` file or a Learner checkpoint; `model.label_names`: the classes it predicts"
     info, sd = _segmenter_info(load_checkpoint(path), path)
     try: model = build_segmenter(info['arch'], info['num_classes'], **info['kwargs'])

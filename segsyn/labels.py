@@ -407,8 +407,8 @@ def check_names(self:LabelTable, names:list|None, # the classes a model predicts
     short = lambda ns: ', '.join(ns[:10]) + (f', … ({len(ns)} classes)' if len(ns) > 10 else f' ({len(ns)} classes)')
     raise DatasetError(f"{what} was trained on other classes than {self.name}'s: its class {i} is {at(list(names))}, "
                        f"the data's is {at(self.names)}.\n  the model: {short(list(names))}\n  the data:  "
-                       f"{short(self.names)}\nUse it on data in the label space it was trained in (its run's config.json "
-                       "names it: --labels), or train a model for this one")
+                       f"{short(self.names)}\nUse it on data in the label space it was trained in (its run's "
+                       "config.json names it: --labels), or train a model for this one")
 
 # %% ../nbs/00a_labels.ipynb #b7ec6046
 def table_for(names:list|None): # a model's classes in output order (None: a file that does not say: Cityscapes)

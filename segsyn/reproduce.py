@@ -267,7 +267,8 @@ def _reproduce(wid, ex, out, data, synthetic, profile, progress) -> dict:
     (out/'results.md').write_text(md + '\n')
     rows = [dict(model=m, metric=k, reported=v, segsyn=ours.get((m, k)), note=notes.get((m, k), ''))
             for w, m, k, v, _ in REPORTED if w == wid]
-    write_json(out/'results.json', dict(writeup=wid, data=kind, profile=profile or get_profile(), rows=rows, checks=checks))
+    write_json(out/'results.json',
+               dict(writeup=wid, data=kind, profile=profile or get_profile(), rows=rows, checks=checks))
     return dict(table=md, rows=rows, checks=checks, cms=cms, data=kind, out=out)
 
 # %% ../nbs/13_reproduce.ipynb #e6600624

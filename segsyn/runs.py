@@ -321,7 +321,7 @@ def train(c:TrainConfig, # what to train, on what, how
           resume:bool=False, overwrite:bool=False, # continue the run in `out`; write into a non-empty `out`
           progress:bool=True) -> dict: # -> history, model (path), out
     "Train what `c` describes, in one process or in every process of a torchrun job; `out` is locked while it runs"
-    if resume and overwrite: raise SegsynError("--resume continues the run in --out and --overwrite replaces it: give one")
+    if resume and overwrite: raise SegsynError("--resume continues the run in --out, --overwrite replaces it: give one")
     n = held_locks()
     try: return _train(c, Path(out), resume, overwrite, progress)
     finally: release_locks(n)
