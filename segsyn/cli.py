@@ -70,13 +70,12 @@ def _eval_labels(a, names:list|None): # the parsed options; the classes the mode
         if open_dataset(a.dataset, a.root, a.split, labels=space).table.names == names: return space
     return 'train'
 
-def _note_size(a, info:dict):
+def _note_size(a, info:dict, ds):
     "A note on stderr when the model is evaluated at another size than it was trained at (the scores drop)"
-    ts = info.get('train_size')
-    if ts and tuple(a.size or ()) != tuple(ts):
-        at = 'x'.join(map(str, a.size)) if a.size else "the images' own size"
-        print(f"segsyn: note: {a.model} was trained at {ts[0]}x{ts[1]} and is evaluated at {at}; scores at another "
-              f"size are lower (pass --size {ts[0]}x{ts[1]} to score it as it was trained)", file=sys.stderr)
+    ts, at = info.get('train_size'), tuple(a.size or ds[0][0].shape[-2:])   # (no --size: the first image's own)
+    if ts and at != tuple(ts):
+        print(f"segsyn: note: {a.model} was trained at {ts[0]}x{ts[1]} and is evaluated at {at[0]}x{at[1]}; scores "
+              f"at another size are lower (pass --size {ts[0]}x{ts[1]} to score it as it was trained)", file=sys.stderr)
 
 # %% ../nbs/11_cli.ipynb #13ea5161
 def cmd_eval(a):
@@ -90,7 +89,7 @@ def cmd_eval(a):
         raise SegsynError(f"{a.model} predicts {info['num_classes']} classes but --dataset {a.dataset} "
                           f"--labels {a.labels} holds {ds.table.num_classes} ({ds.table.name}); "
                           "evaluate it in the label space it was trained on (see the run's config.json)")
-    _note_size(a, info)
+    _note_size(a, info, ds)
     if a.size: ds = PreResized(ds, a.size, transform=seg_transforms(False))
     rep = evaluate(model, make_loader(ds, a.batch_size, shuffle=False, num_workers=a.workers), info['num_classes'],
                    info.get('names'), name=info['arch'], progress=True)
