@@ -63,12 +63,14 @@ def cmd_train(a):
     return r['history']
 
 # %% ../nbs/11_cli.ipynb #e1af06d0
-def _eval_labels(a, names:list|None): # the parsed options; the classes the model file names
-    "--labels, or for auto the label space of --root whose classes are the model's (train when none is)"
-    if a.labels != 'auto': return GROUPINGS.get(a.labels, a.labels)
-    for space in ('train', 'label', *GROUPINGS.values()):
-        if open_dataset(a.dataset, a.root, a.split, labels=space).table.names == names: return space
-    return 'train'
+def _eval_split(a, names:list|None): # the parsed options; the classes the model file names
+    "The split to score, in --labels' space; auto: the first space of --root whose classes are the model's (or train)"
+    split = lambda labels: open_dataset(a.dataset, a.root, a.split, labels=labels,
+                                        transform=None if a.size else seg_transforms(False))
+    if a.labels != 'auto': return split(GROUPINGS.get(a.labels, a.labels))
+    spaces = (split(s) for s in ('train', 'label', *GROUPINGS.values()))   # opened one by one, until one fits
+    first = next(spaces)
+    return first if first.table.names == names else next((ds for ds in spaces if ds.table.names == names), first)
 
 def _note_size(a, info:dict, ds):
     "A note on stderr when the model is evaluated at another size than it was trained at (the scores drop)"
@@ -82,8 +84,7 @@ def cmd_eval(a):
     "segsyn eval --model FILE --root DIR [--dataset LAYOUT --labels SPACE]: report.json, confusion.png on a split"
     out = claim_run_dir(a.out, a.overwrite)
     model, info = load_segmenter(a.model)
-    ds = open_dataset(a.dataset, a.root, a.split, labels=_eval_labels(a, info['names']),
-                      transform=None if a.size else seg_transforms(False))
+    ds = _eval_split(a, info['names'])
     ds.table.check_names(info['names'], a.model)       # the same classes in the same order (00a), not just as many
     if ds.table.num_classes != info['num_classes']:
         raise SegsynError(f"{a.model} predicts {info['num_classes']} classes but --dataset {a.dataset} "

@@ -15,8 +15,8 @@ import torch
 # %% auto #0
 __all__ = ['PROFILES', 'get_profile', 'by_profile', 'default_device', 'seed_everything', 'get_rng_state', 'set_rng_state',
            'native_bf16', 'SegsynError', 'data_root', 'sample_data', 'user_mode', 'atomic_write', 'write_json',
-           'foreign_files', 'remove_files', 'claim_lock', 'held_locks', 'release_locks', 'time_steps', 'cache_root',
-           'cache_key', 'cached', 'results_dir', 'record_results', 'results_markdown']
+           'foreign_files', 'remove_files', 'claim_lock', 'held_locks', 'release_locks', 'progress_bar', 'time_steps',
+           'cache_root', 'cache_key', 'cached', 'results_dir', 'record_results', 'results_markdown']
 
 # %% ../nbs/00_core.ipynb #116fce09
 PROFILES = ('ci', 'full')
@@ -198,6 +198,13 @@ def release_locks(keep:int=0): # locks to keep, the first claimed (a library cal
         f.seek(0)
         f.truncate()
         f.close()
+
+# %% ../nbs/00_core.ipynb #e9fd225b
+def progress_bar(iterable, # a DataLoader, a list of batches, any iterable
+                 **kw): # tqdm's options: desc, disable, leave, ...
+    "A tqdm bar (`tqdm.auto`) over `iterable` that iterates it once"
+    import tqdm.auto as tq
+    return tq.tqdm(iter(iterable), total=len(iterable) if hasattr(iterable, '__len__') else None, **kw)
 
 # %% ../nbs/00_core.ipynb #9837cd41
 def time_steps(step, # one unit of work: a batch, a frame, a training step

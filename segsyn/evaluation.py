@@ -12,7 +12,7 @@ from fastcore.basics import patch
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
-from .core import SegsynError, default_device, write_json
+from .core import SegsynError, default_device, write_json, progress_bar
 from .labels import CITYSCAPES
 from .metrics import ConfusionMatrix, scores_from_cm
 from .checkpoint import CheckpointError, load_checked, load_checkpoint, save_checkpoint
@@ -207,11 +207,11 @@ def evaluate(model:nn.Module, # returns N×C×h×w logits (or a dict with 'out')
              input_fn=None, # maps the loader's images to the model's input (e.g. normalisation)
              device=None, progress:bool=True) -> EvalReport:
     "Run a segmenter over a loader and return its `EvalReport` (logits resized to the labels' size)"
-    import tqdm.auto as tq, time as _t
+    import time as _t
     dev = torch.device(device) if device is not None else default_device()
     model = model.to(dev).eval()
     cm, t0, n = ConfusionMatrix(num_classes), _t.time(), 0
-    for b in tq.tqdm(iter(dl), total=len(dl), desc=f'evaluating {name}', disable=not progress, leave=False):   # (01e)
+    for b in progress_bar(dl, desc=f'evaluating {name}', disable=not progress, leave=False):
         x, y = b[0].to(dev), b[1].to(dev)
         out = model_logits(model, input_fn(x) if input_fn else x)
         if out.shape[1] != num_classes:

@@ -10,7 +10,7 @@ import json, warnings
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
-from .core import SegsynError, seed_everything, write_json
+from .core import SegsynError, seed_everything, write_json, progress_bar
 from fastcore.basics import patch
 from .labels import CITYSCAPES, LabelTable
 from .datasets import resize_ids, Cityscapes
@@ -179,13 +179,11 @@ def round_trip(segmenter:nn.Module, # trained on real photos (ImageNet-normalise
                keep:int=4, # example images kept for the figure
                progress:bool=True) -> RoundTripReport:
     "photo → label → photo′ → label′ over a loader, with consistency, ground-truth scores and FID"
-    import tqdm.auto as tq
     table.check_names(getattr(segmenter, 'label_names', None), 'the segmenter')   # the classes, not only as many
     dev = next(G.parameters()).device
     segmenter, G = segmenter.to(dev).eval(), G.eval()
     cms, ex, feats, n = [ConfusionMatrix(num_classes) for _ in range(3)], {}, ([], []), 0
-    for b in tq.tqdm(iter(dl), total=len(dl) if hasattr(dl, '__len__') else None, desc='round trip',   # iter: 01e
-                     disable=not progress, leave=False):
+    for b in progress_bar(dl, desc='round trip', disable=not progress, leave=False):
         photo, gt = (b[0].to(dev), b[1]) if isinstance(b, (list, tuple)) else (b.to(dev), None)
         if photo.min() < -1.01 or photo.max() > 1.01:
             raise SegsynError("round_trip takes photos in [-1, 1] (spade_recipe); these look ImageNet-normalised")

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
 from .core import SegsynError, default_device, native_bf16, seed_everything, get_rng_state, set_rng_state
-from .core import write_json
+from .core import write_json, progress_bar
 from .metrics import ConfusionMatrix
 from .losses import CrossEntropy
 from .checkpoint import CheckpointError, load_checked, load_checkpoint, save_checkpoint
@@ -316,13 +316,10 @@ def setup(self:Learner):
 @patch
 def _train_epoch(self:Learner) -> dict:
     "One pass over the training loader (per-step schedules step here); the epoch's mean logs"
-    import tqdm.auto as tq
     for m in self.task.modules().values(): m.train()
     tot, n = {}, 0
-    # tqdm.auto calls iter() on what it wraps, and `for` again: given the loader itself, persistent workers would start
-    # an epoch, then restart it, drawing a second order from the seeded sampler (a resume would not agree)
-    bar = tq.tqdm(iter(self.train_dl), total=len(self.train_dl), desc=f'epoch {self.epoch + 1}/{self.epochs}',
-                  leave=False, disable=not self.progress)
+    bar = progress_bar(self.train_dl, desc=f'epoch {self.epoch + 1}/{self.epochs}', leave=False,  # once (00_core)
+                       disable=not self.progress)
     for batch in bar:
         logs = self.task.train_step(self.to_device(batch), self)
         if self.sched.kind != 'plateau':
