@@ -1,4 +1,4 @@
-"""The `segsyn` sub-commands (data, train, eval, synth, roundtrip, video, bench, demo): their files, one-line errors
+"""The `segsyn` sub-commands (data, train, eval, synth, roundtrip, video, predict, reproduce, bench, demo): their files, one-line errors
 
 Docs: https://segsyn.github.io/segsyn/cli.html.md"""
 
@@ -7,6 +7,7 @@ Docs: https://segsyn.github.io/segsyn/cli.html.md"""
 # %% ../nbs/11_cli.ipynb #eb4ee756
 from __future__ import annotations
 import argparse, errno, math, re, sys, time
+import torch
 from pathlib import Path
 from .core import SegsynError, data_root, release_locks, atomic_write
 from .datasets import Cityscapes, open_dataset, LAYOUTS
@@ -16,10 +17,11 @@ from .spade_training import synthesize, load_generator
 from .evaluation import load_segmenter, evaluate
 from .roundtrip import round_trip
 from .video import segment_video
+from .inference import add_predict_parser
 from .performance import bench, bench_table
 from .reproduce import reproduce, RUNNABLE
 from .runs import train, add_config_args, config_from_args, claim_run_dir, GROUPINGS
-from .demo import run_demo   # the demo itself is a chapter of its own (09b_demo)
+from .demo import run_demo, use_idle_threads   # the demo itself is a chapter of its own (09b_demo)
 
 # %% auto #0
 __all__ = ['cmd_data', 'cmd_train', 'cmd_eval', 'cmd_synth', 'cmd_roundtrip', 'cmd_video', 'cmd_bench', 'cmd_reproduce',
@@ -299,14 +301,6 @@ def _add_video(sub): # the `segsyn` sub-parsers (add_subparsers)
     _common(v, 'runs/video', loader=False)
     v.set_defaults(func=cmd_video)
 
-# %% ../nbs/11_cli.ipynb #452ca140
-def _add_model_cmds(sub): # the `segsyn` sub-parsers (add_subparsers)
-    "The parsers of the sub-commands that read model files: eval, synth, roundtrip, video"
-    _add_eval(sub)
-    _add_synth(sub)
-    _add_roundtrip(sub)
-    _add_video(sub)
-
 # %% ../nbs/11_cli.ipynb #6cd79dca
 def _add_data(sub): # the `segsyn` sub-parsers (add_subparsers)
     "The `data` sub-command's parser"
@@ -356,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest='cmd', required=True, metavar='COMMAND')
     _add_data(sub)
     _add_train(sub)
-    _add_model_cmds(sub)
+    for add in (_add_eval, _add_synth, _add_roundtrip, _add_video, add_predict_parser): add(sub)   # they read model files
     _add_reproduce(sub)
     _add_bench(sub)
     _add_demo(sub)
@@ -379,9 +373,12 @@ def _known_failure(e:Exception) -> str|None:
     return None
 
 # %% ../nbs/11_cli.ipynb #2ace41bd
+_COMPUTE = ('train', 'eval', 'synth', 'roundtrip', 'video', 'predict', 'reproduce')
+
 def run(argv:list|None=None): # arguments (default: sys.argv[1:])
     "Run a `segsyn` command and return its result (what `main` does, for notebooks and tests)"
     a = build_parser().parse_args(argv)
+    n = use_idle_threads() if a.cmd in _COMPUTE else None      # as the demo does (09b), which picks its own
     try: return a.func(a)
     except SegsynError as e: _fail(a, e)
     except OSError as e:
@@ -391,7 +388,9 @@ def run(argv:list|None=None): # arguments (default: sys.argv[1:])
     except (RuntimeError, ValueError) as e:
         if (msg := _known_failure(e)) is None: raise
         _fail(a, msg)
-    finally: release_locks()
+    finally:
+        release_locks()
+        if n: torch.set_num_threads(n)
 
 def _fail(a, msg):
     "One line on stderr, exit status 2"

@@ -10,7 +10,7 @@ from collections import OrderedDict
 import torch, torch.nn as nn, torch.nn.functional as F
 import torchvision
 from .core import SegsynError
-from .layers import check_input, torchvision_model
+from .layers import check_input, torchvision_model, recorded
 from .checkpoint import load_checked
 
 # %% auto #0
@@ -86,6 +86,7 @@ def _load_torchvision_deeplab(model, arch, num_classes):
     if num_classes != 21: sd.update({k: v for k, v in model.state_dict().items() if k.startswith('classifier.4.')})
     return load_checked(model, sd, f"torchvision {W}")
 
+@recorded
 def deeplabv3_resnet50(num_classes:int=21, # output classes
                        pretrained:bool=False, # torchvision's DeepLabV3 weights (COCO, 21 VOC classes)
                        output_stride:int=8, # 8 or 16
@@ -96,6 +97,7 @@ def deeplabv3_resnet50(num_classes:int=21, # output classes
     m = DeepLabV3(num_classes, 'resnet50', output_stride, pretrained_backbone and not pretrained, aspp_rates)
     return _load_torchvision_deeplab(m, 'resnet50', num_classes) if pretrained else m
 
+@recorded
 def deeplabv3_resnet101(num_classes:int=21, pretrained:bool=False, output_stride:int=8, pretrained_backbone:bool=False,
                         aspp_rates:tuple|None=None) -> DeepLabV3:
     "DeepLabV3 on ResNet-101, state-dict compatible with torchvision's `deeplabv3_resnet101`"
@@ -124,6 +126,7 @@ class DeepLabV3Plus(nn.Module):
         y = self.decoder(torch.cat([y, self.low(low)], 1))
         return F.interpolate(y, size=x.shape[-2:], mode='bilinear', align_corners=False)
 
+@recorded
 def deeplabv3plus_resnet50(num_classes:int=21,
                            pretrained:bool=False, # ImageNet ResNet-50 encoder (torchvision has no full-model weights)
                            output_stride:int=16, **kw) -> DeepLabV3Plus:

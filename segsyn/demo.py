@@ -6,7 +6,7 @@ Docs: https://segsyn.github.io/segsyn/demo.html.md"""
 
 # %% ../nbs/09b_demo.ipynb #04a204df
 from __future__ import annotations
-import json, os, time
+import json, os, sys, time
 from pathlib import Path
 import torch
 from .core import SegsynError, seed_everything, get_profile, remove_files, write_json
@@ -22,7 +22,7 @@ from .roundtrip import RoundTripReport, round_trip, train_small_segmenter, train
 from .video import segment_video, pan_frames
 
 # %% auto #0
-__all__ = ['STAGES', 'demo_plan', 'idle_threads', 'color_check', 'clear_frames', 'run_demo']
+__all__ = ['STAGES', 'demo_plan', 'idle_threads', 'use_idle_threads', 'color_check', 'clear_frames', 'run_demo']
 
 # %% ../nbs/09b_demo.ipynb #8ea05d63
 STAGES = ('data', 'segmenter', 'SPADE', 'evaluation', 'round trip', 'video')
@@ -69,6 +69,17 @@ def idle_threads(cores:int|None=None, # the machine's cores (default: os.cpu_cou
     cores = cores or os.cpu_count() or 1
     load = load if load is not None else (os.getloadavg()[0] if hasattr(os, 'getloadavg') else 0.)
     return max(1, min(most or torch.get_num_threads(), round(cores - load)))
+
+def use_idle_threads(threads:int|None=None, # torch threads to use (default: `idle_threads()`)
+                     say:bool=True) -> int: # -> the thread count before, to restore
+    "Set torch's threads for this machine's load; say so (once, on stderr) when other work keeps cores busy"
+    n = torch.get_num_threads()
+    k = threads or idle_threads(most=n)
+    if say and threads is None and k < n:
+        print(f"segsyn: note: other work keeps this machine's cores busy: {_n(k, 'thread')} instead of {n}, "
+              "which a busy machine slows far less", file=sys.stderr, flush=True)
+    torch.set_num_threads(k)
+    return n
 
 # %% ../nbs/09b_demo.ipynb #9cec38a7
 def _demo_data(root:Path, out:Path) -> dict:
@@ -211,7 +222,7 @@ def _train(root:Path, out:Path, size:tuple, seg_epochs:int, spade_epochs:int, se
     say(f"SPADE learns to draw a photo from a label map ({_n(spade_epochs, 'epoch')}; "
         "the U-Net scores its drawings after each)")
     G, gi = train_small_spade(root, size, seg, spade_epochs, out/'runs', seed=seed, progress=progress)
-    save_segmenter(seg, out/'segmenter.pt', 'unet', base=si['base'])
+    save_segmenter(seg, out/'segmenter.pt', train_size=size)
     save_generator(G, out/'generator.pt')
     remove_files(out/'runs', [f'{n}/{f}' for n in ('unet', 'spade') for f in CHECKPOINTS])   # its own resume files
     return seg, G, dict(segmenter=si, spade=gi)
@@ -249,12 +260,7 @@ def run_demo(out:str|Path, # the run folder: created when missing; an earlier de
              threads:int|None=None) -> dict: # torch threads (default: `idle_threads()`); -> the metrics (metrics.json)
     "The main job: synthetic streets → U-Net, SPADE → evaluation, round trip, video; report.md, metrics.json, figures"
     if n_train < 8: raise SegsynError(f"--n-train {n_train}: the demo trains in batches of 8; give 8 or more frames")
-    n = torch.get_num_threads()
-    k = threads or idle_threads(most=n)
-    if progress and threads is None and k < n:
-        print(f"other work keeps this machine's cores busy: {_n(k, 'thread')} instead of {n}, "
-              "which a busy machine slows far less", flush=True)
-    torch.set_num_threads(k)
+    n = use_idle_threads(threads, say=progress)
     try: return _run_demo(Path(out), n_train, n_val, tuple(size), seg_epochs, spade_epochs, seed, progress)
     finally: torch.set_num_threads(n)
 

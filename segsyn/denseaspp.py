@@ -10,7 +10,7 @@ import re
 from collections import OrderedDict
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
-from .layers import check_input, torchvision_model
+from .layers import check_input, torchvision_model, recorded
 from .checkpoint import CheckpointError, load_checked, load_release
 
 # %% auto #0
@@ -179,10 +179,12 @@ def _denseaspp(arch, tv_name, num_classes, pretrained, kw):
     if pretrained: densenet_backbone_weights(m, torchvision_model(tv_name, True).state_dict())
     return m
 
+@recorded
 def denseaspp121(num_classes:int=19, pretrained:bool=False, **kw) -> DenseASPP:
     "DenseASPP-121 (`pretrained`: ImageNet DenseNet-121 backbone from torchvision)"
     return _denseaspp('121', 'densenet121', num_classes, pretrained, kw)
 
+@recorded
 def denseaspp161(num_classes:int=19, pretrained:bool=False, **kw) -> DenseASPP:
     "DenseASPP-161 (`pretrained`: ImageNet DenseNet-161 backbone; the Cityscapes model: `load_official_denseaspp`)"
     return _denseaspp('161', 'densenet161', num_classes, pretrained, kw)

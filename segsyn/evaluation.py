@@ -13,7 +13,7 @@ from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
 from .core import SegsynError, default_device, write_json, progress_bar
-from .labels import CITYSCAPES
+from .labels import CITYSCAPES, DatasetError, LabelTable, table_for
 from .metrics import ConfusionMatrix, scores_from_cm
 from .checkpoint import CheckpointError, load_checked, load_checkpoint, save_checkpoint
 from .layers import model_logits, torchvision_model
@@ -21,7 +21,7 @@ from .fcn import fcn32_resnet34, fcn8s_vgg16
 from .unet import unet, res_unet, ssfpn, StructureLoss
 from .deeplab import deeplabv3_resnet50, deeplabv3plus_resnet50
 from .denseaspp import denseaspp121, denseaspp161
-from .loaders import tanh_to_imagenet
+from .loaders import IMAGENET_MEAN, IMAGENET_STD, tanh_to_imagenet
 from .losses import CrossEntropy, DiceLoss, CEDice
 from .training import SegTask, Monitor
 from .families import Family, register_family
@@ -41,15 +41,36 @@ def build_segmenter(arch:str, num_classes:int=19, **kw) -> nn.Module:
     return SEGMENTERS[arch](num_classes, **kw)
 
 # %% ../nbs/08_evaluation.ipynb #e0fb93db
-def save_segmenter(model:nn.Module, path:str|Path, arch:str, num_classes:int=19,
-                   names:list|None=None, # the classes in output order (default: Cityscapes' first `num_classes`)
-                   train_size:tuple|None=None, # (H, W) it was trained at: `segsyn eval` notes another size
-                   **kw): # the builder's options (e.g. base=16)
-    "Write a self-describing segmenter file: {'kind': 'segmenter', arch, kwargs, num_classes, names, train_size, ...}"
-    if arch not in SEGMENTERS: raise SegsynError(f"unknown segmenter {arch!r}; choose one of {sorted(SEGMENTERS)}")
-    return save_checkpoint(dict(kind='segmenter', arch=arch, kwargs=kw, num_classes=num_classes,
-                                names=names or CITYSCAPES.names[:num_classes],
+def _table_record(table:LabelTable) -> dict:
+    "A label table as plain data a `weights_only` file can hold (the rows `LabelTable.from_rows` reads)"
+    return dict(name=table.name, ignore_index=table.ignore_index,
+                labels=[dict(name=l.name, id=l.id, train_id=l.train_id, color=list(l.color)) for l in table.labels])
+
+def _rebuilds(model:nn.Module, b:dict) -> bool:
+    "Whether `b` (`build_args`) rebuilds a model with `model`'s weight names and shapes (built on the meta device)"
+    with torch.device('meta'): fresh = build_segmenter(b['arch'], b['num_classes'], **b['kwargs']).state_dict()
+    own = model.state_dict()
+    return fresh.keys() == own.keys() and all(fresh[k].shape == own[k].shape for k in own)
+
+# %% ../nbs/08_evaluation.ipynb #0d04b716
+def save_segmenter(model:nn.Module, path:str|Path,
+                   table:LabelTable|None=None, # its classes in output order (default: Cityscapes' 19)
+                   train_size:tuple|None=None): # (H, W) it was trained at: `predict` resizes to it, `eval` notes others
+    "Write a self-describing segmenter file: how to rebuild it, its label table, training size and normalisation"
+    b = getattr(model, 'build_args', None)
+    if b is None or b.get('arch') not in SEGMENTERS:
+        raise SegsynError(f"{type(model).__name__} does not say how it was built: make it with build_segmenter or a "
+                          f"course builder ({', '.join(sorted(SEGMENTERS))}) so that its file can rebuild it")
+    table = table or CITYSCAPES
+    if table.num_classes != b['num_classes']:
+        raise SegsynError(f"the model predicts {b['num_classes']} classes but the table {table.name!r} has "
+                          f"{table.num_classes}: pass the table of the data it was trained on")
+    if not _rebuilds(model, b):
+        raise SegsynError(f"the model's weights no longer match how it was built ({b}): its layers were changed "
+                          "after building; a file of it could not be loaded")
+    return save_checkpoint(dict(kind='segmenter', **b, names=table.names, table=_table_record(table),
                                 train_size=list(train_size) if train_size else None,
+                                normalize=dict(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD)),
                                 state_dict=model.state_dict()), path)
 
 # %% ../nbs/08_evaluation.ipynb #dca44681
@@ -59,7 +80,7 @@ def _segmenter_info(ck, path) -> tuple: # a loaded file, its path -> (info, stat
         raise CheckpointError(f"{path} holds a {type(ck).__name__}, not a segmenter; give a file written by "
                               "`segsyn train` (or save_segmenter)")
     if ck.get('kind') == 'segmenter':
-        info = {k: ck.get(k) for k in ('arch', 'kwargs', 'num_classes', 'names', 'train_size')}
+        info = {k: ck.get(k) for k in ('arch', 'kwargs', 'num_classes', 'names', 'train_size', 'table', 'normalize')}
         sd = ck.get('state_dict')
     elif isinstance(ck.get('modules'), dict) and 'model' in ck['modules'] and 'arch' in (ck.get('config') or {}):
         c = ck['config']
@@ -80,15 +101,27 @@ def _segmenter_info(ck, path) -> tuple: # a loaded file, its path -> (info, stat
     return info, sd
 
 # %% ../nbs/08_evaluation.ipynb #e9f71c1b
+def _file_table(info:dict, path) -> LabelTable:
+    "The label table a file records (older files: the built-in table of its names), checked against its names"
+    if info.get('table') is None: return table_for(info['names'] or CITYSCAPES.names[:info['num_classes']])
+    try: t = LabelTable.from_rows(info['table']['name'], info['table']['labels'], info['table']['ignore_index'])
+    except (KeyError, TypeError, ValueError, AssertionError, DatasetError) as e:
+        raise CheckpointError(f"{path} is a damaged segmenter file (its label table: {e}); write it again") from None
+    if info['names'] is not None and t.names != list(info['names']):
+        raise CheckpointError(f"{path} is a damaged segmenter file (its table's classes are not its names); write it again")
+    return t
+
 def load_segmenter(path:str|Path) -> tuple: # -> (model in eval mode, info: arch, kwargs, num_classes, names, ...)
-    "A segmenter from a `save_segmenter` file or a Learner checkpoint; `model.label_names`: the classes it predicts"
+    "A segmenter from a `save_segmenter` file or a Learner checkpoint; `model.label_table`: the classes it predicts"
     info, sd = _segmenter_info(load_checkpoint(path), path)
     try: model = build_segmenter(info['arch'], info['num_classes'], **info['kwargs'])
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: {info['arch']} cannot be built with the file's options {info['kwargs']} "
                               f"({e}); the file is damaged or from another version: write it again") from None
     load_checked(model, sd, what=f"{path}")
-    model.label_names = info['names']    # the round trip and the video check them against their data (00a)
+    info['table'] = _file_table(info, path)
+    model.label_table, model.label_names = info['table'], info['table'].names  # the round trip, video, predict use them
+    model.train_size, model.normalize = info['train_size'], info.get('normalize')   # what `predict_image` (10c) needs
     return model.eval(), info
 
 # %% ../nbs/08_evaluation.ipynb #843e3298
@@ -116,8 +149,7 @@ def segmenter_task(c, table, # a run's config; the label table of its data
 
 # %% ../nbs/08_evaluation.ipynb #bec4ec00
 def _save_run_segmenter(c, task, table, info:dict, path) -> Path:
-    return save_segmenter(task.model, path, info['arch'], table.num_classes, names=table.names, train_size=c.size,
-                          **info['arch_kw'])
+    return save_segmenter(task.model, path, table, train_size=c.size)
 
 def _check_segmenter(c) -> list:
     if c.freeze == 'auto' or (c.model, c.variant) == ('ssfpn', 'writeup003'): return []

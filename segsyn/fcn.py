@@ -7,7 +7,7 @@ Docs: https://segsyn.github.io/segsyn/fcn.html.md"""
 # %% ../nbs/02_fcn.ipynb #cd2bdf14
 from __future__ import annotations
 import torch, torch.nn as nn
-from .layers import check_input, pad_to, torchvision_model, resnet_trunk
+from .layers import check_input, pad_to, torchvision_model, resnet_trunk, recorded
 from .writeups import WRITEUP000
 
 # %% auto #0
@@ -51,6 +51,7 @@ class FCN32s(nn.Module):
         x, (H, W) = pad_to(x, self.stride)
         return self.upsample(self.classifier(self.backbone(x)))[..., :H, :W]
 
+@recorded
 def fcn32_resnet34(num_classes:int=21, # output classes
                    pretrained:bool=False, # ImageNet weights for the ResNet-34 trunk (downloads once)
                    **kw) -> FCN32s:
@@ -98,6 +99,7 @@ class FCN8s(nn.Module):
         return self.up8(s)[..., :H, :W]
 
 # %% ../nbs/02_fcn.ipynb #75a05f17
+@recorded
 def fcn8s_vgg16(num_classes:int=21, # output classes
                 pretrained:bool=False, # ImageNet VGG16 weights (conv blocks and fc6/fc7)
                 **kw) -> FCN8s:

@@ -6,14 +6,14 @@ Docs: https://segsyn.github.io/segsyn/layers.html.md"""
 
 # %% ../nbs/01d_layers.ipynb #de236433
 from __future__ import annotations
-import itertools
+import functools, inspect, itertools
 import torch, torch.nn as nn, torch.nn.functional as F
 import torchvision
 from .core import SegsynError
 
 # %% auto #0
 __all__ = ['torchvision_model', 'resnet_trunk', 'ModelInputError', 'check_input', 'pad_to', 'model_logits', 'model_device',
-           'predict']
+           'predict', 'recorded']
 
 # %% ../nbs/01d_layers.ipynb #0c66402b
 def torchvision_model(name:str, # a torchvision.models builder, e.g. 'resnet34', 'vgg19_bn', 'densenet121'
@@ -75,3 +75,22 @@ def predict(model:nn.Module, # a segmenter (logits tensor or torchvision's dict)
     "Class ids (N×H×W) of `model` on `x` in eval mode, computed on the model's device and returned on `x`'s"
     model.eval()
     return model_logits(model, x.to(model_device(model))).argmax(1).to(x.device)
+
+# %% ../nbs/01d_layers.ipynb #4e49ab15
+_WEIGHT_SOURCES = ('pretrained', 'pretrained_backbone')
+
+def recorded(builder): # a function num_classes, ... -> nn.Module
+    "Wrap a model builder so that its models carry `build_args`: dict(arch, num_classes, kwargs) to rebuild them"
+    sig = inspect.signature(builder)
+    extra = [k for k, p in sig.parameters.items() if p.kind == p.VAR_KEYWORD]
+    @functools.wraps(builder)
+    def build(*args, **kw):
+        bound = sig.bind(*args, **kw)
+        bound.apply_defaults()
+        model = builder(*bound.args, **bound.kwargs)
+        a = {k: v for k, v in bound.arguments.items() if k not in extra}
+        for k in extra: a.update(bound.arguments[k])              # a builder's **kw: its options by name
+        model.build_args = dict(arch=builder.__name__, num_classes=a.pop('num_classes'),
+                                kwargs={k: v for k, v in a.items() if k not in _WEIGHT_SOURCES})
+        return model
+    return build

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 from .core import SegsynError, time_steps
-from .layers import check_input, pad_to, resnet_trunk, torchvision_model
+from .layers import check_input, pad_to, resnet_trunk, torchvision_model, recorded
 from .losses import CrossEntropy
 
 # %% auto #0
@@ -62,6 +62,7 @@ class UNet(nn.Module):
         for up in self.ups: x = up(x, skips.pop())
         return self.head(x)
 
+@recorded
 def unet(num_classes:int=19, pretrained:bool=False, **kw) -> UNet:
     "U-Net (Ronneberger et al. 2015) with BN; there are no pretrained weights (use `res_unet` for an ImageNet encoder)"
     if pretrained:
@@ -127,6 +128,7 @@ def _variant(what:str, variants:dict, v:str):
     if v not in variants: raise SegsynError(f"{what} has no variant {v!r}; choose one of {sorted(variants)}")
     return variants[v]
 
+@recorded
 def res_unet(num_classes:int=19, pretrained:bool=False,
              variant:str='segsyn', # 'segsyn': `ResUNet` (all five stages); 'writeup003': Table 4's `WriteupResUNet`
              **kw) -> nn.Module:
@@ -201,6 +203,7 @@ class WriteupSSFPN(nn.Module):
         return self.head(p)[..., :H, :W]
 
 # %% ../nbs/03_unet.ipynb #152f2d9f
+@recorded
 def ssfpn(num_classes:int=19, pretrained:bool=False,
           variant:str='segsyn', # 'segsyn': `SSFPN` (VGG19-BN, 3×3 fusions, bilinear); 'writeup003': `WriteupSSFPN`
           **kw) -> nn.Module:

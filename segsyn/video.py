@@ -234,7 +234,8 @@ def _write_overlay(frames:torch.Tensor, # uint8 T×3×H×W frames
 # %% ../nbs/09a_video.ipynb #e289121e
 def _check_video(models:dict, table:LabelTable|None, fps:float|None) -> LabelTable: # titled models, given table, fps
     "The table naming and colouring the models' classes (every model must predict the same ones); a sane frame rate"
-    table = table or table_for(getattr(next(iter(models.values())), 'label_names', None))
+    first = next(iter(models.values()))
+    table = table or getattr(first, 'label_table', None) or table_for(getattr(first, 'label_names', None))
     for n, m in models.items(): table.check_names(getattr(m, 'label_names', None), f"segmenter {n!r}")
     if fps is not None and not 0.1 <= fps <= 240:
         raise SegsynError(f"fps={fps:g}: give a frame rate between 0.1 and 240 (a video player's range)")
@@ -248,7 +249,7 @@ def segment_video(segmenter:nn.Module|list|dict, # model, list or {name: model} 
                   size:tuple|None=None, # (H, W) to work at (default: the frames' size)
                   G:SPADEGenerator|None=None, # with one: also every frame's round trip (from the first model's labels)
                   fps:float|None=None, # of the videos written (default: the video's own rate / `every`; 5 for a folder)
-                  table:LabelTable|None=None, # the models' classes (default: the first model's `label_names`, 00a)
+                  table:LabelTable|None=None, # the models' classes (default: the first model's file's table, 08)
                   max_frames:int|None=None, every:int=1, # frames to read (`read_frames`)
                   names:list|None=None, # a title per model (default: dict keys or class names)
                   min_width:int=256) -> dict: # panels are enlarged to at least this width
