@@ -5,10 +5,42 @@ nbdev processes the notebook exactly as for the docs (directives, hidden cells, 
 nbconvert's Markdown exporter renders it. `--check` exits 1 when README.md is out of date.
 Run from the project root: `python .ci/readme.py [--check]`.
 """
-import re, sys, yaml
+import os, re, subprocess, sys, time, yaml
 from pathlib import Path
 
 DOCS = 'https://segsyn.github.io/segsyn/'
+TIMER = '# ⏱'      # a README command ending in this (a ```python block starting with it) is run and timed
+
+def timed_blocks(md:str) -> list:
+    "The README's runnable examples, in order: (kind 'sh' or 'python', code, the time it states after ⏱)"
+    found = []
+    for lang, body in re.findall(r'```(sh|python)\n(.*?)```', md, re.S):
+        if lang == 'python' and body.startswith(TIMER):
+            first, _, code = body.partition('\n')
+            found.append(('python', code, first[len(TIMER):].strip()))
+        elif lang == 'sh':
+            found += [('sh', m[1], m[2].strip()) for m in re.finditer(r'^(?:pip install [^&]*&& )?(segsyn .*?)\s+'
+                                                                   + re.escape(TIMER) + r'(.*)$', body, re.M)]
+    return found
+
+def run_block(kind:str, code:str, cwd:Path, env:dict) -> tuple:
+    "Run one example in `cwd`; (return code, seconds, the output's tail)"
+    t0 = time.time()
+    r = subprocess.run(['bash', '-c', code] if kind == 'sh' else [sys.executable, '-c', code], cwd=cwd, env=env,
+                       capture_output=True, text=True)
+    return r.returncode, time.time() - t0, (r.stdout + r.stderr)[-2000:]
+
+def stamp(md:str, times:dict) -> str:
+    "Write each example's measured time (`times`: code -> text) after its ⏱"
+    md = re.sub(r'^((?:pip install [^&]*&& )?(segsyn .*?))\s+' + re.escape(TIMER) + r'.*$',
+                lambda m: f"{m[1]}    {TIMER} {times[m[2]]}" if m[2] in times else m[0], md, flags=re.M)
+    return re.sub(r'```python\n' + re.escape(TIMER) + r'.*\n(.*?)```',
+                  lambda m: f"```python\n{TIMER} {times[m[1]]}\n{m[1]}```" if m[1] in times else m[0], md, flags=re.S)
+
+def stated_time(secs:float) -> str:
+    "How a measured time is written after ⏱"
+    t = f"{secs:.0f} s" if secs < 90 else f"{secs // 60:.0f} min {secs % 60:02.0f} s"
+    return f"{t} on {os.cpu_count()} CPU cores"
 
 def _page(root:Path, stem:str) -> str:
     "The docs page of a notebook: nbdev names it after the module the notebook exports (`#| default_exp`)"

@@ -12,6 +12,7 @@ in .ci/run). Run from anywhere:
 
     python .ci/refresh.py                    # every notebook (about as long as the test suite), then the index and README
     python .ci/refresh.py 02_fcn 09_roundtrip  # only these (then the index and README)
+    python .ci/refresh.py --readme           # only time the README's ⏱ examples (run one by one) and rebuild it
 
 Shared models are built once under `$SEGSYN_CACHE` (set it to a folder to keep them between refreshes).
 """
@@ -71,9 +72,31 @@ def refresh(path:Path, env:dict) -> tuple:
     r = subprocess.run([sys.executable, __file__, '--one', str(path)], env=env, capture_output=True, text=True)
     return path.stem, r.returncode == 0, (r.stdout + r.stderr).strip()[-3000:]
 
-def main(names:list):
+def time_readme(env:dict):
+    "Run the index's ⏱ examples one after another in one folder (as a reader would) and write their measured times"
+    sys.path.insert(0, str(ROOT/'.ci'))
+    import readme
+    from fastcore.nbio import read_nb, write_nb
+    env = {k: v for k, v in env.items() if k not in ('SEGSYN_CACHE', 'SEGSYN_RESULTS', 'OMP_NUM_THREADS')}   # nothing reused
+    nb, times = read_nb(NBS/'index.ipynb'), {}
+    with tempfile.TemporaryDirectory(prefix='segsyn-readme.') as d:
+        for c in nb.cells:
+            if c.cell_type != 'markdown': continue
+            for kind, code, _ in readme.timed_blocks(c.source):
+                rc, secs, out = readme.run_block(kind, code, Path(d), env)
+                if rc: sys.exit(f"refresh: a README example failed:\n{code}\n{out}")
+                times[code] = readme.stated_time(secs)
+                print(f"⏱ {times[code]:>20}  {code.strip().splitlines()[-1][:90]}", flush=True)
+            c.source = readme.stamp(c.source, times)
+    write_nb(nb, NBS/'index.ipynb')
+
+def main(names:list, readme_only:bool=False):
     env = {**os.environ, 'SEGSYN_PROFILE': 'ci', 'SEGSYN_FLAGS': '', 'TQDM_DISABLE': '1', 'MPLBACKEND': 'Agg',
            'SEGSYN_RESULTS': str(NBS/'results'), 'PYTHONHASHSEED': '0'}
+    if readme_only:
+        time_readme(env)
+        subprocess.run(['nbdev-clean'], cwd=ROOT, check=True)
+        return subprocess.run([sys.executable, str(ROOT/'.ci/readme.py')], cwd=ROOT, check=True)
     tmp_cache = None
     if not env.get('SEGSYN_CACHE'): tmp_cache = tempfile.TemporaryDirectory(prefix='segsyn-refresh-cache.'); env['SEGSYN_CACHE'] = tmp_cache.name
     nbs = [NBS/f'{n.removesuffix(".ipynb")}.ipynb' for n in names] if names else sorted(NBS.glob('[0-9]*.ipynb'))
@@ -88,6 +111,7 @@ def main(names:list):
             print(f"{'ok    ' if ok else 'FAILED'} {name}", flush=True)
             if not ok: failed.append(name); print(msg, file=sys.stderr)
     if failed: sys.exit(f"refresh: {len(failed)} notebook(s) failed: {', '.join(failed)} (their files are unchanged)")
+    if not names: time_readme(env)              # the README's examples, timed on cores nothing else uses
     name, ok, msg = refresh(NBS/'index.ipynb', env)                  # last: its tables read the result files
     if not ok: sys.exit(f"refresh: the index failed:\n{msg}")
     subprocess.run(['nbdev-clean'], cwd=ROOT, check=True)
@@ -98,4 +122,4 @@ def main(names:list):
 
 if __name__ == '__main__':
     if sys.argv[1:2] == ['--one']: run_one(Path(sys.argv[2]))
-    else: main([a for a in sys.argv[1:] if not a.startswith('-')])
+    else: main([a for a in sys.argv[1:] if not a.startswith('-')], readme_only='--readme' in sys.argv)

@@ -106,6 +106,20 @@ def test_course_order():
         assert f'({cur})' in _md(NBS/prev)[-1], f"{prev}'s last cell does not link on to {cur}"
 
 
+def test_readme_examples(tmp_path):
+    "Every README example marked ⏱ runs as written (CI profile, one after another in one folder, as a reader would) and states the time .ci/refresh.py measured"
+    import subprocess, sys, re
+    sys.path.insert(0, str(ROOT/'.ci'))
+    import readme
+    blocks = readme.timed_blocks((ROOT/'README.md').read_text())
+    assert len(blocks) >= 8, f"README.md has only {len(blocks)} timed examples"
+    env = {**os.environ, 'SEGSYN_PROFILE': 'ci', 'MPLBACKEND': 'Agg', 'TQDM_DISABLE': '1'}
+    for kind, code, stated in blocks:
+        assert re.fullmatch(r'\d+ (min \d+ )?s on \d+ CPU cores', stated), f"{code[:60]!r} states {stated!r}: run python .ci/refresh.py --readme"
+        if code.startswith('segsyn demo'): continue         # 11_cli runs the demo with these very defaults
+        rc, secs, out = readme.run_block(kind, code, tmp_path, env)
+        assert rc == 0, f"README example failed:\n{code}\n{out}"
+
 def test_runtime_needs_no_course_tools():
     "The library and the command run on the light install: no module imports nbdev, Jupyter or IPython, and neither is a dependency"
     import subprocess, sys, re

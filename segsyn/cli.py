@@ -39,7 +39,13 @@ def cmd_data(a):
 
 # %% ../nbs/11_cli.ipynb #4108b17b
 # in the text below, \\ is the shell's line continuation; a single \ before a line's end only wraps this source
-_TRAIN_EXAMPLES = """examples:
+_TRAIN_EXAMPLES = """your own data (--dataset folder --root data/mine):
+  data/mine/labels.json            {"name": "mine", "labels": [{"name": "background", "id": 0},
+                                                               {"name": "leaf", "id": 1, "color": [40, 220, 60]}]}
+  data/mine/train/images/NAME.jpg  photos (.jpg, .jpeg, .png, .bmp, .tif, .webp)
+  data/mine/train/masks/NAME.png   a class id per pixel, the ids of labels.json (PNG: a JPEG blurs them)
+  data/mine/val/images, val/masks  the same for validation
+examples:
   segsyn train --model unet --dataset synthetic --root data/streets --epochs 5
   segsyn train --model ssfpn --dataset voc --root data/VOCdevkit/VOC2012 --size 224x224
   segsyn train --model ssfpn --variant writeup003 --pretrained --loss ce --opt sgd --lr 2.5e-4 --weight-decay 5e-4 \\
@@ -53,11 +59,13 @@ _TRAIN_EXAMPLES = """examples:
   segsyn train --model spade --variant writeup001 --dataset coco-stuff --root data/coco_stuff --size 256x256\
  --subset 1000 \\
                --epochs 2 --batch-size 4 --lr 2e-4 --sched none --ngf 64         (write-up 001's recipe)
+  segsyn train --model unet --dataset folder --root data/mine --size 256x256 --epochs 20   (your own images)
   segsyn train --config runs/train/config.json --out runs/again            (replay a run)
   segsyn train --config runs/train/config.json --out runs/train --resume   (continue a killed run)
   torchrun --nproc_per_node 2 -m segsyn.cli train --model deeplabv3plus_resnet50 --root data/cityscapes
 """
 
+# %% ../nbs/11_cli.ipynb #fbcdae49
 def cmd_train(a):
     "segsyn train: `segsyn.runs.train` on the options' config (and --config) → config.json, model.pt, metrics.json"
     r = train(config_from_args(a), a.out, resume=a.resume, overwrite=a.overwrite)

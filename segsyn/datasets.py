@@ -372,6 +372,16 @@ def _label_space(layout, labels, source):
     raise DatasetError(f"labels={str(labels)!r}: not 'train', 'label' or an existing grouping JSON file")
 
 # %% ../nbs/00b_datasets.ipynb #a97fbe99
+_PHOTOS = tuple(f'*{e}' for s in ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp') for e in (s, s.upper()))
+
+def _mask_file(folder:Path, stem:str) -> str:
+    "The mask of photo `stem`, whatever the photo's extension: NAME.png (or .bmp, .tif); a JPEG mask is refused"
+    if (folder/f'{stem}.jpg').exists() and not (folder/f'{stem}.png').exists():
+        raise DatasetError(f"{folder/stem}.jpg: a mask saved as JPEG has its ids blurred by the compression; "
+                           "save masks as PNG")
+    return next((f'{stem}{e}' for e in ('.png', '.PNG', '.bmp', '.tif', '.tiff') if (folder/f'{stem}{e}').exists()),
+                f'{stem}.png')
+
 def _open(layout, root, split, transform):
     "The layout's dataset class on `root`"
     if layout == 'cityscapes': return Cityscapes(root, split, transform=transform)
@@ -379,14 +389,15 @@ def _open(layout, root, split, transform):
     if layout == 'coco-stuff': return COCOStuff(root, split, transform=transform)
     if layout == 'ade20k': return ADE20K(root, split, transform=transform)
     if layout == 'pix2pix': return Pix2PixCityscapes(root, split, transform=transform)
-    how = ("Lay out your data as <root>/labels.json (LabelTable.to_json writes one), <root>/<split>/images/*.jpg "
-           "and <root>/<split>/masks/<stem>.png, or write a synthetic one with "
-           "segsyn.synthetic.write_layout(root, 'folder', ...).")
+    how = ('Lay out your data as <root>/labels.json ({"name": "mine", "labels": [{"name": "background", "id": 0}, '
+           '{"name": "leaf", "id": 1}]}), <root>/<split>/images/NAME.jpg (or .png, ...) and <root>/<split>/masks/'
+           'NAME.png (class ids), as `segsyn train --help` shows')
     if root is None or not (Path(root)/'labels.json').is_file():
         raise _missing_root('folder', root or '.', ('labels.json', None), how)
     root = Path(root)
-    return ImageMaskFolder(root/split/'images', root/split/'masks', LabelTable.from_json(root/'labels.json'),
-                           image_glob=('*.jpg', '*.png'), transform=transform)
+    masks = root/split/'masks'
+    return ImageMaskFolder(root/split/'images', masks, LabelTable.from_json(root/'labels.json'), image_glob=_PHOTOS,
+                           mask_name=lambda stem: _mask_file(masks, stem), transform=transform)
 
 # %% ../nbs/00b_datasets.ipynb #92125f7e
 def open_dataset(layout:str, # one of `LAYOUTS`

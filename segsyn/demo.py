@@ -22,7 +22,7 @@ from .roundtrip import RoundTripReport, round_trip, train_small_segmenter, train
 from .video import segment_video, pan_frames
 
 # %% auto #0
-__all__ = ['STAGES', 'demo_plan', 'idle_threads', 'use_idle_threads', 'color_check', 'clear_frames', 'run_demo']
+__all__ = ['STAGES', 'demo_plan', 'busy_cores', 'idle_threads', 'use_idle_threads', 'color_check', 'clear_frames', 'run_demo']
 
 # %% ../nbs/09b_demo.ipynb #8ea05d63
 STAGES = ('data', 'segmenter', 'SPADE', 'evaluation', 'round trip', 'video')
@@ -62,12 +62,22 @@ class _Stages:
         return {STAGES[i]: round(b - a, 1) for i, (a, b) in enumerate(zip(t, t[1:]))}
 
 # %% ../nbs/09b_demo.ipynb #8ac03ff2
+def busy_cores(secs:float=0.25) -> float|None: # how long to watch
+    "Cores that other work keeps busy right now, from /proc/stat over `secs` (Linux); None where it cannot be read"
+    def snap():
+        with open('/proc/stat') as f: v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]                      # all ticks; idle + iowait ticks
+    try: (t0, i0), _, (t1, i1) = snap(), time.sleep(secs), snap()
+    except (OSError, ValueError, IndexError): return None
+    return (os.cpu_count() or 1) * (1 - (i1 - i0) / max(t1 - t0, 1))
+
 def idle_threads(cores:int|None=None, # the machine's cores (default: os.cpu_count())
-                 load:float|None=None, # the 1-minute load average (default: os.getloadavg(); 0 where there is none)
+                 load:float|None=None, # busy cores (default: `busy_cores()`, else the 1-minute load average, else 0)
                  most:int|None=None) -> int: # at most this many (default: torch.get_num_threads())
     "Torch threads for a run on a shared machine: the cores other work leaves idle, at least one"
     cores = cores or os.cpu_count() or 1
-    load = load if load is not None else (os.getloadavg()[0] if hasattr(os, 'getloadavg') else 0.)
+    if load is None: load = busy_cores()       # now, not the last minute's average: a command just ended counts there
+    if load is None: load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else 0.
     return max(1, min(most or torch.get_num_threads(), round(cores - load)))
 
 def use_idle_threads(threads:int|None=None, # torch threads to use (default: `idle_threads()`)

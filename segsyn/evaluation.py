@@ -13,7 +13,7 @@ from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
 from .core import SegsynError, default_device, write_json, progress_bar
-from .labels import CITYSCAPES, DatasetError, LabelTable, table_for
+from .labels import ADE20K_150, CITYSCAPES, CITYSCAPES_10, CITYSCAPES_34, COCO_STUFF, VOC, DatasetError, LabelTable
 from .metrics import ConfusionMatrix, scores_from_cm
 from .checkpoint import CheckpointError, load_checked, load_checkpoint, save_checkpoint
 from .layers import model_logits, torchvision_model
@@ -27,7 +27,7 @@ from .training import SegTask, Monitor
 from .families import Family, register_family
 
 # %% auto #0
-__all__ = ['SEGMENTERS', 'SEGMENTER_FAMILY', 'build_segmenter', 'save_segmenter', 'load_segmenter', 'segmenter_loss',
+__all__ = ['SEGMENTERS', 'SEGMENTER_FAMILY', 'build_segmenter', 'save_segmenter', 'table_for', 'load_segmenter', 'segmenter_loss',
            'segmenter_task', 'EvalReport', 'evaluate', 'compare_models', 'frechet_distance', 'gaussian_stats',
            'InceptionFeatures', 'image_features', 'fid', 'kid', 'fid_report']
 
@@ -99,6 +99,14 @@ def _segmenter_info(ck, path) -> tuple: # a loaded file, its path -> (info, stat
     if not isinstance(sd, dict): bad.append("no weights")
     if bad: raise CheckpointError(f"{path} is a damaged segmenter file ({'; '.join(bad)}); write it again")
     return info, sd
+
+# %% ../nbs/08_evaluation.ipynb #b7ec6046
+def table_for(names:list|None): # a model's classes in output order (None: a file that does not say: Cityscapes)
+    "The built-in table with exactly these classes, else one made from the names (palette colours)"
+    if names is None: return CITYSCAPES
+    for t in (CITYSCAPES, CITYSCAPES_10, CITYSCAPES_34, VOC, COCO_STUFF, ADE20K_150):
+        if t.names == list(names): return t
+    return LabelTable.from_rows("the model's classes", [dict(name=str(x), id=i) for i, x in enumerate(names)])
 
 # %% ../nbs/08_evaluation.ipynb #e9f71c1b
 def _file_table(info:dict, path) -> LabelTable:

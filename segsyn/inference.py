@@ -12,11 +12,11 @@ import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
 from PIL import Image
 from .core import SegsynError, atomic_write, held_locks, progress_bar, release_locks, write_json
-from .labels import LabelTable, show_legend, table_for
+from .labels import LabelTable, show_legend
 from .datasets import read_image
 from .loaders import IMAGENET_MEAN, IMAGENET_STD, overlay
 from .layers import model_device, model_logits, pad_to
-from .evaluation import load_segmenter
+from .evaluation import load_segmenter, table_for
 from .runs import claim_run_dir
 from .video import _shares
 

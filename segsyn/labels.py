@@ -16,7 +16,7 @@ from .core import SegsynError, atomic_write, write_json
 
 # %% auto #0
 __all__ = ['CITYSCAPES', 'VOC', 'COCO_STUFF', 'ADE20K_150', 'CITYSCAPES_34', 'CITYSCAPES_10', 'DatasetError', 'Label',
-           'LabelTable', 'check_ids', 'show_legend', 'voc_palette', 'rgb_to_ids', 'nearest_color', 'table_for']
+           'LabelTable', 'check_ids', 'show_legend', 'voc_palette', 'rgb_to_ids', 'nearest_color']
 
 # %% ../nbs/00a_labels.ipynb #53ef2f77
 class DatasetError(SegsynError, ValueError):
@@ -116,16 +116,20 @@ def _unknown(mask, known):
     ok = vals[(vals >= 0) & (vals < len(known))]
     return sorted(bad.tolist() + ok[~known[ok]].tolist())
 
+_HINT_255 = ('255 is how a binary mask saved as 0/255 marks its foreground, and how many datasets mark pixels to '
+             'ignore: give 255 its row in labels.json, {"name": "leaf", "id": 255, "train_id": 1} (a class) or '
+             '{"name": "void", "id": 255, "train_id": 255} (ignored), or save the masks with the ids of the table')
+
 def check_ids(table:LabelTable, # the table the ids must come from
               mask:torch.Tensor, # a mask of label ids
               where:str=''): # the file it came from, for the message
     "Raise a `DatasetError` when `mask` holds ids that `table` does not define"
-    bad = _unknown(mask, table.known)
-    if bad:
-        ex = ', '.join(map(str, bad[:10])) + (' …' if len(bad) > 10 else '')
-        raise DatasetError(f"{where + ': ' if where else ''}label ids {ex} are not {table.name} label ids "
-                           f"(known: {min(i for i in table.ids if i >= 0)}..{max(table.ids)}). Is this the right file? "
-                           "A colour label image, an instance map or a mask of train ids read as label ids gives this.")
+    if not (bad := _unknown(mask, table.known)): return
+    ex = ', '.join(map(str, bad[:10])) + (' …' if len(bad) > 10 else '')
+    raise DatasetError(f"{where + ': ' if where else ''}label ids {ex} are not in the table {table.name!r} (its ids: "
+                       f"{min(i for i in table.ids if i >= 0)}..{max(table.ids)}). " + (_HINT_255 if 255 in bad else
+                       "Is this the right file? A colour label image, an instance map or a mask of train ids read as "
+                       "label ids gives this."))
 
 # %% ../nbs/00a_labels.ipynb #ee8dff52
 @patch
@@ -409,11 +413,3 @@ def check_names(self:LabelTable, names:list|None, # the classes a model predicts
                        f"the data's is {at(self.names)}.\n  the model: {short(list(names))}\n  the data:  "
                        f"{short(self.names)}\nUse it on data in the label space it was trained in (its run's "
                        "config.json names it: --labels), or train a model for this one")
-
-# %% ../nbs/00a_labels.ipynb #b7ec6046
-def table_for(names:list|None): # a model's classes in output order (None: a file that does not say: Cityscapes)
-    "The built-in table with exactly these classes, else one made from the names (palette colours)"
-    if names is None: return CITYSCAPES
-    for t in (CITYSCAPES, CITYSCAPES_10, CITYSCAPES_34, VOC, COCO_STUFF, ADE20K_150):
-        if t.names == list(names): return t
-    return LabelTable.from_rows("the model's classes", [dict(name=str(x), id=i) for i, x in enumerate(names)])

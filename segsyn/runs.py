@@ -289,7 +289,7 @@ RUN_FILES = ('config.json', 'model.pt', 'metrics.json', 'losses.json', *(f'run/{
 
 def claim_run_dir(out:str|Path, # the run folder (--out)
                   overwrite:bool=False, # write into it even when it holds files
-                  resume:bool=False) -> Path: # it holds the run to continue
+                  resume:bool|None=None) -> Path: # it holds the run to continue (None: a command that cannot resume)
     "The run folder, created, writable and claimed; a non-empty one is refused unless `overwrite`/`resume`"
     out = Path(out)
     if out.exists() and not out.is_dir(): raise SegsynError(f"--out {out} is a file, not a folder; give a folder path")
@@ -301,8 +301,8 @@ def claim_run_dir(out:str|Path, # the run folder (--out)
     claim_lock(out/RUN_LOCK, str(out))
     for t in out.rglob('.*.tmp'): t.unlink(missing_ok=True)   # half-written temps of an interrupted run (atomic_write)
     if not (overwrite or resume) and any(p.name != RUN_LOCK for p in out.iterdir()):
-        raise SegsynError(f"{out} already exists and is not empty; choose another --out, pass --overwrite, "
-                          "or --resume a training run")
+        raise SegsynError(f"{out} already exists and is not empty; choose another --out or pass --overwrite"
+                          + (", or --resume the run in it" if resume is not None else ''))
     return out
 
 # %% ../nbs/10b_runs.ipynb #6a4f91e4
@@ -373,6 +373,7 @@ def _train(c:TrainConfig, out:Path, resume:bool, overwrite:bool, progress:bool) 
     record = dict(world_size=world, num_classes=table.num_classes, names=table.names,
                   loss=type(getattr(task, 'loss_fn', None)).__name__, **info)
     learn = _learner(c, task, _loaders(c, tr, va, rank, world), settings, out, rank, dev, on_dev, progress, record)
+    if rank == 0: learn.after_save = lambda: fam.save(c, task, table, info, out/'model.pt')   # usable after a kill
     if rank == 0: write_json(out/'config.json', c.to_dict())
     hist = learn.fit(resume=resume)
     if world > 1:                # leave together: a rank exiting with gloo threads alive aborts

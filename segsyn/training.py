@@ -209,6 +209,7 @@ class Learner:
                            **({'early_stop': es} if es else {}), device=str(self.device),
                            **({'batch_tfm': repr(batch_tfm)} if batch_tfm else {}), **(config or {}))
         self.history, self.epoch, self.step = [], 0, 0
+        self.after_save = None            # called after each epoch's files are written (`segsyn train`: model.pt)
 
 # %% ../nbs/01e_training.ipynb #926c4b17
 @patch
@@ -397,9 +398,11 @@ def fit(self:Learner, epochs:int|None=None, # train until this epoch (default: t
 # %% ../nbs/01e_training.ipynb #5b64586f
 @patch
 def _save_epoch(self:Learner, row):
-    "metrics.json, last.pt, and best.pt when the monitored score improved"
+    "metrics.json, last.pt, and best.pt (weights only) when the monitored score improved; then `after_save`"
     self.save_checkpoint()            # the checkpoint first: metrics.json never describes an epoch without one
     write_json(self.run_dir/'metrics.json', self.history)
     k, sign = self.monitor.key, self.monitor.sign()
-    if k in row and sign * row[k] >= max(sign * r[k] for r in self.history if k in r):
-        self.save_checkpoint(self.run_dir/'best.pt')
+    if k in row and sign * row[k] >= max(sign * r[k] for r in self.history if k in r):   # no optimiser state: ~⅓ the size
+        save_checkpoint(dict(modules={n: m.state_dict() for n, m in self.task.modules().items()}, epoch=self.epoch,
+                             config=self.config, history=self.history), self.run_dir/'best.pt')
+    if self.after_save: self.after_save()   # e.g. `segsyn train` writes model.pt: a killed run leaves a usable model

@@ -13,7 +13,8 @@ import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
 from PIL import Image
 from .core import SegsynError, atomic_write, write_json
-from .labels import CITYSCAPES, LabelTable, table_for
+from .labels import CITYSCAPES, LabelTable
+from .evaluation import table_for
 from .datasets import read_image
 from .loaders import overlay, to_uint8_image
 from .layers import model_device
