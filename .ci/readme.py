@@ -34,7 +34,7 @@ def stamp(md:str, times:dict) -> str:
     "Write each example's measured time (`times`: code -> text) after its ⏱"
     md = re.sub(r'^((?:pip install [^&]*&& )?(segsyn .*?))\s+' + re.escape(TIMER) + r'.*$',
                 lambda m: f"{m[1]}    {TIMER} {times[m[2]]}" if m[2] in times else m[0], md, flags=re.M)
-    return re.sub(r'```python\n' + re.escape(TIMER) + r'.*\n(.*?)```',
+    return re.sub(r'```python\n' + re.escape(TIMER) + r'[^\n]*\n(.*?)```',
                   lambda m: f"```python\n{TIMER} {times[m[1]]}\n{m[1]}```" if m[1] in times else m[0], md, flags=re.S)
 
 def stated_time(secs:float) -> str:

@@ -228,10 +228,11 @@ def _report(out:Path, m:dict, rep, rt):
 def _train(root:Path, out:Path, size:tuple, seg_epochs:int, spade_epochs:int, seed:int, say, progress:bool) -> tuple:
     "Stages 2 and 3: the U-Net, then SPADE judged by it; both saved as model files, resume checkpoints removed"
     say(f"a U-Net learns to label every pixel with one of 19 classes ({_n(seg_epochs, 'epoch')})")
-    seg, si = train_small_segmenter(root, size, seg_epochs, out/'runs', seed=seed, progress=progress)
+    bars = 'epochs' if progress else False        # one bar per stage, not one per epoch inside it
+    seg, si = train_small_segmenter(root, size, seg_epochs, out/'runs', seed=seed, progress=bars)
     say(f"SPADE learns to draw a photo from a label map ({_n(spade_epochs, 'epoch')}; "
         "the U-Net scores its drawings after each)")
-    G, gi = train_small_spade(root, size, seg, spade_epochs, out/'runs', seed=seed, progress=progress)
+    G, gi = train_small_spade(root, size, seg, spade_epochs, out/'runs', seed=seed, progress=bars)
     save_segmenter(seg, out/'segmenter.pt', train_size=size)
     save_generator(G, out/'generator.pt')
     remove_files(out/'runs', [f'{n}/{f}' for n in ('unet', 'spade') for f in CHECKPOINTS])   # its own resume files

@@ -78,7 +78,8 @@ def fit_cached(learn:Learner, # a learner ready to `fit`
 # %% ../nbs/01h_fits.ipynb #f5fe71e9
 def train_segmenters(models:dict, # name -> model, builder, or dict(model=, loss=, task=SegTask subclass, lr=, epochs=)
                      train_ds, val_ds, epochs:int, lr:float=2e-3, bs:int=8, num_classes:int=19, names:list|None=None,
-                     runs_dir:str|Path='runs', num_workers:int=0, seed:int=0) -> list:
+                     runs_dir:str|Path='runs', num_workers:int=0, seed:int=0,
+                     progress:bool|str='epochs') -> list: # a bar per model with its validation scores (True: and per epoch)
     "Train each model with the same data, schedule and seed; returns one dict per model (hist, learner, params, secs)"
     out = []
     for name, spec in models.items():
@@ -89,7 +90,7 @@ def train_segmenters(models:dict, # name -> model, builder, or dict(model=, loss
         learn = Learner(task, make_loader(train_ds, bs, num_workers=num_workers, seed=seed),
                         make_loader(val_ds, bs, shuffle=False, num_workers=num_workers), lr=spec.get('lr', lr),
                         epochs=spec.get('epochs', epochs), name=name.replace(' ', '_'), runs_dir=runs_dir,
-                        progress=False, seed=seed)
+                        progress=progress, seed=seed)
         h, secs = fit_cached(learn, loss=repr(spec.get('loss')), num_classes=num_classes)
         out.append(dict(model=name, params=sum(p.numel() for p in spec['model'].parameters()), secs=secs, hist=h,
                         learner=learn))

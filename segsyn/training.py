@@ -193,7 +193,8 @@ class Learner:
                  clip:float|None=None, # max gradient norm (None: no clipping)
                  seed:int=0, device=None, config:dict|None=None, # recorded in config.json
                  batch_tfm=None, # run on the device on each batch's images, e.g. `DeviceNormalize()` for uint8 loaders
-                 progress:bool=True, save:bool=True):
+                 progress:bool|str=True, # bars for the run and each epoch; 'epochs': the run's bar only; False: none
+                 save:bool=True):
         self.task, self.train_dl, self.val_dl, self.batch_tfm = task, train_dl, val_dl, batch_tfm
         self.lr, self.epochs, self.clip, self.seed, self.progress, self.save = lr, epochs, clip, seed, progress, save
         self.sched = sched if isinstance(sched, Schedule) else Schedule(sched)
@@ -320,7 +321,7 @@ def _train_epoch(self:Learner) -> dict:
     for m in self.task.modules().values(): m.train()
     tot, n = {}, 0
     bar = progress_bar(self.train_dl, desc=f'epoch {self.epoch + 1}/{self.epochs}', leave=False,  # once (00_core)
-                       disable=not self.progress)
+                       disable=self.progress is not True)
     for batch in bar:
         logs = self.task.train_step(self.to_device(batch), self)
         if self.sched.kind != 'plateau':
