@@ -39,7 +39,8 @@ def stamp(md:str, times:dict) -> str:
 
 def stated_time(secs:float) -> str:
     "How a measured time is written after ⏱"
-    t = f"{secs:.0f} s" if secs < 90 else f"{secs // 60:.0f} min {secs % 60:02.0f} s"
+    secs = round(secs)
+    t = f"{secs} s" if secs < 90 else f"{secs // 60} min {secs % 60:02d} s"
     return f"{t} on {os.cpu_count()} CPU cores"
 
 def _page(root:Path, stem:str) -> str:

@@ -42,7 +42,7 @@ def cmd_data(a):
 _TRAIN_EXAMPLES = """your own data (--dataset folder --root data/mine):
   data/mine/labels.json            {"name": "mine", "labels": [{"name": "background", "id": 0},
                                                                {"name": "leaf", "id": 1, "color": [40, 220, 60]}]}
-  data/mine/train/images/NAME.jpg  photos (.jpg, .jpeg, .png, .bmp, .tif, .webp)
+  data/mine/train/images/NAME.jpg  photos (.jpg, .jpeg, .png, .webp)
   data/mine/train/masks/NAME.png   a class id per pixel, the ids of labels.json (PNG: a JPEG blurs them)
   data/mine/val/images, val/masks  the same for validation
 examples:

@@ -31,7 +31,7 @@ __all__ = ['LAYOUTS', 'read_image', 'read_mask', 'SegDataset', 'check_label_ids'
 # %% ../nbs/00b_datasets.ipynb #47daab4a
 def read_image(path:str|Path) -> torch.Tensor:
     "Decode a photo as uint8 3×H×W RGB (grayscale and RGBA are converted; a 16-bit image keeps its high byte)"
-    try: x = decode_image(str(path), mode=ImageReadMode.RGB)
+    try: x = decode_image(str(path), mode=ImageReadMode.RGB, apply_exif_orientation=True)   # as viewers show it
     except Exception as e:
         raise DatasetError(f"{path}: cannot decode the image ({e}); the file is corrupt or truncated: "
                            "delete it and download or generate it again") from e
@@ -372,15 +372,14 @@ def _label_space(layout, labels, source):
     raise DatasetError(f"labels={str(labels)!r}: not 'train', 'label' or an existing grouping JSON file")
 
 # %% ../nbs/00b_datasets.ipynb #a97fbe99
-_PHOTOS = tuple(f'*{e}' for s in ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp') for e in (s, s.upper()))
+_PHOTOS = tuple(f'*{e}' for s in ('.jpg', '.jpeg', '.png', '.webp') for e in (s, s.upper()))   # what decode_image reads
 
 def _mask_file(folder:Path, stem:str) -> str:
-    "The mask of photo `stem`, whatever the photo's extension: NAME.png (or .bmp, .tif); a JPEG mask is refused"
-    if (folder/f'{stem}.jpg').exists() and not (folder/f'{stem}.png').exists():
-        raise DatasetError(f"{folder/stem}.jpg: a mask saved as JPEG has its ids blurred by the compression; "
-                           "save masks as PNG")
-    return next((f'{stem}{e}' for e in ('.png', '.PNG', '.bmp', '.tif', '.tiff') if (folder/f'{stem}{e}').exists()),
-                f'{stem}.png')
+    "The mask of photo `stem`, whatever the photo's extension: NAME.png (or .PNG); a JPEG mask is refused"
+    if (png := next((f'{stem}{e}' for e in ('.png', '.PNG') if (folder/f'{stem}{e}').exists()), None)): return png
+    if jpgs := [folder/f'{stem}{e}' for e in ('.jpg', '.jpeg', '.JPG', '.JPEG') if (folder/f'{stem}{e}').exists()]:
+        raise DatasetError(f"{jpgs[0]}: a mask saved as JPEG has its ids blurred by the compression; save masks as PNG")
+    return f'{stem}.png'
 
 def _open(layout, root, split, transform):
     "The layout's dataset class on `root`"

@@ -44,7 +44,8 @@ def build_segmenter(arch:str, num_classes:int=19, **kw) -> nn.Module:
 def _table_record(table:LabelTable) -> dict:
     "A label table as plain data a `weights_only` file can hold (the rows `LabelTable.from_rows` reads)"
     return dict(name=table.name, ignore_index=table.ignore_index,
-                labels=[dict(name=l.name, id=l.id, train_id=l.train_id, color=list(l.color)) for l in table.labels])
+                labels=[dict(name=l.name, id=l.id, train_id=l.train_id, category=l.category, has_instances=l.has_instances,
+                             ignore_in_eval=l.ignore_in_eval, color=list(l.color)) for l in table.labels])
 
 def _rebuilds(model:nn.Module, b:dict) -> bool:
     "Whether `b` (`build_args`) rebuilds a model with `model`'s weight names and shapes (built on the meta device)"
@@ -57,6 +58,11 @@ def save_segmenter(model:nn.Module, path:str|Path,
                    table:LabelTable|None=None, # its classes in output order (default: Cityscapes' 19)
                    train_size:tuple|None=None): # (H, W) it was trained at: `predict` resizes to it, `eval` notes others
     "Write a self-describing segmenter file: how to rebuild it, its label table, training size and normalisation"
+    if not isinstance(table, (LabelTable, type(None))):
+        raise SegsynError(f"table={table!r}: give the LabelTable of its classes; the architecture and its options "
+                          "travel with the model (save_segmenter(model, path, table, train_size=(H, W)))")
+    model = getattr(model, '_orig_mod', model)            # torch.compile's wrapper, then DDP's: save the model itself
+    model = model.module if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model
     b = getattr(model, 'build_args', None)
     if b is None or b.get('arch') not in SEGMENTERS:
         raise SegsynError(f"{type(model).__name__} does not say how it was built: make it with build_segmenter or a "

@@ -6,11 +6,11 @@ Docs: https://segsyn.github.io/segsyn/inference.html.md"""
 
 # %% ../nbs/10c_inference.ipynb #a46356fa
 from __future__ import annotations
-import argparse, glob
+import argparse, glob, sys
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
-from PIL import Image
+from PIL import Image, ImageOps
 from .core import SegsynError, atomic_write, held_locks, progress_bar, release_locks, write_json
 from .labels import LabelTable, show_legend
 from .datasets import read_image
@@ -27,7 +27,10 @@ __all__ = ['IMAGE_SUFFIXES', 'work_size', 'predict_image', 'image_files', 'predi
 def _as_image(image) -> torch.Tensor: # a path, a PIL image or a uint8 3×H×W tensor
     "The image as uint8 3×H×W RGB"
     if isinstance(image, (str, Path)): return read_image(image)
-    if isinstance(image, Image.Image): return torch.from_numpy(np.array(image.convert('RGB'))).permute(2, 0, 1).contiguous()
+    if isinstance(image, Image.Image):
+        image = ImageOps.exif_transpose(image)                     # as viewers show it (as `read_image` does)
+        if image.mode.startswith('I'): image = Image.fromarray((np.array(image) >> 8).astype(np.uint8))   # 16-bit
+        return torch.from_numpy(np.array(image.convert('RGB'))).permute(2, 0, 1).contiguous()
     if isinstance(image, torch.Tensor) and image.dtype == torch.uint8 and image.ndim == 3 and image.shape[0] == 3:
         return image
     what = f"a {image.dtype} tensor of shape {tuple(image.shape)}" if isinstance(image, torch.Tensor) else type(image).__name__
@@ -57,21 +60,21 @@ def predict_image(model:nn.Module|str|Path, # a segmenter, or its file (`segsyn 
     H, W = img.shape[-2:]
     h, w = work_size((H, W), getattr(model, 'train_size', None), size)
     norm = getattr(model, 'normalize', None) or dict(mean=IMAGENET_MEAN, std=IMAGENET_STD)
-    x = img[None].float() / 255
+    x = img[None].to(model_device(model)).float() / 255      # resized and normalised where the model runs
     if (h, w) != (H, W): x = F.interpolate(x, size=(h, w), mode='bilinear', antialias=True, align_corners=False)
-    x = (x - torch.tensor(norm['mean'])[:, None, None]) / torch.tensor(norm['std'])[:, None, None]
+    x = (x - x.new_tensor(norm['mean'])[:, None, None]) / x.new_tensor(norm['std'])[:, None, None]
     xp, _ = pad_to(x, 32)                 # every course segmenter's stride divides 32
     model.eval()
-    out = model_logits(model, xp.to(model_device(model))).float()
+    out = model_logits(model, xp).float()
     if out.shape[-2:] != xp.shape[-2:]: out = F.interpolate(out, size=xp.shape[-2:], mode='bilinear', align_corners=False)
     out = F.interpolate(out[..., :h, :w], size=(H, W), mode='bilinear', align_corners=False)
     return out.argmax(1)[0].cpu()
 
 # %% ../nbs/10c_inference.ipynb #52ebe6dc
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.gif')
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.webp')      # what `read_image` decodes (torchvision), any case
 
 def image_files(inputs:list) -> list: # files, folders and glob patterns
-    "The image files that paths, folders (not recursive) and glob patterns name, in order, each once"
+    "The image files that paths, folders (not recursive) and glob patterns (`**`: recursive) name, in order, each once"
     files = []
     for s in map(str, inputs):
         p = Path(s)
@@ -80,16 +83,36 @@ def image_files(inputs:list) -> list: # files, folders and glob patterns
             if not hits: raise SegsynError(f"{p} holds no images (looked for {' '.join(IMAGE_SUFFIXES)})")
         elif p.exists(): hits = [p]
         elif glob.has_magic(s):
-            hits = sorted(Path(f) for f in glob.glob(s) if Path(f).is_file())
-            if not hits: raise SegsynError(f"the pattern {s} matches no files")
+            hits = sorted(Path(f) for f in glob.glob(s, recursive=True)
+                          if Path(f).is_file() and Path(f).suffix.lower() in IMAGE_SUFFIXES)
+            if not hits: raise SegsynError(f"the pattern {s} matches no images ({' '.join(IMAGE_SUFFIXES)})")
         else: raise SegsynError(f"{p}: no such file or folder")
-        files += [f for f in hits if f not in files]
+        files += [f for f in hits if f.resolve() not in {g.resolve() for g in files}]
     return files
 
 # %% ../nbs/10c_inference.ipynb #3aed1ef4
 def _write_png(path:Path, a:torch.Tensor): # H×W or 3×H×W uint8
     "A PNG written whole or not at all (a full disk leaves no half-written file)"
     with atomic_write(path) as f: Image.fromarray((a.permute(1, 2, 0) if a.ndim == 3 else a).numpy()).save(f, format='PNG')
+
+# %% ../nbs/10c_inference.ipynb #f9a3ce5e
+def _checked_inputs(inputs:list) -> list:
+    "`image_files`, each one's header read (a renamed text file is named now, not after half the outputs are written)"
+    files = image_files(inputs)
+    for f in files:
+        try: Image.open(f).close()
+        except Exception as e: raise SegsynError(f"{f}: not an image ({e}); remove it from the inputs") from None
+    stems = [f.stem for f in files]
+    if dup := sorted({s for s in stems if stems.count(s) > 1}):
+        raise SegsynError(f"several inputs are named {dup[0]} (e.g. .jpg and .png, or two folders): their outputs "
+                          "would overwrite each other; predict them into separate --out folders")
+    return files
+
+def _model_table(model:nn.Module) -> LabelTable:
+    "The classes a model predicts: its file's table, else the table of its names, else one of its class count"
+    if (t := getattr(model, 'label_table', None)) is not None: return t
+    n = getattr(model, 'build_args', {}).get('num_classes', 19)
+    return table_for(getattr(model, 'label_names', None) or (None if n == 19 else [f'class {i}' for i in range(n)]))
 
 # %% ../nbs/10c_inference.ipynb #90f0bb6e
 def _write_prediction(out:Path, f:Path, model:nn.Module, table:LabelTable, size, format:str) -> dict:
@@ -110,12 +133,11 @@ def predict_files(model:nn.Module|str|Path, # a segmenter, or its file
                   overwrite:bool=False, progress:bool=True) -> list: # -> one dict per image (predictions.json)
     "Segment images into masks, colour masks and overlays at their own resolution, in the model's own label table"
     if format not in ('train', 'label'): raise SegsynError(f"format={format!r}: give 'train' or 'label'")
-    model, files = _as_model(model), image_files(inputs)
-    stems = [f.stem for f in files]
-    if dup := sorted({s for s in stems if stems.count(s) > 1}):
-        raise SegsynError(f"several inputs are named {dup[0]} (e.g. .jpg and .png, or two folders): their outputs "
-                          "would overwrite each other; predict them into separate --out folders")
-    table = getattr(model, 'label_table', None) or table_for(getattr(model, 'label_names', None))
+    model = _as_model(model)
+    files, table = _checked_inputs(inputs), _model_table(model)    # every problem found before anything is written
+    if size == 'train' and not getattr(model, 'train_size', None):
+        print("segsyn: note: the model does not record the size it was trained at (an older file, or a training "
+              "checkpoint): the images are segmented at their own size; pass --size HxW to choose", file=sys.stderr)
     n = held_locks()
     try:
         out = claim_run_dir(out, overwrite)           # locked while it writes (released at the end, as `train` does)

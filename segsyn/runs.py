@@ -370,7 +370,7 @@ def _train(c:TrainConfig, out:Path, resume:bool, overwrite:bool, progress:bool) 
     on_dev = 'normalize' in fam.options and (c.normalize == 'device' or c.normalize == 'auto' and dev.type == 'cuda')
     tr, va, table = open_splits(c, keep_uint8=on_dev)   # on_dev: uint8 loaders, normalised on the GPU
     task, settings, info = fam.build(c, table, world)
-    record = dict(world_size=world, num_classes=table.num_classes, names=table.names,
+    record = dict(world_size=world, num_classes=table.num_classes, names=table.names, size=list(c.size),
                   loss=type(getattr(task, 'loss_fn', None)).__name__, **info)
     learn = _learner(c, task, _loaders(c, tr, va, rank, world), settings, out, rank, dev, on_dev, progress, record)
     if rank == 0: learn.after_save = lambda: fam.save(c, task, table, info, out/'model.pt')   # usable after a kill
