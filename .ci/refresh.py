@@ -16,7 +16,7 @@ in .ci/run). Run from anywhere:
 
 Shared models are built once under `$SEGSYN_CACHE` (set it to a folder to keep them between refreshes).
 """
-import json, os, re, subprocess, sys, tempfile
+import json, os, re, subprocess, sys, tempfile, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -53,6 +53,17 @@ def _clean_outputs(cell):
         for k, v in o.get('data', {}).items():
             if k.startswith('text/'): o['data'][k] = _scrub(''.join(v) if isinstance(v, list) else v)
 
+def _stamp_runtime(nb, secs:float, reused:int):
+    "Write the chapter's measured run time on its opening paragraph's ⏱ line (and the fits it took from the cache)"
+    secs = round(secs)
+    t = f"{secs} s" if secs < 90 else f"{secs // 60} min {secs % 60:02d} s"
+    took = (f", reusing {reused} model{'s' * (reused > 1)} that earlier chapters trained (`$SEGSYN_CACHE`, as the tests "
+            "do; run alone it trains them too, which takes longer)") if reused else ''
+    for c in nb.cells[:4]:
+        if c.cell_type == 'markdown':
+            c.source = re.sub(r'^⏱.*$', f"⏱ *Runs in {t} on one CPU core in the CI profile{took} — measured by "
+                              "`.ci/refresh.py`. On a GPU it picks the full profile: the papers' sizes.*", c.source, flags=re.M)
+
 def run_one(path:Path):
     "Run one notebook in this process and write it back with its outputs (called in a fresh subprocess per notebook)"
     from fastcore.nbio import read_nb, write_nb
@@ -63,7 +74,10 @@ def run_one(path:Path):
         if c.cell_type == 'code': c.outputs, c.execution_count = [], None
     sh = CaptureShell(path, mpl_format='png')
     sh.run_cell("import matplotlib as _mpl; _mpl.rcParams.update({'figure.dpi': 72, 'savefig.dpi': 72})")
+    t0 = time.time()
     with working_directory(path.parent): sh.run_all(nb, exc_stop=True, preproc=_skip)
+    import segsyn.core
+    _stamp_runtime(nb, time.time() - t0, sum(n.startswith('fit-') for n in segsyn.core.REUSED))
     for c in nb.cells: _clean_outputs(c)
     write_nb(nb, path)
 

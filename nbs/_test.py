@@ -106,6 +106,26 @@ def test_course_order():
         assert f'({cur})' in _md(NBS/prev)[-1], f"{prev}'s last cell does not link on to {cur}"
 
 
+def _opening(nb:Path) -> tuple:
+    "(the measured run time on its opening paragraph's ⏱ line or None, the index of its first picture or None)"
+    import json, re
+    cells = json.loads(nb.read_text())['cells']
+    intro = ''.join(cells[2]['source']) if len(cells) > 2 and cells[2]['cell_type'] == 'markdown' else ''
+    t = re.search(r'^⏱ \*Runs in (\d+ (?:min \d+ )?s)', intro, re.M)
+    pic = next((i for i, c in enumerate(cells) if '](images/' in ''.join(c['source']) and c['cell_type'] == 'markdown'
+                or any('image/png' in o.get('data', {}) for o in c.get('outputs', []))), None)
+    return (t[1] if t else None), pic
+
+def test_chapter_openings():
+    "Each chapter reads as a page: after its title, what it teaches with its measured run time (⏱, written by .ci/refresh.py), and its first picture within its first 15 cells"
+    bad = []
+    for nb in NOTEBOOKS:
+        if nb.stem == 'index': continue
+        t, pic = _opening(nb)
+        if t is None: bad.append(f"{nb.stem}: no measured run time on its opening paragraph (python .ci/refresh.py {nb.stem})")
+        if pic is not None and pic > 15: bad.append(f"{nb.stem}: its first picture is cell {pic}; show one in its opening")
+    assert not bad, '\n'.join(bad)
+
 def test_readme_examples(tmp_path):
     "Every README example marked ⏱ runs as written (CI profile, one after another in one folder, as a reader would) and states the time .ci/refresh.py measured"
     import subprocess, sys, re

@@ -17,7 +17,7 @@ from .spade_training import synthesize, load_generator
 from .evaluation import load_segmenter, evaluate
 from .roundtrip import round_trip
 from .video import segment_video
-from .inference import add_predict_parser
+from .inference import add_predict_parser, labels_template
 from .performance import bench, bench_table
 from .reproduce import reproduce, RUNNABLE
 from .runs import train, add_config_args, config_from_args, claim_run_dir, GROUPINGS
@@ -30,6 +30,9 @@ __all__ = ['cmd_data', 'cmd_train', 'cmd_eval', 'cmd_synth', 'cmd_roundtrip', 'c
 # %% ../nbs/11_cli.ipynb #31ded2a0
 def cmd_data(a):
     "segsyn data --synthetic N [--dataset LAYOUT]: synthetic streets (N train, N/4 val frames) in a dataset's layout"
+    if a.labels_template:                       # or: a labels.json for your own folder (10c_inference)
+        t = labels_template(a.labels_template, a.overwrite)
+        return print(f"wrote {Path(a.labels_template)/'labels.json'}: {', '.join(t.names)}; give them their names there")
     root = (Path(a.root) if a.root
             else data_root()/('synthetic_streets' if a.dataset == 'cityscapes' else f'synthetic_{a.dataset}'))
     t0 = time.time()
@@ -312,9 +315,12 @@ def _add_video(sub): # the `segsyn` sub-parsers (add_subparsers)
 # %% ../nbs/11_cli.ipynb #6cd79dca
 def _add_data(sub): # the `segsyn` sub-parsers (add_subparsers)
     "The `data` sub-command's parser"
-    d = sub.add_parser('data', help='prepare datasets (synthetic here; real ones with ./data_setup.sh)')
-    d.add_argument('--synthetic', type=_count(1), metavar='N', required=True,
-                   help='number of synthetic training frames (val: N/4)')
+    d = sub.add_parser('data', help='prepare datasets (synthetic here, a labels.json for yours; real ones with '
+                                    './data_setup.sh)')
+    what = d.add_mutually_exclusive_group(required=True)
+    what.add_argument('--synthetic', type=_count(1), metavar='N', help='number of synthetic training frames (val: N/4)')
+    what.add_argument('--labels-template', metavar='ROOT',
+                      help="write ROOT/labels.json for your folder-layout data from the ids its masks hold")
     d.add_argument('--dataset', default='cityscapes', choices=LAYOUTS,
                    help='the layout to write the streets in (default: cityscapes)')
     d.add_argument('--root', help='output folder (default: $SEGSYN_DATA/synthetic_streets or ./data/synthetic_streets; '

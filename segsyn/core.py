@@ -13,10 +13,11 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['PROFILES', 'get_profile', 'by_profile', 'default_device', 'seed_everything', 'get_rng_state', 'set_rng_state',
-           'native_bf16', 'SegsynError', 'data_root', 'sample_data', 'user_mode', 'atomic_write', 'write_json',
-           'foreign_files', 'remove_files', 'claim_lock', 'held_locks', 'release_locks', 'progress_bar', 'time_steps',
-           'cache_root', 'cache_key', 'cached', 'results_dir', 'record_results', 'results_markdown']
+__all__ = ['PROFILES', 'REUSED', 'get_profile', 'by_profile', 'default_device', 'seed_everything', 'get_rng_state',
+           'set_rng_state', 'native_bf16', 'SegsynError', 'data_root', 'sample_data', 'user_mode', 'atomic_write',
+           'write_json', 'foreign_files', 'remove_files', 'claim_lock', 'held_locks', 'release_locks', 'progress_bar',
+           'time_steps', 'cache_root', 'cache_key', 'cached', 'results_dir', 'record_results', 'keep_figure',
+           'results_markdown']
 
 # %% ../nbs/00_core.ipynb #116fce09
 PROFILES = ('ci', 'full')
@@ -249,6 +250,13 @@ def cache_key(key) -> str:
 
 
 # %% ../nbs/00_core.ipynb #10e50551
+REUSED = []   # the cached folders this process took instead of building (.ci/refresh.py reports the fits a chapter reused)
+
+def _reused(folder:Path) -> Path:
+    REUSED.append(folder.name)
+    return folder
+
+# %% ../nbs/00_core.ipynb #13d8d665
 def cached(key, # the configuration that determines the content (JSON-able)
            build, # `build(folder)` writes the content into an empty folder
            name:str='item' # a readable prefix for the folder's name
@@ -260,10 +268,10 @@ def cached(key, # the configuration that determines the content (JSON-able)
         build(d)
         return d
     final = root/f'{name}-{cache_key(key)}'
-    if (final/'.complete').exists(): return final
+    if (final/'.complete').exists(): return _reused(final)
     (root/'.locks').mkdir(parents=True, exist_ok=True)
     with _build_lock(root/'.locks'/final.name):       # another process building the same thing: wait for its result
-        if (final/'.complete').exists(): return final
+        if (final/'.complete').exists(): return _reused(final)
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=f'.{final.name}.'))
         try:
             build(tmp)
@@ -308,6 +316,18 @@ def record_results(chapter:str, # the notebook's name, e.g. '02_fcn': the file i
         json.dump(dict(sorted(data.items())), o, indent=1, ensure_ascii=False)
         o.write('\n')
     return f
+
+# %% ../nbs/00_core.ipynb #486a9564
+def keep_figure(fig, # a matplotlib figure (`plt.gcf()` after a plot), or an image file to copy (e.g. a GIF)
+                name:str): # the chapter, e.g. '02_fcn': the file is nbs/images/<name>.jpg (or the copied file's suffix)
+    "Save a chapter's opening picture beside the results when they are being recorded (`$SEGSYN_RESULTS` is set)"
+    if (folder := results_dir()) is None: return None
+    is_file = isinstance(fig, (str, Path))
+    dest = folder.parent/'images'/f"{name}{Path(fig).suffix if is_file else '.jpg'}"   # JPEG: photos, a fifth of a PNG
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if is_file: shutil.copyfile(fig, dest)
+    else: fig.savefig(dest, dpi=72, bbox_inches='tight', pil_kwargs=dict(quality=85))
+    return dest
 
 # %% ../nbs/00_core.ipynb #2a1e8e3a
 def results_markdown(folder:str|Path # the recorded results: nbs/results

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 from PIL import Image, ImageOps
 from .core import SegsynError, atomic_write, held_locks, progress_bar, release_locks, write_json
 from .labels import LabelTable, show_legend
-from .datasets import read_image
+from .datasets import read_image, read_mask
 from .loaders import IMAGENET_MEAN, IMAGENET_STD, overlay
 from .layers import model_device, model_logits, pad_to
 from .evaluation import load_segmenter, table_for
@@ -21,7 +21,33 @@ from .runs import claim_run_dir
 from .video import _shares
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'work_size', 'predict_image', 'image_files', 'predict_files', 'cmd_predict', 'add_predict_parser']
+__all__ = ['IMAGE_SUFFIXES', 'labels_template', 'work_size', 'predict_image', 'image_files', 'predict_files', 'cmd_predict',
+           'add_predict_parser']
+
+# %% ../nbs/10c_inference.ipynb #8a11aa0f
+def labels_template(root:str|Path, # a `folder`-layout dataset: <root>/<split>/masks/NAME.png
+                    overwrite:bool=False) -> LabelTable: # replace an existing labels.json
+    "Write <root>/labels.json from the ids its masks hold, named 'class K' to rename (0/255 masks: a binary table)"
+    root = Path(root)
+    masks = sorted(p for p in root.glob('*/masks/*') if p.suffix.lower() == '.png')
+    if not masks: raise SegsynError(f"{root} holds no masks: the folder layout keeps them as {root}/<split>/masks/"
+                                    "NAME.png (segsyn train --help shows it)")
+    if (root/'labels.json').exists() and not overwrite:
+        raise SegsynError(f"{root/'labels.json'} exists; pass --overwrite to replace it")
+    ids = set()
+    for m in progress_bar(masks, desc='reading masks', leave=False):
+        x = read_mask(m)
+        if x.ndim == 3 or x.max() > 255:
+            raise SegsynError(f"{m} is not a mask of class ids 0-255 (a colour or 16-bit image); save masks as "
+                              "one-channel 8-bit PNGs (an editor's grayscale or indexed mode)")
+        ids |= set(torch.unique(x).tolist())
+    binary = ids == {0, 255}                   # a binary mask saved as 0/255: 255 is the foreground, not "ignore"
+    keep = [0, 255] if binary else sorted(ids - {255})
+    rows = [dict(name=('background', 'foreground')[k] if binary else f'class {i}', id=i, train_id=k) for k, i in enumerate(keep)]
+    if 255 in ids and not binary: rows.append(dict(name='ignore', id=255, train_id=255))   # the usual meaning of 255
+    table = LabelTable.from_rows(root.name, rows)
+    table.to_json(root/'labels.json')
+    return table
 
 # %% ../nbs/10c_inference.ipynb #b06bb412
 def _as_image(image) -> torch.Tensor: # a path, a PIL image or a uint8 3×H×W tensor
