@@ -74,6 +74,10 @@ def load_checkpoint(path:str|Path, # a file written by torch.save
     path = Path(path)
     if not path.exists(): raise CheckpointError(f"no {what} at {path.resolve()}" + (f"; {hint}" if hint else ''))
     if path.is_dir(): raise CheckpointError(f"{path} is a folder, not a {what} file")
+    with open(path, 'rb') as f: head = f.read(2)
+    if head and head != b'PK' and head[:1] != b'\x80':     # neither torch.save's zip nor a pickle: another kind of file
+        raise CheckpointError(f"{path} is not a {what}: torch.save did not write it (it begins {head!r}); give the "
+                              "model or checkpoint file itself (segsyn writes .pt files)")
     try: return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
         if m := re.search(r'GLOBAL (\S+)', str(e)): raise CheckpointError(

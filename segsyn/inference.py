@@ -179,8 +179,8 @@ def predict_files(model:nn.Module|str|Path, # a segmenter, or its file
 def cmd_predict(a):
     "segsyn predict --model FILE IMAGE|DIR|GLOB ...: NAME_ids.png, NAME_color.png, NAME_overlay.png at native size"
     rows = predict_files(a.model, a.inputs, a.out, size=a.size, format=a.format, overwrite=a.overwrite)
-    print(f"{len(rows)} images segmented into {a.out}: NAME_ids.png (class ids), NAME_color.png, NAME_overlay.png, "
-          "legend.png, predictions.json")
+    print(f"{len(rows)} image{'s' * (len(rows) != 1)} segmented into {a.out}: NAME_ids.png (class ids), NAME_color.png, "
+          "NAME_overlay.png, legend.png, predictions.json")
     return rows
 
 # %% ../nbs/10c_inference.ipynb #58fc3e13
