@@ -1,4 +1,4 @@
-"""The `segsyn` sub-commands (data, train, eval, synth, roundtrip, video, predict, reproduce, bench, demo): their files, one-line errors
+"""The `segsyn` command: data, train, eval, synth, roundtrip, video, predict, reproduce, bench, demo; one-line errors
 
 Docs: https://segsyn.github.io/segsyn/cli.html.md"""
 
@@ -32,7 +32,8 @@ def cmd_data(a):
     "segsyn data --synthetic N [--dataset LAYOUT]: synthetic streets (N train, N/4 val frames) in a dataset's layout"
     if a.labels_template:                       # or: a labels.json for your own folder (10c_inference)
         t = labels_template(a.labels_template, a.overwrite)
-        return print(f"wrote {Path(a.labels_template)/'labels.json'}: {', '.join(t.names)}; give them their names there")
+        return print(f"wrote {Path(a.labels_template)/'labels.json'}: {', '.join(t.names)}; "
+                     "give them their names there")
     root = (Path(a.root) if a.root
             else data_root()/('synthetic_streets' if a.dataset == 'cityscapes' else f'synthetic_{a.dataset}'))
     t0 = time.time()
@@ -364,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest='cmd', required=True, metavar='COMMAND')
     _add_data(sub)
     _add_train(sub)
-    for add in (_add_eval, _add_synth, _add_roundtrip, _add_video, add_predict_parser): add(sub)   # they read model files
+    for add in (_add_eval, _add_synth, _add_roundtrip, _add_video, add_predict_parser): add(sub)   # read model files
     _add_reproduce(sub)
     _add_bench(sub)
     _add_demo(sub)

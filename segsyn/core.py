@@ -250,7 +250,7 @@ def cache_key(key) -> str:
 
 
 # %% ../nbs/00_core.ipynb #10e50551
-REUSED = []   # the cached folders this process took instead of building (.ci/refresh.py reports the fits a chapter reused)
+REUSED = []   # cached folders this process took instead of building (.ci/refresh.py reports a chapter's reused fits)
 
 def _reused(folder:Path) -> Path:
     REUSED.append(folder.name)

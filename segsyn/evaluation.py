@@ -44,8 +44,9 @@ def build_segmenter(arch:str, num_classes:int=19, **kw) -> nn.Module:
 def _table_record(table:LabelTable) -> dict:
     "A label table as plain data a `weights_only` file can hold (the rows `LabelTable.from_rows` reads)"
     return dict(name=table.name, ignore_index=table.ignore_index,
-                labels=[dict(name=l.name, id=l.id, train_id=l.train_id, category=l.category, has_instances=l.has_instances,
-                             ignore_in_eval=l.ignore_in_eval, color=list(l.color)) for l in table.labels])
+                labels=[dict(name=l.name, id=l.id, train_id=l.train_id, category=l.category,
+                             has_instances=l.has_instances, ignore_in_eval=l.ignore_in_eval, color=list(l.color))
+                        for l in table.labels])
 
 def _rebuilds(model:nn.Module, b:dict) -> bool:
     "Whether `b` (`build_args`) rebuilds a model with `model`'s weight names and shapes (built on the meta device)"
@@ -122,7 +123,8 @@ def _file_table(info:dict, path) -> LabelTable:
     except (KeyError, TypeError, ValueError, AssertionError, DatasetError) as e:
         raise CheckpointError(f"{path} is a damaged segmenter file (its label table: {e}); write it again") from None
     if info['names'] is not None and t.names != list(info['names']):
-        raise CheckpointError(f"{path} is a damaged segmenter file (its table's classes are not its names); write it again")
+        raise CheckpointError(f"{path} is a damaged segmenter file (its table's classes are not its names); "
+                              "write it again")
     return t
 
 def load_segmenter(path:str|Path) -> tuple: # -> (model in eval mode, info: arch, kwargs, num_classes, names, ...)

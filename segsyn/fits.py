@@ -79,7 +79,7 @@ def fit_cached(learn:Learner, # a learner ready to `fit`
 def train_segmenters(models:dict, # name -> model, builder, or dict(model=, loss=, task=SegTask subclass, lr=, epochs=)
                      train_ds, val_ds, epochs:int, lr:float=2e-3, bs:int=8, num_classes:int=19, names:list|None=None,
                      runs_dir:str|Path='runs', num_workers:int=0, seed:int=0,
-                     progress:bool|str='epochs') -> list: # a bar per model with its validation scores (True: and per epoch)
+                     progress:bool|str='epochs') -> list: # a bar per model with its val scores (True: per epoch too)
     "Train each model with the same data, schedule and seed; returns one dict per model (hist, learner, params, secs)"
     out = []
     for name, spec in models.items():

@@ -1,4 +1,4 @@
-"""Your own images through a trained segmenter: masks, colours and overlays at each image's own resolution, in the model file's own classes.
+"""Your own images through a trained segmenter: masks, colours and overlays at their own size, in the model's classes.
 
 Docs: https://segsyn.github.io/segsyn/inference.html.md"""
 
@@ -43,7 +43,8 @@ def labels_template(root:str|Path, # a `folder`-layout dataset: <root>/<split>/m
         ids |= set(torch.unique(x).tolist())
     binary = ids == {0, 255}                   # a binary mask saved as 0/255: 255 is the foreground, not "ignore"
     keep = [0, 255] if binary else sorted(ids - {255})
-    rows = [dict(name=('background', 'foreground')[k] if binary else f'class {i}', id=i, train_id=k) for k, i in enumerate(keep)]
+    rows = [dict(name=('background', 'foreground')[k] if binary else f'class {i}', id=i, train_id=k)
+            for k, i in enumerate(keep)]
     if 255 in ids and not binary: rows.append(dict(name='ignore', id=255, train_id=255))   # the usual meaning of 255
     table = LabelTable.from_rows(root.name, rows)
     table.to_json(root/'labels.json')
@@ -59,7 +60,8 @@ def _as_image(image) -> torch.Tensor: # a path, a PIL image or a uint8 3×H×W t
         return torch.from_numpy(np.array(image.convert('RGB'))).permute(2, 0, 1).contiguous()
     if isinstance(image, torch.Tensor) and image.dtype == torch.uint8 and image.ndim == 3 and image.shape[0] == 3:
         return image
-    what = f"a {image.dtype} tensor of shape {tuple(image.shape)}" if isinstance(image, torch.Tensor) else type(image).__name__
+    what = (f"a {image.dtype} tensor of shape {tuple(image.shape)}" if isinstance(image, torch.Tensor)
+            else type(image).__name__)
     raise SegsynError(f"predict takes an image file, a PIL image or a uint8 3×H×W tensor; got {what}")
 
 def work_size(hw:tuple, # the image's (H, W)
@@ -92,7 +94,8 @@ def predict_image(model:nn.Module|str|Path, # a segmenter, or its file (`segsyn 
     xp, _ = pad_to(x, 32)                 # every course segmenter's stride divides 32
     model.eval()
     out = model_logits(model, xp).float()
-    if out.shape[-2:] != xp.shape[-2:]: out = F.interpolate(out, size=xp.shape[-2:], mode='bilinear', align_corners=False)
+    if out.shape[-2:] != xp.shape[-2:]:
+        out = F.interpolate(out, size=xp.shape[-2:], mode='bilinear', align_corners=False)
     out = F.interpolate(out[..., :h, :w], size=(H, W), mode='bilinear', align_corners=False)
     return out.argmax(1)[0].cpu()
 
@@ -119,7 +122,8 @@ def image_files(inputs:list) -> list: # files, folders and glob patterns
 # %% ../nbs/10c_inference.ipynb #3aed1ef4
 def _write_png(path:Path, a:torch.Tensor): # H×W or 3×H×W uint8
     "A PNG written whole or not at all (a full disk leaves no half-written file)"
-    with atomic_write(path) as f: Image.fromarray((a.permute(1, 2, 0) if a.ndim == 3 else a).numpy()).save(f, format='PNG')
+    with atomic_write(path) as f:
+        Image.fromarray((a.permute(1, 2, 0) if a.ndim == 3 else a).numpy()).save(f, format='PNG')
 
 # %% ../nbs/10c_inference.ipynb #f9a3ce5e
 def _checked_inputs(inputs:list) -> list:
@@ -171,7 +175,8 @@ def predict_files(model:nn.Module|str|Path, # a segmenter, or its file
         ax.figure.savefig(out/'legend.png', dpi=100, bbox_inches='tight'); plt.close(ax.figure)
         rows = [_write_prediction(out, f, model, table, size, format)
                 for f in progress_bar(files, desc='predicting', disable=not progress)]
-        write_json(out/'predictions.json', dict(table=table.name, classes=table.names, format=format, size=size, images=rows))
+        write_json(out/'predictions.json',
+                   dict(table=table.name, classes=table.names, format=format, size=size, images=rows))
     finally: release_locks(n)
     return rows
 
@@ -179,8 +184,8 @@ def predict_files(model:nn.Module|str|Path, # a segmenter, or its file
 def cmd_predict(a):
     "segsyn predict --model FILE IMAGE|DIR|GLOB ...: NAME_ids.png, NAME_color.png, NAME_overlay.png at native size"
     rows = predict_files(a.model, a.inputs, a.out, size=a.size, format=a.format, overwrite=a.overwrite)
-    print(f"{len(rows)} image{'s' * (len(rows) != 1)} segmented into {a.out}: NAME_ids.png (class ids), NAME_color.png, "
-          "NAME_overlay.png, legend.png, predictions.json")
+    print(f"{len(rows)} image{'s' * (len(rows) != 1)} segmented into {a.out}: NAME_ids.png (class ids), "
+          "NAME_color.png, NAME_overlay.png, legend.png, predictions.json")
     return rows
 
 # %% ../nbs/10c_inference.ipynb #58fc3e13
@@ -199,7 +204,8 @@ def add_predict_parser(sub): # the `segsyn` command's sub-parsers (11_cli: add_s
                        "scaled so that its short side is the one the model was trained at (its file records it; the "
                        "aspect ratio is kept), padded to a multiple of 32, segmented, and the scores resized back: the "
                        "masks have the image's own resolution, in the classes and colours of the model's file.")
-    p.add_argument('inputs', nargs='+', metavar='IMAGE', help='image files, folders of images, quoted patterns ("a/*.jpg")')
+    p.add_argument('inputs', nargs='+', metavar='IMAGE',
+                   help='image files, folders of images, quoted patterns ("a/*.jpg")')
     p.add_argument('--model', required=True, metavar='FILE', help="a segmenter file (segsyn train's model.pt)")
     p.add_argument('--out', default='runs/predict', help='output folder (default runs/predict); must be empty unless '
                                                          '--overwrite, which replaces only files of the same names')

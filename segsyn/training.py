@@ -403,7 +403,7 @@ def _save_epoch(self:Learner, row):
     self.save_checkpoint()            # the checkpoint first: metrics.json never describes an epoch without one
     write_json(self.run_dir/'metrics.json', self.history)
     k, sign = self.monitor.key, self.monitor.sign()
-    if k in row and sign * row[k] >= max(sign * r[k] for r in self.history if k in r):   # no optimiser state: ~⅓ the size
+    if k in row and sign * row[k] >= max(sign * r[k] for r in self.history if k in r):   # without optimiser state
         save_checkpoint(dict(modules={n: m.state_dict() for n, m in self.task.modules().items()}, epoch=self.epoch,
                              config=self.config, history=self.history), self.run_dir/'best.pt')
     if self.after_save: self.after_save()   # e.g. `segsyn train` writes model.pt: a killed run leaves a usable model
