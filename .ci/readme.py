@@ -37,11 +37,14 @@ def stamp(md:str, times:dict) -> str:
     return re.sub(r'```python\n' + re.escape(TIMER) + r'[^\n]*\n(.*?)```',
                   lambda m: f"```python\n{TIMER} {times[m[1]]}\n{m[1]}```" if m[1] in times else m[0], md, flags=re.S)
 
+def duration(secs:float) -> str:
+    "A measured time as the README and the chapters write it: 12 s, 2 min 05 s"
+    secs = round(secs)
+    return f"{secs} s" if secs < 90 else f"{secs // 60} min {secs % 60:02d} s"
+
 def stated_time(secs:float) -> str:
     "How a measured time is written after ⏱"
-    secs = round(secs)
-    t = f"{secs} s" if secs < 90 else f"{secs // 60} min {secs % 60:02d} s"
-    return f"{t} on {os.cpu_count()} CPU cores"
+    return f"{duration(secs)} on {os.cpu_count()} CPU cores"
 
 def _page(root:Path, stem:str) -> str:
     "The docs page of a notebook: nbdev names it after the module the notebook exports (`#| default_exp`)"

@@ -55,8 +55,8 @@ def _clean_outputs(cell):
 
 def _stamp_runtime(nb, secs:float, reused:int):
     "Write the chapter's measured run time on its opening paragraph's ⏱ line (and the fits it took from the cache)"
-    secs = round(secs)
-    t = f"{secs} s" if secs < 90 else f"{secs // 60} min {secs % 60:02d} s"
+    from readme import duration                   # .ci/, this script's folder
+    t = duration(secs)
     took = (f", reusing {reused} model{'s' * (reused > 1)} that earlier chapters trained (`$SEGSYN_CACHE`, as the tests "
             "do; run alone it trains them too, which takes longer)") if reused else ''
     for c in nb.cells[:4]:

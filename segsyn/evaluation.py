@@ -27,9 +27,9 @@ from .training import SegTask, Monitor
 from .families import Family, register_family
 
 # %% auto #0
-__all__ = ['SEGMENTERS', 'SEGMENTER_FAMILY', 'build_segmenter', 'save_segmenter', 'table_for', 'load_segmenter', 'segmenter_loss',
-           'segmenter_task', 'EvalReport', 'evaluate', 'compare_models', 'frechet_distance', 'gaussian_stats',
-           'InceptionFeatures', 'image_features', 'fid', 'kid', 'fid_report']
+__all__ = ['SEGMENTERS', 'SEGMENTER_FAMILY', 'build_segmenter', 'save_segmenter', 'table_for', 'model_table', 'load_segmenter',
+           'segmenter_loss', 'segmenter_task', 'EvalReport', 'evaluate', 'compare_models', 'frechet_distance',
+           'gaussian_stats', 'InceptionFeatures', 'image_features', 'fid', 'kid', 'fid_report']
 
 # %% ../nbs/08_evaluation.ipynb #c09ac8e6
 SEGMENTERS = {f.__name__: f for f in (fcn32_resnet34, fcn8s_vgg16, unet, res_unet, ssfpn, deeplabv3_resnet50,
@@ -41,13 +41,6 @@ def build_segmenter(arch:str, num_classes:int=19, **kw) -> nn.Module:
     return SEGMENTERS[arch](num_classes, **kw)
 
 # %% ../nbs/08_evaluation.ipynb #e0fb93db
-def _table_record(table:LabelTable) -> dict:
-    "A label table as plain data a `weights_only` file can hold (the rows `LabelTable.from_rows` reads)"
-    return dict(name=table.name, ignore_index=table.ignore_index,
-                labels=[dict(name=l.name, id=l.id, train_id=l.train_id, category=l.category,
-                             has_instances=l.has_instances, ignore_in_eval=l.ignore_in_eval, color=list(l.color))
-                        for l in table.labels])
-
 def _rebuilds(model:nn.Module, b:dict) -> bool:
     "Whether `b` (`build_args`) rebuilds a model with `model`'s weight names and shapes (built on the meta device)"
     with torch.device('meta'): fresh = build_segmenter(b['arch'], b['num_classes'], **b['kwargs']).state_dict()
@@ -75,7 +68,7 @@ def save_segmenter(model:nn.Module, path:str|Path,
     if not _rebuilds(model, b):
         raise SegsynError(f"the model's weights no longer match how it was built ({b}): its layers were changed "
                           "after building; a file of it could not be loaded")
-    return save_checkpoint(dict(kind='segmenter', **b, names=table.names, table=_table_record(table),
+    return save_checkpoint(dict(kind='segmenter', **b, names=table.names, table=table.to_dict(),
                                 train_size=list(train_size) if train_size else None,
                                 normalize=dict(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD)),
                                 state_dict=model.state_dict()), path)
@@ -114,6 +107,12 @@ def table_for(names:list|None): # a model's classes in output order (None: a fil
     for t in (CITYSCAPES, CITYSCAPES_10, CITYSCAPES_34, VOC, COCO_STUFF, ADE20K_150):
         if t.names == list(names): return t
     return LabelTable.from_rows("the model's classes", [dict(name=str(x), id=i) for i, x in enumerate(names)])
+
+def model_table(model:nn.Module) -> LabelTable:
+    "The classes a model predicts: its file's table, else the table of its names, else one of its class count"
+    if (t := getattr(model, 'label_table', None)) is not None: return t
+    n = getattr(model, 'build_args', {}).get('num_classes', 19)
+    return table_for(getattr(model, 'label_names', None) or (None if n == 19 else [f'class {i}' for i in range(n)]))
 
 # %% ../nbs/08_evaluation.ipynb #e9f71c1b
 def _file_table(info:dict, path) -> LabelTable:

@@ -16,7 +16,7 @@ from .labels import LabelTable, show_legend
 from .datasets import read_image, read_mask
 from .loaders import IMAGENET_MEAN, IMAGENET_STD, overlay
 from .layers import model_device, model_logits, pad_to
-from .evaluation import load_segmenter, table_for
+from .evaluation import load_segmenter, model_table
 from .runs import claim_run_dir
 from .video import _shares
 
@@ -104,7 +104,7 @@ IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.webp')      # what `read_image` dec
 
 def image_files(inputs:list) -> list: # files, folders and glob patterns
     "The image files that paths, folders (not recursive) and glob patterns (`**`: recursive) name, in order, each once"
-    files = []
+    files, seen = [], set()
     for s in map(str, inputs):
         p = Path(s)
         if p.is_dir():
@@ -116,7 +116,8 @@ def image_files(inputs:list) -> list: # files, folders and glob patterns
                           if Path(f).is_file() and Path(f).suffix.lower() in IMAGE_SUFFIXES)
             if not hits: raise SegsynError(f"the pattern {s} matches no images ({' '.join(IMAGE_SUFFIXES)})")
         else: raise SegsynError(f"{p}: no such file or folder")
-        files += [f for f in hits if f.resolve() not in {g.resolve() for g in files}]
+        for f in hits:
+            if (r := f.resolve()) not in seen: seen.add(r); files.append(f)
     return files
 
 # %% ../nbs/10c_inference.ipynb #3aed1ef4
@@ -138,12 +139,6 @@ def _checked_inputs(inputs:list) -> list:
                           "would overwrite each other; predict them into separate --out folders")
     return files
 
-def _model_table(model:nn.Module) -> LabelTable:
-    "The classes a model predicts: its file's table, else the table of its names, else one of its class count"
-    if (t := getattr(model, 'label_table', None)) is not None: return t
-    n = getattr(model, 'build_args', {}).get('num_classes', 19)
-    return table_for(getattr(model, 'label_names', None) or (None if n == 19 else [f'class {i}' for i in range(n)]))
-
 # %% ../nbs/10c_inference.ipynb #90f0bb6e
 def _write_prediction(out:Path, f:Path, model:nn.Module, table:LabelTable, size, format:str) -> dict:
     "One image's three PNGs; its row of predictions.json"
@@ -164,7 +159,7 @@ def predict_files(model:nn.Module|str|Path, # a segmenter, or its file
     "Segment images into masks, colour masks and overlays at their own resolution, in the model's own label table"
     if format not in ('train', 'label'): raise SegsynError(f"format={format!r}: give 'train' or 'label'")
     model = _as_model(model)
-    files, table = _checked_inputs(inputs), _model_table(model)    # every problem found before anything is written
+    files, table = _checked_inputs(inputs), model_table(model)    # every problem found before anything is written
     if size == 'train' and not getattr(model, 'train_size', None):
         print("segsyn: note: the model does not record the size it was trained at (an older file, or a training "
               "checkpoint): the images are segmented at their own size; pass --size HxW to choose", file=sys.stderr)

@@ -282,6 +282,14 @@ def from_json(cls:LabelTable,
 
 # %% ../nbs/00a_labels.ipynb #8f39166b
 @patch
+def to_dict(self:LabelTable) -> dict:
+    "The table as plain data, every row with all its fields: what `LabelTable.from_rows` (and model files, 08) read"
+    return dict(name=self.name, ignore_index=self.ignore_index,
+                labels=[dict(name=l.name, id=l.id, train_id=l.train_id, category=l.category,
+                             has_instances=l.has_instances, ignore_in_eval=l.ignore_in_eval, color=list(l.color))
+                        for l in self.labels])
+
+@patch
 def to_json(self:LabelTable, path:str|Path): # where to write it
     "Write the table as JSON (the format `from_json` reads; a grouped table writes its groups)"
     if getattr(self, 'groups', None) is not None:      # a grouping: one class per line, easy to edit
@@ -290,10 +298,7 @@ def to_json(self:LabelTable, path:str|Path): # where to write it
             f.write(f'{{"name": {json.dumps(self.name)}, "source": {json.dumps(self.source.name)}, '
                     f'"classes": [\n{rows}\n]}}\n')
         return
-    d = dict(name=self.name, ignore_index=self.ignore_index,
-             labels=[dict(name=l.name, id=l.id, train_id=l.train_id, category=l.category, has_instances=l.has_instances,
-                          ignore_in_eval=l.ignore_in_eval, color=list(l.color)) for l in self.labels])
-    write_json(path, d)
+    write_json(path, self.to_dict())
 
 # %% ../nbs/00a_labels.ipynb #adf01c9a
 @torch.no_grad()

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 from PIL import Image
 from .core import SegsynError, atomic_write, write_json
 from .labels import CITYSCAPES, LabelTable
-from .evaluation import table_for
+from .evaluation import model_table
 from .datasets import read_image
 from .loaders import overlay, to_uint8_image
 from .layers import model_device
@@ -235,8 +235,7 @@ def _write_overlay(frames:torch.Tensor, # uint8 T×3×H×W frames
 # %% ../nbs/09a_video.ipynb #e289121e
 def _check_video(models:dict, table:LabelTable|None, fps:float|None) -> LabelTable: # titled models, given table, fps
     "The table naming and colouring the models' classes (every model must predict the same ones); a sane frame rate"
-    first = next(iter(models.values()))
-    table = table or getattr(first, 'label_table', None) or table_for(getattr(first, 'label_names', None))
+    table = table or model_table(next(iter(models.values())))
     for n, m in models.items(): table.check_names(getattr(m, 'label_names', None), f"segmenter {n!r}")
     if fps is not None and not 0.1 <= fps <= 240:
         raise SegsynError(f"fps={fps:g}: give a frame rate between 0.1 and 240 (a video player's range)")
