@@ -12,6 +12,8 @@ import os, tempfile, time, shutil
 # share the cores among xdist workers; this must happen before torch is imported
 _n = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1') or 1)
 if _n > 1: os.environ.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1) // _n)))
+# the same threads in every run it compares bit for bit, whatever else the machine does (00_core: on_idle_threads)
+os.environ.setdefault('SEGSYN_THREADS', os.environ.get('OMP_NUM_THREADS') or str(os.cpu_count() or 1))
 os.environ.setdefault('MPLBACKEND', 'Agg')
 from pathlib import Path
 

@@ -6,10 +6,10 @@ Docs: https://segsyn.github.io/segsyn/cli.html.md"""
 
 # %% ../nbs/11_cli.ipynb #eb4ee756
 from __future__ import annotations
-import argparse, errno, math, re, sys, time
+import argparse, contextlib, errno, math, re, sys, time
 import torch
 from pathlib import Path
-from .core import SegsynError, data_root, release_locks, atomic_write
+from .core import SegsynError, data_root, release_locks, atomic_write, on_idle_threads
 from .datasets import Cityscapes, open_dataset, LAYOUTS
 from .loaders import PreResized, seg_transforms, make_loader, to_uint8_image, TANH_MEAN, TANH_STD
 from .synthetic import write_layout
@@ -21,7 +21,7 @@ from .inference import add_predict_parser, labels_template
 from .performance import bench, bench_table
 from .reproduce import reproduce, RUNNABLE
 from .runs import train, add_config_args, config_from_args, claim_run_dir, GROUPINGS
-from .demo import run_demo, use_idle_threads   # the demo itself is a chapter of its own (09b_demo)
+from .demo import run_demo   # the demo itself is a chapter of its own (09b_demo)
 
 # %% auto #0
 __all__ = ['cmd_data', 'cmd_train', 'cmd_eval', 'cmd_synth', 'cmd_roundtrip', 'cmd_video', 'cmd_bench', 'cmd_reproduce',
@@ -393,8 +393,9 @@ _COMPUTE = ('train', 'eval', 'synth', 'roundtrip', 'video', 'predict', 'reproduc
 def run(argv:list|None=None): # arguments (default: sys.argv[1:])
     "Run a `segsyn` command and return its result (what `main` does, for notebooks and tests)"
     a = build_parser().parse_args(argv)
-    n = use_idle_threads() if a.cmd in _COMPUTE else None      # as the demo does (09b), which picks its own
-    try: return a.func(a)
+    try:
+        with on_idle_threads() if a.cmd in _COMPUTE else contextlib.nullcontext():   # the demo picks its own (09b)
+            return a.func(a)
     except SegsynError as e: _fail(a, e)
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
@@ -405,7 +406,6 @@ def run(argv:list|None=None): # arguments (default: sys.argv[1:])
         _fail(a, msg)
     finally:
         release_locks()
-        if n: torch.set_num_threads(n)
 
 def _fail(a, msg):
     "One line on stderr, exit status 2"

@@ -6,7 +6,7 @@ Docs: https://segsyn.github.io/segsyn/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #5cbc5818
 from __future__ import annotations
-import errno, hashlib, json, os, random, shutil, socket, sys, tempfile, time
+import errno, functools, hashlib, json, os, random, shutil, socket, sys, tempfile, time
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
@@ -14,10 +14,10 @@ import torch
 
 # %% auto #0
 __all__ = ['PROFILES', 'REUSED', 'get_profile', 'by_profile', 'default_device', 'seed_everything', 'get_rng_state',
-           'set_rng_state', 'native_bf16', 'SegsynError', 'data_root', 'sample_data', 'user_mode', 'atomic_write',
-           'write_json', 'foreign_files', 'remove_files', 'claim_lock', 'held_locks', 'release_locks', 'progress_bar',
-           'time_steps', 'cache_root', 'cache_key', 'cached', 'results_dir', 'record_results', 'keep_figure',
-           'results_markdown']
+           'set_rng_state', 'native_bf16', 'busy_cores', 'idle_threads', 'use_idle_threads', 'on_idle_threads',
+           'idle_threaded', 'SegsynError', 'data_root', 'sample_data', 'user_mode', 'atomic_write', 'write_json',
+           'foreign_files', 'remove_files', 'claim_lock', 'held_locks', 'release_locks', 'progress_bar', 'time_steps',
+           'cache_root', 'cache_key', 'cached', 'results_dir', 'record_results', 'keep_figure', 'results_markdown']
 
 # %% ../nbs/00_core.ipynb #116fce09
 PROFILES = ('ci', 'full')
@@ -74,6 +74,56 @@ def native_bf16(device=None # a device or its name (default: `default_device()`)
     if device.type != 'cpu': return False
     amx = getattr(torch.cpu, '_is_amx_tile_supported', None)   # torch >= 2.3; older: no autodetection
     return bool(amx and amx())
+
+# %% ../nbs/00_core.ipynb #944e80a6
+def busy_cores(secs:float=0.25) -> float|None: # how long to watch
+    "Cores that other work keeps busy right now, from /proc/stat over `secs` (Linux); None where it cannot be read"
+    def snap():
+        with open('/proc/stat') as f: v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]                      # all ticks; idle + iowait ticks
+    try: (t0, i0), _, (t1, i1) = snap(), time.sleep(secs), snap()
+    except (OSError, ValueError, IndexError): return None
+    return (os.cpu_count() or 1) * (1 - (i1 - i0) / max(t1 - t0, 1))
+
+def idle_threads(cores:int|None=None, # the machine's cores (default: os.cpu_count())
+                 load:float|None=None, # busy cores (default: `busy_cores()`, else the 1-minute load average, else 0)
+                 most:int|None=None) -> int: # at most this many (default: torch.get_num_threads())
+    "Torch threads for a run on a shared machine: the cores other work leaves idle, at least one"
+    cores = cores or os.cpu_count() or 1
+    if load is None: load = busy_cores()       # now, not the last minute's average: a command just ended counts there
+    if load is None: load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else 0.
+    return max(1, min(most or torch.get_num_threads(), round(cores - load)))
+
+def use_idle_threads(threads:int|None=None, # torch threads to use (default: `idle_threads()`)
+                     say:bool=True) -> int: # -> the thread count before, to restore
+    "Set torch's threads for this machine's load (`$SEGSYN_THREADS` fixes them); say so once when cores are busy"
+    n, fixed = torch.get_num_threads(), os.environ.get('SEGSYN_THREADS', '')
+    k = threads or (int(fixed) if fixed.isdigit() and int(fixed) > 0 else idle_threads(most=n))
+    if say and k < n and not threads and not fixed and not _SAID:
+        _SAID.append(k)                   # once a process: a notebook's tenth training says nothing new
+        print(f"segsyn: note: other work keeps this machine's cores busy: {k} thread{'s' * (k > 1)} instead of {n}, "
+              "which a busy machine slows far less", file=sys.stderr, flush=True)
+    torch.set_num_threads(k)
+    return n
+
+# %% ../nbs/00_core.ipynb #cdd76f08
+_SAID, _PICKED = [], []   # the note was printed; the thread counts to restore, of the `on_idle_threads` blocks open
+
+@contextmanager
+def on_idle_threads(threads:int|None=None, # torch threads (default: `use_idle_threads`' choice)
+                    say:bool=True):
+    "A block on the threads this machine's load leaves, restored after; a block inside another keeps the outer choice"
+    if _PICKED and threads is None: yield; return
+    _PICKED.append(use_idle_threads(threads, say))
+    try: yield
+    finally: torch.set_num_threads(_PICKED.pop())
+
+def idle_threaded(f):
+    "Decorate a long-running function (training, evaluation) to run `on_idle_threads`"
+    @functools.wraps(f)
+    def _f(*args, **kwargs):
+        with on_idle_threads(): return f(*args, **kwargs)
+    return _f
 
 # %% ../nbs/00_core.ipynb #951d39d5
 class SegsynError(Exception):

@@ -8,21 +8,23 @@ Docs: https://segsyn.github.io/segsyn/demo.html.md"""
 from __future__ import annotations
 import json, os, sys, time
 from pathlib import Path
-import torch
-from .core import SegsynError, seed_everything, get_profile, remove_files, write_json
-from .labels import CITYSCAPES
-from .synthetic import make_synthetic_streets
+import numpy as np, torch
+from .core import SegsynError, seed_everything, get_profile, remove_files, write_json, on_idle_threads
+from .labels import CITYSCAPES, CITYSCAPES_34
+from .synthetic import make_synthetic_streets, street_frame
 from .datasets import Cityscapes
-from .loaders import PreResized, seg_transforms, make_loader, show_batch, TANH_MEAN, TANH_STD
+from .loaders import PreResized, seg_transforms, make_loader, show_batch, tanh_to_imagenet, TANH_MEAN, TANH_STD
 from .fits import segmentation_floors
 from .training import CHECKPOINTS
 from .evaluation import evaluate, save_segmenter
 from .spade_training import save_generator
 from .roundtrip import RoundTripReport, round_trip, train_small_segmenter, train_small_spade
-from .video import segment_video, pan_frames
+from .video import segment_video, pan_frames, pan_windows
+from .metrics import confusion_matrix, scores_from_cm
+from .layers import predict
 
 # %% auto #0
-__all__ = ['STAGES', 'demo_plan', 'busy_cores', 'idle_threads', 'use_idle_threads', 'color_check', 'clear_frames', 'run_demo']
+__all__ = ['STAGES', 'demo_plan', 'color_check', 'clear_frames', 'run_demo']
 
 # %% ../nbs/09b_demo.ipynb #8ea05d63
 STAGES = ('data', 'segmenter', 'SPADE', 'evaluation', 'round trip', 'video')
@@ -60,36 +62,6 @@ class _Stages:
         "Seconds each stage took (the last one: until now)"
         t = [s[cpu] for s in self.starts] + [time.process_time() if cpu else time.time()]
         return {STAGES[i]: round(b - a, 1) for i, (a, b) in enumerate(zip(t, t[1:]))}
-
-# %% ../nbs/09b_demo.ipynb #8ac03ff2
-def busy_cores(secs:float=0.25) -> float|None: # how long to watch
-    "Cores that other work keeps busy right now, from /proc/stat over `secs` (Linux); None where it cannot be read"
-    def snap():
-        with open('/proc/stat') as f: v = [int(x) for x in f.readline().split()[1:]]
-        return sum(v), v[3] + v[4]                      # all ticks; idle + iowait ticks
-    try: (t0, i0), _, (t1, i1) = snap(), time.sleep(secs), snap()
-    except (OSError, ValueError, IndexError): return None
-    return (os.cpu_count() or 1) * (1 - (i1 - i0) / max(t1 - t0, 1))
-
-def idle_threads(cores:int|None=None, # the machine's cores (default: os.cpu_count())
-                 load:float|None=None, # busy cores (default: `busy_cores()`, else the 1-minute load average, else 0)
-                 most:int|None=None) -> int: # at most this many (default: torch.get_num_threads())
-    "Torch threads for a run on a shared machine: the cores other work leaves idle, at least one"
-    cores = cores or os.cpu_count() or 1
-    if load is None: load = busy_cores()       # now, not the last minute's average: a command just ended counts there
-    if load is None: load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else 0.
-    return max(1, min(most or torch.get_num_threads(), round(cores - load)))
-
-def use_idle_threads(threads:int|None=None, # torch threads to use (default: `idle_threads()`)
-                     say:bool=True) -> int: # -> the thread count before, to restore
-    "Set torch's threads for this machine's load; say so (once, on stderr) when other work keeps cores busy"
-    n = torch.get_num_threads()
-    k = threads or idle_threads(most=n)
-    if say and threads is None and k < n:
-        print(f"segsyn: note: other work keeps this machine's cores busy: {_n(k, 'thread')} instead of {n}, "
-              "which a busy machine slows far less", file=sys.stderr, flush=True)
-    torch.set_num_threads(k)
-    return n
 
 # %% ../nbs/09b_demo.ipynb #9cec38a7
 def _demo_data(root:Path, out:Path) -> dict:
@@ -201,17 +173,23 @@ the small objects surviving the trip. That is not measured here; the full profil
 # %% ../nbs/09b_demo.ipynb #9ac36d29
 _REPORT_VIDEO = """## Video
 
-A window panning across a wide synthetic street, {m[video][frames]} frames, enlarged to be seen.
+A window panning across a synthetic street panorama twice as wide as the training frames and drawn at their scale
+(cars, people and lanes the size they have in the training frames), {m[video][frames]} frames, enlarged to be seen.
+On the pan the U-Net labels {m[video][pixel_acc]:.1%} of the pixels right, mIoU {m[video][miou]:.1%} (on the
+validation frames: {m[segmenter][pixel_acc]:.1%}, {m[segmenter][miou]:.1%}).
 
 ![the U-Net on a pan](video/overlay.gif)
 
 *Left: the frames; right: the U-Net's label map over them (the same colours as above). What to look for: labels
-that stay on their objects as the view slides; flicker is where the U-Net is unsure.*
+that stay on their objects as the view slides; flicker is where the U-Net is unsure. The pan's ends look sideways at
+façades nearer than any training frame shows them: expect most mistakes there.*
 
 ![the round trip on a pan](video/roundtrip.gif)
 
 *Each frame's round trip: the photo, the U-Net's label map of it, and photo′ drawn by SPADE from that map. What to
-look for: photo′ follows the layout from frame to frame.*
+look for: photo′ keeps the layout of the label map from frame to frame (label map′ of photo′ agrees with it at
+{m[video][consistency_miou]:.1%} mIoU over the pan). At this size photo′ is a flat colour sketch, not a photo (see
+"At this size" above); a full-size SPADE draws the textures.*
 
 ![class shares over the pan](video/shares.png)
 
@@ -219,6 +197,7 @@ look for: photo′ follows the layout from frame to frame.*
 curves as classes slide into and out of view; jumps are frames where the U-Net changed its mind.*
 """
 
+# %% ../nbs/09b_demo.ipynb #10d0f7dd
 def _report(out:Path, m:dict, rep, rt):
     "report.md of the demo run: its three sections filled from metrics.json's dict and the two tables"
     md = _REPORT_DATA + _REPORT_TRIP + _REPORT_VIDEO
@@ -234,7 +213,7 @@ def _train(root:Path, out:Path, size:tuple, seg_epochs:int, spade_epochs:int, se
         "the U-Net scores its drawings after each)")
     G, gi = train_small_spade(root, size, seg, spade_epochs, out/'runs', seed=seed, progress=bars)
     save_segmenter(seg, out/'segmenter.pt', train_size=size)
-    save_generator(G, out/'generator.pt')
+    save_generator(G, out/'generator.pt', CITYSCAPES_34)   # it draws from the 34 label ids
     remove_files(out/'runs', [f'{n}/{f}' for n in ('unet', 'spade') for f in CHECKPOINTS])   # its own resume files
     return seg, G, dict(segmenter=si, spade=gi)
 
@@ -249,16 +228,24 @@ def _reports(root:Path, out:Path, seg, G, size:tuple, seed:int, say) -> tuple:
     vt = val(mean=TANH_MEAN, std=TANH_STD)
     rt = round_trip(seg, G, make_loader(vt, 8, shuffle=False, num_workers=0), keep=len(vt), progress=False)
     rt.save(out/'roundtrip')
-    say("a window pans across a wide street: the U-Net's labels and SPADE's redrawing of every frame, as GIFs")
+    say("a window pans across a street at the training frames' scale: the U-Net's labels and SPADE's redrawing of "
+        "every frame, as GIFs")
+    return rep, rt, _pan_video(out, seg, G, size, seed)
+
+def _pan_video(out:Path, seg, G, size:tuple, seed:int) -> dict:
+    "Stage 6: a window pans over a panorama twice the frames' width, drawn at their scale; the U-Net scored on its truth"
     H, W = size
-    wide = make_synthetic_streets(out/'data_wide', 1, 1, size=(H, 2 * W), seed=seed + 1)
-    vid = segment_video(seg, pan_frames(Cityscapes(wide, 'train').raw(0)[0], W, out/'frames'), out/'video', G=G,
-                        names=['U-Net'], min_width=W * -(-256 // H))              # panels at least 256 pixels high
-    return rep, rt, vid
+    photo, ids, _ = street_frame(np.random.default_rng([seed, 1]), H, 2 * W, unit=W)
+    photo = torch.from_numpy(photo).permute(2, 0, 1)
+    vid = segment_video(seg, pan_frames(photo, W, out/'frames'), out/'video', G=G, names=['U-Net'],
+                        min_width=W * -(-256 // H))                       # panels at least 256 pixels high
+    pred = predict(seg, tanh_to_imagenet(pan_windows(photo, W).float() / 127.5 - 1))
+    s = scores_from_cm(confusion_matrix(pred, pan_windows(CITYSCAPES.to_train(torch.from_numpy(ids)), W), 19))
+    return dict(vid, pixel_acc=s['pixel_acc'], miou=s['miou'])
 
 # %% ../nbs/09b_demo.ipynb #d1823b10
 def clear_frames(out:Path): # a demo folder
-    "Remove the synthetic frames an earlier demo wrote in `out` (data/, data_wide/: by their names, nothing else)"
+    "Remove the synthetic frames an earlier demo wrote in `out` (data/, and data_wide/ of older demos: by name only)"
     for d in (out/'data', out/'data_wide'):
         remove_files(d, [p.relative_to(d) for p in d.glob('*/*/*/*_000019_*.png')])
 
@@ -271,9 +258,8 @@ def run_demo(out:str|Path, # the run folder: created when missing; an earlier de
              threads:int|None=None) -> dict: # torch threads (default: `idle_threads()`); -> the metrics (metrics.json)
     "The main job: synthetic streets → U-Net, SPADE → evaluation, round trip, video; report.md, metrics.json, figures"
     if n_train < 8: raise SegsynError(f"--n-train {n_train}: the demo trains in batches of 8; give 8 or more frames")
-    n = use_idle_threads(threads, say=progress)
-    try: return _run_demo(Path(out), n_train, n_val, tuple(size), seg_epochs, spade_epochs, seed, progress)
-    finally: torch.set_num_threads(n)
+    with on_idle_threads(threads, say=progress):
+        return _run_demo(Path(out), n_train, n_val, tuple(size), seg_epochs, spade_epochs, seed, progress)
 
 # %% ../nbs/09b_demo.ipynb #717288ba
 def _run_demo(out:Path, n_train:int, n_val:int, size:tuple, seg_epochs:int, spade_epochs:int, seed:int,
@@ -296,7 +282,8 @@ def _run_demo(out:Path, n_train:int, n_val:int, size:tuple, seg_epochs:int, spad
     rep, rt, vid = _reports(root, out, seg, G, size, seed, say)
     m = dict(profile=get_profile(), size=list(size), seed=seed, seg_epochs=seg_epochs, spade_epochs=spade_epochs,
              **data, segmenter=rep.summary(), spade=info['spade'], roundtrip=rt.metrics(), colours=color_check(rt),
-             video=dict(frames=vid['frames']), threads=torch.get_num_threads(), stage_secs=say.secs(),
+             video=dict(frames=vid['frames'], pixel_acc=vid['pixel_acc'], miou=vid['miou'],
+                        consistency_miou=vid['roundtrip']['consistency_miou']), threads=torch.get_num_threads(), stage_secs=say.secs(),
              stage_cpu_secs=say.secs(cpu=True), secs=time.time() - t0)
     write_json(out/'metrics.json', m)
     _report(out, m, rep, rt)

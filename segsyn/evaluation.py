@@ -12,7 +12,7 @@ from fastcore.basics import patch
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
-from .core import SegsynError, default_device, write_json, progress_bar
+from .core import SegsynError, default_device, write_json, progress_bar, idle_threaded
 from .labels import ADE20K_150, CITYSCAPES, CITYSCAPES_10, CITYSCAPES_34, COCO_STUFF, VOC, DatasetError, LabelTable
 from .metrics import ConfusionMatrix, scores_from_cm
 from .checkpoint import CheckpointError, load_checked, load_checkpoint, save_checkpoint
@@ -248,6 +248,7 @@ def load(cls:EvalReport, path:str|Path):
 
 # %% ../nbs/08_evaluation.ipynb #db5b70c8
 @torch.no_grad()
+@idle_threaded
 def evaluate(model:nn.Module, # returns N×C×h×w logits (or a dict with 'out')
              dl, # yields (image, mask) batches; masks N×H×W with 255 = ignore
              num_classes:int=19, names:list|None=None, name:str='model',

@@ -13,7 +13,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
 from .core import SegsynError, by_profile, default_device, time_steps, get_profile
 from .datasets import read_mask, resize_ids, check_label_ids
-from .labels import CITYSCAPES
+from .labels import CITYSCAPES, LabelTable
 from .losses import gan_loss
 from .layers import torchvision_model
 from .loaders import tanh_to_imagenet
@@ -277,9 +277,13 @@ def synthesize(G:SPADEGenerator, # a SPADE generator (e.g. from load_official_sp
     return G(sem.repeat_interleave(n, 0), _style_z(o, encoder, style, len(lab), n, gen, dev))
 
 # %% ../nbs/07b_spade_training.ipynb #2737cff9
-def save_generator(G:SPADEGenerator, path:str|Path):
-    "A self-describing SPADE generator file: {'kind': 'spade_generator', 'opt': options, 'state_dict'}"
-    save_checkpoint(dict(kind='spade_generator', opt=vars(G.opt), state_dict=G.state_dict()), path)
+def save_generator(G:SPADEGenerator, path:str|Path,
+                   table:LabelTable|None=None): # the classes of its label maps in its input order (default: G's own)
+    "A self-describing SPADE generator file: {'kind': 'spade_generator', 'opt': options, 'table', 'state_dict'}"
+    if (table := table or getattr(G, 'label_table', None)) and table.num_classes > G.opt.label_nc:
+        raise SPADEInputError(f"{table.name} has {table.num_classes} classes, the generator {G.opt.label_nc}")
+    save_checkpoint(dict(kind='spade_generator', opt=vars(G.opt), table=table and table.to_dict(),
+                         state_dict=G.state_dict()), path)
     return Path(path)
 
 def load_generator(path:str|Path, # a generator file (segsyn's or an official latest_net_G.pth) or a release name
@@ -293,6 +297,7 @@ def load_generator(path:str|Path, # a generator file (segsyn's or an official la
     if isinstance(ck, dict) and ck.get('kind') == 'spade_generator':
         G = SPADEGenerator(SPADEOptions(**ck['opt']))
         G.load_state_dict(ck['state_dict'])
+        if t := ck.get('table'): G.label_table = LabelTable.from_rows(t['name'], t['labels'], t['ignore_index'])
         return G.eval()
     if isinstance(ck, dict) and ('kind' in ck or 'modules' in ck):
         raise CheckpointError(f"{path} is not a SPADE generator (it holds "
@@ -384,7 +389,7 @@ def _spade_run_task(c, table, world:int=1) -> tuple:
 
 SPADE_FAMILY = register_family(Family(
     'SPADE', {'spade': ('paper', 'writeup001')}, build=_spade_run_task, data='label maps',
-    save=lambda c, task, table, info, path: save_generator(task.G, path),
+    save=lambda c, task, table, info, path: save_generator(task.G, path, table),
     labels=lambda c, layout: 'label' if layout == 'cityscapes' else 'train'))
 
 # %% ../nbs/07b_spade_training.ipynb #b27982d7

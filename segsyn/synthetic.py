@@ -37,8 +37,8 @@ _PAVING = [(150, 145, 140), (180, 170, 160), (160, 120, 110)]
 
 class _Canvas:
     "Paints colour, label id and instance id together, far to near (the painter's algorithm)"
-    def __init__(self, H, W, rng):
-        self.H, self.W, self.rng = H, W, rng
+    def __init__(self, H, W, rng, unit=None):
+        self.H, self.W, self.rng, self.u = H, W, rng, unit or W     # u: the width that sets the size of things
         self.img, self.lab, self.inst = (np.zeros((H, W, 3), np.float32), np.zeros((H, W), np.uint8),
                                          np.zeros((H, W), np.int32))
         self.yy, self.xx = np.mgrid[0:H, 0:W].astype(np.float32)
@@ -78,15 +78,14 @@ def _tree(cv, cx, cy, r, base):
 
 def _street_side(cv, hz, vx, xb_out):
     "Buildings (and gaps with trees) along one side of the street, their bases on the line to `xb_out`"
-    rng, H, s0 = cv.rng, cv.H, 0.0
-    s = np.clip(np.abs(cv.xx - vx) / max(abs(xb_out - vx), 1), 0, 1)      # nearness along the façades
-    base = hz + (H - hz) * s
-    while s0 < 1:
-        s1 = min(1, s0 + rng.uniform(0.1, 0.35))
+    rng, H, s0, d = cv.rng, cv.H, 0.0, max(abs(xb_out - vx), 1)
+    base = hz + (H - hz) * (s := np.clip(np.abs(cv.xx - vx) / d, 0, 1))      # s: nearness along the façades
+    end = 1 if cv.u == cv.W else max(1, ((vx if xb_out < vx else cv.W - vx) + 1) / d)   # a panorama: on to its edge
+    while s0 < end:
+        s1 = min(end, s0 + rng.uniform(0.1, 0.35))
         h0 = H * rng.uniform(0.15, 0.55)
-        xa, xb = vx + (xb_out - vx) * s0, vx + (xb_out - vx) * s1
-        lo, hi = min(xa, xb), max(xa, xb)
-        if rng.random() < 0.2: _tree(cv, (lo + hi) / 2, hz - h0 * 0.4 * s1, (hi - lo) * 0.5 + 4, base)
+        lo, hi = sorted((vx + (xb_out - vx) * s0, vx + (xb_out - vx) * s1))
+        if rng.random() < 0.2 and s1 <= 1: _tree(cv, (lo + hi) / 2, hz - h0 * 0.4 * s1, (hi - lo) * 0.5 + 4, base)
         else: _facade(cv, lo, hi, hz - h0 * s * 2.5, base)
         s0 = s1
 
@@ -131,7 +130,7 @@ def _pole(cv, hz, vx, xb, s):
 def _car(cv, px, py, s, iid):
     "A car (body, cabin, windows, wheels) standing at (px, py), scaled by nearness `s`"
     xx, yy = cv.xx, cv.yy
-    w, h = cv.W * 0.3 * s, cv.W * 0.14 * s
+    w, h = cv.u * 0.3 * s, cv.u * 0.14 * s
     body = (np.abs(xx - px) < w / 2) & (yy < py) & (yy > py - h * 0.6)
     cab = (np.abs(xx - px) < w * 0.35) & (yy <= py - h * 0.55) & (yy > py - h)
     cv.paint(body | cab, 26, _pick(cv.rng, _CARS), 0.08, inst=iid)
@@ -164,11 +163,13 @@ def _lighting(cv, hz):
 
 # %% ../nbs/00c_synthetic.ipynb #d84ccea6
 def street_frame(rng:np.random.Generator, # the frame's random generator (fixes everything about it)
-                 H:int=256, W:int=512): # frame size
+                 H:int=256, W:int=512, # frame size
+                 unit:int|None=None): # the width that sets the size of things (default W); W > unit: a panorama
     "One synthetic street scene: (photo H×W×3 uint8, labelIds H×W uint8, instanceIds H×W int32)"
-    cv = _Canvas(H, W, rng)
-    hz, vx = H * rng.uniform(0.36, 0.5), W * rng.uniform(0.35, 0.65)
-    rl, rr, sw = W * rng.uniform(-0.25, 0.2), W * rng.uniform(0.8, 1.25), W * rng.uniform(0.15, 0.35)
+    cv = _Canvas(H, W, rng, unit)
+    u, x0 = cv.u, (W - cv.u) / 2      # a panorama's street is a unit-wide frame's, in its middle, widened to W
+    hz, vx = H * rng.uniform(0.36, 0.5), x0 + u * rng.uniform(0.35, 0.65)
+    rl, rr, sw = x0 + u * rng.uniform(-0.25, 0.2), x0 + u * rng.uniform(0.8, 1.25), u * rng.uniform(0.15, 0.35)
     _sky(cv, hz)
     for xb_out in (rl - sw, rr + sw): _street_side(cv, hz, vx, xb_out)
     _ground(cv, hz, vx, rl, rr, sw)
@@ -233,8 +234,7 @@ def synthetic_streets(n_train:int|None=None, # training frames (default: 64 in t
                       seed:int=0 # the dataset seed
                      ) -> Path:
     "The synthetic streets in the Cityscapes layout, written once per configuration; returns the root"
-    n_train = by_profile(64, 2000) if n_train is None else n_train
-    n_val = by_profile(16, 500) if n_val is None else n_val
+    n_train, n_val = [by_profile(*d) if n is None else n for n, d in ((n_train, (64, 2000)), (n_val, (16, 500)))]
     size = tuple(by_profile((64, 128), (256, 512)) if size is None else size)
     key = dict(what='synthetic streets', n_train=n_train, n_val=n_val, size=size, seed=seed, version=segsyn.__version__)
     return cached(key, lambda d: make_synthetic_streets(d, n_train, n_val, size=size, seed=seed), 'streets')

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
 from .core import SegsynError, default_device, native_bf16, seed_everything, get_rng_state, set_rng_state
-from .core import write_json, progress_bar
+from .core import write_json, progress_bar, idle_threaded
 from .metrics import ConfusionMatrix
 from .losses import CrossEntropy
 from .checkpoint import CheckpointError, load_checked, load_checkpoint, save_checkpoint
@@ -378,6 +378,7 @@ def _run_epoch(self:Learner) -> dict:
 
 # %% ../nbs/01e_training.ipynb #37cbe928
 @patch
+@idle_threaded
 def fit(self:Learner, epochs:int|None=None, # train until this epoch (default: the planned `epochs`)
          resume:bool=False): # continue from runs_dir/name/last.pt when it exists
     "Train; returns the history (one dict per epoch). The epoch bar shows the last validation scores"

@@ -22,7 +22,7 @@ from .spade import SPADEGenerator
 from .roundtrip import round_trip, _logits, _sized
 
 # %% auto #0
-__all__ = ['VideoError', 'read_frames', 'write_video', 'titled_row', 'segment_video', 'pan_frames']
+__all__ = ['VideoError', 'read_frames', 'write_video', 'titled_row', 'segment_video', 'pan_frames', 'pan_windows']
 
 # %% ../nbs/09a_video.ipynb #ab8e6744
 _IMG = ('.png', '.jpg', '.jpeg', '.bmp', '.webp')
@@ -279,9 +279,12 @@ def pan_frames(photo:torch.Tensor, # 3×H×W' uint8, wider than `width`
     "A pseudo-video: frames of a window panning across a wide photo, saved as PNGs"
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    span = photo.shape[-1] - width
-    for i in range(steps + 1):
-        x0 = span * i // steps
+    for i, w in enumerate(pan_windows(photo, width, steps)):
         with atomic_write(folder/f'{i:03d}.png') as f:   # no half-written frame on a full disk
-            Image.fromarray(photo[:, :, x0:x0 + width].permute(1, 2, 0).numpy()).save(f, format='PNG')
+            Image.fromarray(w.permute(1, 2, 0).numpy()).save(f, format='PNG')
     return folder
+
+def pan_windows(x:torch.Tensor, # …×H×W' (a photo, a label map), wider than `width`
+                width:int, steps:int=8) -> torch.Tensor: # -> (steps + 1)×…×H×width, left to right
+    "The windows of a pan across `x`: the frames `pan_frames` saves (and, given a label map, their truth)"
+    return torch.stack([x[..., (x.shape[-1] - width) * i // steps:][..., :width] for i in range(steps + 1)])
