@@ -258,3 +258,88 @@ def test_public_entry_points(mod):
         from segsyn.labels import CITYSCAPES
         import torch
         assert CITYSCAPES.to_train(torch.tensor([[7, 26]])).tolist() == [[0, 13]] and CITYSCAPES.colorize(torch.tensor([[0]])).shape == (3, 1, 1)
+
+
+def _browser():
+    "(webdriver module, Chromium, ChromeDriver) for the studio's browser test, or the reason it cannot run here"
+    import shutil
+    try: import gradio, selenium.webdriver as webdriver
+    except ImportError as e: return f"needs Gradio and Selenium (pip install -e '.[dev]'): {e}"
+    chrome = next((shutil.which(n) for n in ('chromium', 'chromium-browser', 'google-chrome') if shutil.which(n)), None)
+    driver = shutil.which('chromedriver')
+    if not (chrome and driver): return "no Chromium and ChromeDriver here (Debian: apt install chromium chromium-driver)"
+    return webdriver, chrome, driver
+
+def drive_studio(url:str, shot:str|None=None, other_generator:str|None=None) -> dict:
+    "Use the studio page as a person does in headless Chromium: choose a class, paint, upload a non-image, switch"
+    import tempfile, time
+    webdriver, chrome, driver = _browser()
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.support.ui import WebDriverWait
+    o = webdriver.ChromeOptions()
+    for a in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--window-size=1400,820',
+              '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'):
+        o.add_argument(a)
+    o.binary_location = chrome
+    d = webdriver.Chrome(service=webdriver.ChromeService(driver), options=o)
+    try:
+        d.get(url)
+        wait, text = WebDriverWait(d, 60), lambda i: d.find_element(By.ID, i).text
+        def settled(old=None):            # the scores line once the page has answered (each answer times itself)
+            wait.until(lambda d: text('scores').startswith('consistency') and text('scores') != old)
+            return text('scores')
+        def choose(elem, value):
+            box = d.find_element(By.CSS_SELECTOR, f'#{elem} input')
+            box.click(); box.send_keys(Keys.CONTROL, 'a'); box.send_keys(value); time.sleep(0.5); box.send_keys(Keys.ENTER)
+        shown = [settled()]
+        idle = lambda: not {'processing', 'queue'} & set(text('canvas').replace(':', ' ').split())
+        choose('cls', 'sky'); time.sleep(1); wait.until(lambda d: idle()); time.sleep(1)   # the brush is sky's
+        d.find_element(By.CSS_SELECTOR, '#canvas button[aria-label=Brush]').click(); time.sleep(0.5)   # the brush tool
+        canvas = d.find_elements(By.CSS_SELECTOR, '#canvas canvas')[-1]
+        stroke = ActionChains(d).move_to_element_with_offset(canvas, -100, 40).click_and_hold()
+        for _ in range(10): stroke.move_by_offset(20, 0)
+        stroke.release().perform()
+        shown.append(settled(shown[-1]))
+        wait.until(lambda d: idle())
+        if shot: time.sleep(1); d.save_screenshot(shot)
+        bad = Path(tempfile.mkdtemp())/'holiday.png'
+        bad.write_text('not an image')
+        d.find_elements(By.CSS_SELECTOR, 'input[type=file]')[-1].send_keys(str(bad))
+        said = lambda old: text('message').startswith('⚠️') and text('message') != old   # a new message, settled
+        wait.until(lambda d: said('')); messages = [text('message')]
+        if other_generator:
+            choose('generator', other_generator)
+            wait.until(lambda d: said(messages[0])); messages.append(text('message'))
+        return dict(scores=shown, messages=messages, browser=d.capabilities.get('browserVersion'))
+    except Exception:
+        d.save_screenshot(str(Path(tempfile.gettempdir())/'segsyn-studio-failed.png')); raise   # what the page showed
+    finally: d.quit()
+
+def test_studio_in_browser(tmp_path):
+    "The studio as a person uses it (10d_studio): `segsyn studio` served, then painted and fed bad input in Chromium"
+    import socket, subprocess, sys, time
+    if isinstance(b := _browser(), str): pytest.skip(b)
+    from segsyn.spade import SPADEGenerator, spade_options
+    from segsyn.spade_training import save_generator
+    from segsyn.evaluation import build_segmenter, save_segmenter
+    from segsyn.labels import CITYSCAPES_34
+    small = dict(ngf=4, spade_hidden=8, crop_size=128, aspect_ratio=2., num_upsampling_layers='normal')
+    demo = tmp_path/'demo'; demo.mkdir()                              # a demo-like folder: the pair, untrained
+    save_generator(SPADEGenerator(spade_options('cityscapes', **small)), demo/'generator.pt', CITYSCAPES_34)
+    save_segmenter(build_segmenter('unet', 19, base=4), demo/'segmenter.pt', train_size=(64, 128))
+    save_generator(SPADEGenerator(spade_options('coco', **small)), tmp_path/'coco.pt')     # another label space
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    p = subprocess.Popen([sys.executable, '-m', 'segsyn.cli', 'studio', '--generator', str(demo), '--generator',
+                          str(tmp_path/'coco.pt'), '--port', str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True, env={**os.environ, 'SEGSYN_PROFILE': 'ci'})
+    try:
+        line = p.stdout.readline()
+        assert line.startswith('segsyn studio: open http://127.0.0.1:'), line + p.stdout.read()
+        r = drive_studio(line.split()[3], other_generator=str(tmp_path/'coco.pt'))
+    finally: p.terminate(); p.wait(30)
+    assert len(set(r['scores'])) == 2, r                            # the stroke was answered: drawn and read again
+    assert r['messages'][0].startswith('⚠️ holiday.png is not an image'), r['messages']
+    assert 'COCO-Stuff' in r['messages'][1] and 'Cityscapes' in r['messages'][1], r['messages']
+    print(f"Chromium {r['browser']}: {r['scores']}")

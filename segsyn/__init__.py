@@ -27,7 +27,8 @@ EVERYDAY = dict( # chapter module -> its everyday names
     spade='spade_options SPADEGenerator MultiscaleDiscriminator ConvEncoder preprocess_labels load_official_spade',
     spade_training='SPADETask small_spade synthesize save_generator load_generator',
     evaluation='SEGMENTERS build_segmenter save_segmenter load_segmenter evaluate compare_models fid frechet_distance',
-    roundtrip='round_trip train_small_pair', video='segment_video', inference='predict_image predict_files')
+    roundtrip='round_trip train_small_pair', video='segment_video', inference='predict_image predict_files',
+    studio='Studio studio_app')
 _WHERE = {n: m for m, names in EVERYDAY.items() for n in names.split()}
 __all__ = ['EVERYDAY', *_WHERE]   # `from segsyn import *` brings them all (importing every module)
 

@@ -18,6 +18,7 @@ from .evaluation import load_segmenter, evaluate
 from .roundtrip import round_trip
 from .video import segment_video
 from .inference import add_predict_parser, labels_template
+from .studio import add_studio_parser
 from .performance import bench, bench_table
 from .reproduce import reproduce, RUNNABLE
 from .runs import train, add_config_args, config_from_args, claim_run_dir, GROUPINGS
@@ -365,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest='cmd', required=True, metavar='COMMAND')
     _add_data(sub)
     _add_train(sub)
-    for add in (_add_eval, _add_synth, _add_roundtrip, _add_video, add_predict_parser): add(sub)   # read model files
+    for add in (_add_eval, _add_synth, _add_roundtrip, _add_video, add_predict_parser, add_studio_parser): add(sub)
     _add_reproduce(sub)
     _add_bench(sub)
     _add_demo(sub)
@@ -388,7 +389,7 @@ def _known_failure(e:Exception) -> str|None:
     return None
 
 # %% ../nbs/11_cli.ipynb #2ace41bd
-_COMPUTE = ('train', 'eval', 'synth', 'roundtrip', 'video', 'predict', 'reproduce')
+_COMPUTE = ('train', 'eval', 'synth', 'roundtrip', 'video', 'predict', 'reproduce', 'studio')
 
 def run(argv:list|None=None): # arguments (default: sys.argv[1:])
     "Run a `segsyn` command and return its result (what `main` does, for notebooks and tests)"
